@@ -1,0 +1,202 @@
+//! Jobs: the unit of work a workflow schedules.
+//!
+//! Anything with an id and an `execute(&JobContext)` is a [`Job`]. The
+//! scheduling hints (`retry_count`, `retry_pause`, `execution_timeout`) have
+//! BigFlow's defaults and are what the generated Airflow tasks use; the local
+//! runner enforces the timeout and, when asked, the retries.
+//! [`FnJob`] wraps a closure; [`CommandJob`](crate::command::CommandJob) runs
+//! an external program.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::JobContext;
+
+/// BigFlow's default number of retries of a failed job (in Airflow).
+pub const DEFAULT_RETRY_COUNT: u32 = 3;
+/// BigFlow's default pause between retries.
+pub const DEFAULT_RETRY_PAUSE: Duration = Duration::from_secs(60);
+/// BigFlow's default execution timeout: 3 hours.
+pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+
+/// What a job's `execute` returns.
+pub type JobResult = anyhow::Result<()>;
+
+/// A unit of work run for a runtime.
+pub trait Job: Send + Sync + 'static {
+    /// The job's id: letters, digits and `_`, not starting with a digit.
+    fn id(&self) -> &str;
+
+    /// Does the work for `ctx.runtime`.
+    fn execute(&self, ctx: &JobContext) -> JobResult;
+
+    /// How many times Airflow (and `run --retries`) retries a failed attempt.
+    fn retry_count(&self) -> u32 {
+        DEFAULT_RETRY_COUNT
+    }
+
+    /// Pause between attempts.
+    fn retry_pause(&self) -> Duration {
+        DEFAULT_RETRY_PAUSE
+    }
+
+    /// Longest an attempt may run before it is stopped.
+    fn execution_timeout(&self) -> Duration {
+        DEFAULT_EXECUTION_TIMEOUT
+    }
+}
+
+/// A shared handle to a job; workflows hold these.
+#[derive(Clone)]
+pub struct JobRef(pub(crate) Arc<dyn Job>);
+
+impl JobRef {
+    /// Wraps a job.
+    pub fn new(job: impl Job) -> Self {
+        JobRef(Arc::new(job))
+    }
+
+    /// The wrapped job.
+    pub fn job(&self) -> &dyn Job {
+        &*self.0
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        self.0.id()
+    }
+
+    /// Whether both handles point to the same job object.
+    pub fn same_as(&self, other: &JobRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<J: Job> From<J> for JobRef {
+    fn from(job: J) -> Self {
+        JobRef::new(job)
+    }
+}
+
+impl From<&JobRef> for JobRef {
+    fn from(job: &JobRef) -> Self {
+        job.clone()
+    }
+}
+
+impl fmt::Debug for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Job({})", self.id())
+    }
+}
+
+/// Scheduling hints shared by the ready-made job types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSettings {
+    /// See [`Job::retry_count`].
+    pub retry_count: u32,
+    /// See [`Job::retry_pause`].
+    pub retry_pause: Duration,
+    /// See [`Job::execution_timeout`].
+    pub execution_timeout: Duration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            retry_count: DEFAULT_RETRY_COUNT,
+            retry_pause: DEFAULT_RETRY_PAUSE,
+            execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
+        }
+    }
+}
+
+/// A job made of a closure: `bigflow::job("hello", |ctx| { ...; Ok(()) })`.
+pub struct FnJob {
+    id: String,
+    settings: JobSettings,
+    f: Box<dyn Fn(&JobContext) -> JobResult + Send + Sync>,
+}
+
+/// Makes a job from an id and a closure.
+pub fn job(
+    id: impl Into<String>,
+    f: impl Fn(&JobContext) -> JobResult + Send + Sync + 'static,
+) -> FnJob {
+    FnJob {
+        id: id.into(),
+        settings: JobSettings::default(),
+        f: Box::new(f),
+    }
+}
+
+impl FnJob {
+    /// Sets the retry count.
+    pub fn with_retry_count(mut self, n: u32) -> Self {
+        self.settings.retry_count = n;
+        self
+    }
+
+    /// Sets the pause between retries.
+    pub fn with_retry_pause(mut self, pause: Duration) -> Self {
+        self.settings.retry_pause = pause;
+        self
+    }
+
+    /// Sets the execution timeout.
+    pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.execution_timeout = timeout;
+        self
+    }
+}
+
+impl Job for FnJob {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn execute(&self, ctx: &JobContext) -> JobResult {
+        (self.f)(ctx)
+    }
+    fn retry_count(&self) -> u32 {
+        self.settings.retry_count
+    }
+    fn retry_pause(&self) -> Duration {
+        self.settings.retry_pause
+    }
+    fn execution_timeout(&self) -> Duration {
+        self.settings.execution_timeout
+    }
+}
+
+/// Whether `id` is a valid job or workflow id: ASCII letters, digits and `_`,
+/// not starting with a digit, at most 200 characters.
+pub fn is_identifier(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && id.len() <= 200
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["a", "job_1", "_x", "HelloWorld"] {
+            assert!(is_identifier(ok), "{ok}");
+        }
+        for bad in ["", "1job", "a-b", "a.b", "zażółć", "a b"] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fn_job_defaults_are_bigflows() {
+        let j = job("x", |_| Ok(()));
+        assert_eq!(j.retry_count(), 3);
+        assert_eq!(j.retry_pause(), Duration::from_secs(60));
+        assert_eq!(j.execution_timeout(), Duration::from_secs(10800));
+    }
+}
