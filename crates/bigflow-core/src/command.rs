@@ -90,6 +90,18 @@ impl CommandJob {
     }
 }
 
+/// Kills the child and, on Unix, every process of its group.
+fn kill_tree(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the group we created; no memory is involved.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+}
+
 impl Job for CommandJob {
     fn id(&self) -> &str {
         &self.id
@@ -113,6 +125,9 @@ impl Job for CommandJob {
         if let Some(dir) = &self.current_dir {
             cmd.current_dir(dir);
         }
+        // Its own process group, so a timeout stops the program's children too.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().with_context(|| {
             format!(
                 "could not start '{}' for job {}; is it installed and on PATH?",
@@ -127,7 +142,7 @@ impl Job for CommandJob {
                 bail!("'{}' exited with {status}", self.program);
             }
             if ctx.is_cancelled() {
-                let _ = child.kill();
+                kill_tree(&mut child);
                 let _ = child.wait();
                 bail!(
                     "'{}' was killed: the attempt exceeded its execution timeout",

@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub parallelism: usize,
     /// Whether failed attempts are retried as Airflow would.
     pub retries: bool,
+    /// How long a run waits, at its end, for timed-out attempts to stop
+    /// after cancellation before leaving them behind.
+    pub cancel_grace: Duration,
 }
 
 impl Default for RunOptions {
@@ -40,6 +43,7 @@ impl Default for RunOptions {
         RunOptions {
             parallelism: 1,
             retries: false,
+            cancel_grace: Duration::from_secs(5),
         }
     }
 }
@@ -196,6 +200,8 @@ pub fn run_workflow(
     let runtime_str = format_runtime(&runtime);
     let parallelism = options.parallelism.max(1);
     let (tx, rx) = mpsc::channel::<Finished>();
+    // Timed-out attempts that have not yet returned: (job index, attempt).
+    let mut stopping: Vec<(usize, u32)> = Vec::new();
 
     loop {
         // Skip jobs whose parents ended badly; start what is ready.
@@ -314,6 +320,7 @@ pub fn run_workflow(
                 && !ended.iter().any(|(e, ..)| *e == i)
             {
                 cancel.cancel();
+                stopping.push((i, t.attempts));
                 let limit = jobs[i].job().execution_timeout();
                 ended.push((
                     i,
@@ -352,6 +359,21 @@ pub fn run_workflow(
                 }
             }
             track.finished = Some(now);
+        }
+    }
+
+    // A timed-out attempt was asked to stop; give it a moment to do so (an
+    // external program is killed within milliseconds) so nothing outlives the run.
+    let grace_end = Instant::now() + options.cancel_grace;
+    while !stopping.is_empty() {
+        match rx.recv_timeout(grace_end.saturating_duration_since(Instant::now())) {
+            Ok(Finished { index, attempt, .. }) => stopping.retain(|s| *s != (index, attempt)),
+            Err(_) => {
+                for (i, _) in &stopping {
+                    warn!(workflow_id = workflow.id(), job_id = jobs[*i].id(), runtime = %runtime_str, "job {} did not stop within {} of its timeout; leaving it behind", jobs[*i].id(), human(options.cancel_grace));
+                }
+                break;
+            }
         }
     }
 
@@ -461,6 +483,7 @@ mod tests {
             RunOptions {
                 parallelism: 2,
                 retries: false,
+                ..RunOptions::default()
             },
         );
         assert!(report.succeeded());
@@ -498,6 +521,7 @@ mod tests {
             RunOptions {
                 parallelism: 1,
                 retries: false,
+                ..RunOptions::default()
             },
         );
         let statuses: Vec<_> = report
@@ -539,6 +563,7 @@ mod tests {
             RunOptions {
                 parallelism: 1,
                 retries: true,
+                ..RunOptions::default()
             },
         );
         assert_eq!(

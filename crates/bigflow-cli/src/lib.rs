@@ -1,0 +1,139 @@
+//! The `bigflow` tool (alias `bf`): what needs no project code or builds it.
+//!
+//! - [`scaffold`]: `start-project`.
+//! - [`project`]: finding `bigflow.toml`, building and running the project binary
+//!   (`run`, `list` delegate to it).
+//! - [`version`]: `project-version` and `release` from git tags.
+
+pub mod error;
+pub mod project;
+pub mod scaffold;
+pub mod version;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use error::{Result, ToolError};
+use project::ProjectDir;
+use scaffold::BigflowSource;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bigflow",
+    version,
+    about = "BigFlow for Rust: batch data workflows for Google Cloud"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new project (non-interactive).
+    StartProject {
+        /// The project's name (also its Cargo package name).
+        name: String,
+        /// Directory to create the project in (default: the current one).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Depend on a local checkout of the bigflow crate (its directory) instead of the registry.
+        #[arg(long, value_name = "DIR")]
+        bigflow_path: Option<PathBuf>,
+    },
+    /// Build the project in the current directory and run a workflow or job.
+    #[command(disable_help_flag = true)]
+    Run {
+        /// Build with --release.
+        #[arg(long)]
+        release: bool,
+        /// Arguments of the project binary's `run`: --workflow ID | --job WF.JOB [--runtime R] [--config ENV] …
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the project and list its workflows and jobs.
+    List,
+    /// Print the project version derived from git tags.
+    #[command(visible_alias = "pv")]
+    ProjectVersion,
+    /// Tag HEAD with the next minor version and push the tag to origin.
+    Release {
+        /// SSH private key used to push the tag.
+        #[arg(long, short = 'i', value_name = "FILE")]
+        ssh_identity_file: Option<PathBuf>,
+    },
+}
+
+/// Runs the tool with the process arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = e.to_string();
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn cwd() -> Result<PathBuf> {
+    std::env::current_dir()
+        .map_err(|e| ToolError::failed(format!("cannot read the current directory: {e}")))
+}
+
+fn execute(command: Command) -> Result<()> {
+    match command {
+        Command::StartProject {
+            name,
+            path,
+            bigflow_path,
+        } => {
+            let parent = match path {
+                Some(p) => p,
+                None => cwd()?,
+            };
+            let source = bigflow_path.map_or(BigflowSource::Registry, BigflowSource::Path);
+            let dir = scaffold::start_project(&name, &parent, &source)?;
+            println!("Created BigFlow project {name} in {}", dir.display());
+            println!(
+                "Next: cd {} && bigflow run --workflow hello_world",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Run { release, args } => delegate(release, "run", args),
+        Command::List => delegate(false, "list", Vec::new()),
+        Command::ProjectVersion => {
+            println!("{}", version::project_version(&cwd()?)?);
+            Ok(())
+        }
+        Command::Release { ssh_identity_file } => {
+            let tag = version::release(&cwd()?, ssh_identity_file.as_deref())?;
+            println!("{tag}");
+            Ok(())
+        }
+    }
+}
+
+/// Builds the project binary and runs `<binary> <command> <args>`.
+fn delegate(release: bool, command: &str, args: Vec<String>) -> Result<()> {
+    let project = ProjectDir::discover(&cwd()?)?;
+    let binary = project.build_binary(release)?;
+    let mut full = vec![command.to_string()];
+    full.extend(args);
+    match project.run_binary(&binary, &full)? {
+        0 => Ok(()),
+        code => Err(ToolError::Exit(code)),
+    }
+}

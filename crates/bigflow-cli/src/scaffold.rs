@@ -1,0 +1,159 @@
+//! `start-project`: writes a new BigFlow project that compiles and runs.
+//!
+//! Templates live in `templates/start-project/` and are rendered with
+//! minijinja; example workflows are copied verbatim from the
+//! `bigflow-examples` package, so the starter and the examples never drift.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, context};
+
+use crate::error::{Result, ToolError};
+
+/// (path in the new project, template source, rendered through minijinja?)
+const FILES: &[(&str, &str, bool)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../templates/start-project/Cargo.toml.j2"),
+        true,
+    ),
+    (
+        "bigflow.toml",
+        include_str!("../templates/start-project/bigflow.toml.j2"),
+        true,
+    ),
+    (
+        "README.md",
+        include_str!("../templates/start-project/README.md.j2"),
+        true,
+    ),
+    (
+        ".gitignore",
+        include_str!("../templates/start-project/gitignore.j2"),
+        true,
+    ),
+    (
+        "src/main.rs",
+        include_str!("../templates/start-project/src/main.rs.j2"),
+        true,
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../templates/start-project/src/lib.rs.j2"),
+        true,
+    ),
+    (
+        "src/workflows/mod.rs",
+        include_str!("../templates/start-project/src/workflows/mod.rs.j2"),
+        true,
+    ),
+    (
+        "src/workflows/hello_world.rs",
+        include_str!("../../../examples/bigflow-examples/src/workflows/hello_world.rs"),
+        false,
+    ),
+    (
+        "tests/hello_world.rs",
+        include_str!("../templates/start-project/tests/hello_world.rs.j2"),
+        true,
+    ),
+    (
+        "resources/README.md",
+        include_str!("../templates/start-project/resources/README.md.j2"),
+        true,
+    ),
+];
+
+/// Where the generated project gets the `bigflow` crate from.
+#[derive(Debug, Clone)]
+pub enum BigflowSource {
+    /// The published crate at this tool's version.
+    Registry,
+    /// A local checkout of the `bigflow` crate (its directory).
+    Path(PathBuf),
+}
+
+/// Whether `name` can be a project (and Cargo package) name.
+fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::usage(format!(
+            "project name '{name}' is not valid; use ASCII letters, digits, '-' and '_', starting with a letter (e.g. my_project)"
+        )))
+    }
+}
+
+/// Creates the project `name` in `parent/name`; returns its directory.
+pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Result<PathBuf> {
+    check_name(name)?;
+    let dir = parent.join(name);
+    if dir.exists()
+        && std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(ToolError::usage(format!(
+            "{} already exists and is not empty; choose another name or --path",
+            dir.display()
+        )));
+    }
+    let dependency = match source {
+        BigflowSource::Registry => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+        BigflowSource::Path(p) => {
+            let abs = p
+                .canonicalize()
+                .map_err(|e| ToolError::usage(format!("--bigflow-path {}: {e}", p.display())))?;
+            if !abs.join("Cargo.toml").is_file() {
+                return Err(ToolError::usage(format!(
+                    "--bigflow-path {}: no Cargo.toml there; point it at crates/bigflow",
+                    abs.display()
+                )));
+            }
+            // TOML basic string: escape backslashes and quotes.
+            let text = abs
+                .display()
+                .to_string()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"");
+            format!("{{ path = \"{text}\" }}")
+        }
+    };
+    let mut env = Environment::new();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| ToolError::failed(format!("template syntax: {e}")))?,
+    );
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let ctx = context! {
+        name => name,
+        crate => name.replace('-', "_"),
+        bigflow_dependency => dependency,
+    };
+    // Render everything before writing anything.
+    let mut rendered = Vec::new();
+    for (path, source, templated) in FILES {
+        let text = if *templated {
+            env.render_str(source, &ctx)
+                .map_err(|e| ToolError::failed(format!("template {path}: {e}")))?
+        } else {
+            source.to_string()
+        };
+        rendered.push((dir.join(path), text));
+    }
+    for (path, text) in rendered {
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)
+                .map_err(|e| ToolError::failed(format!("cannot create {}: {e}", p.display())))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| ToolError::failed(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(dir)
+}

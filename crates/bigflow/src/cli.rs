@@ -1,0 +1,324 @@
+//! The project binary's command line: `run`, `list`, `manifest`, `config`.
+//!
+//! Flags mirror BigFlow's (`run --workflow ID | --job WF.JOB [--runtime R]
+//! [--config ENV]`) plus the local runner's extras (`--parallelism`,
+//! `--retries`, `--dry-run`). Exit codes: 0 success, 1 a job failed, 2 usage
+//! or configuration error. Job output goes to stdout untouched; logs and the
+//! run summary go to stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use bigflow_core::config::ResolvedConfig;
+use bigflow_core::executor::{RunOptions, run_workflow};
+use bigflow_core::runtime::{format_runtime, now, parse_runtime};
+use bigflow_core::{Project, Workflow};
+
+use crate::logging::{LogFormat, init_logging};
+
+/// Exit code of a run where a job failed.
+pub const EXIT_JOB_FAILED: u8 = 1;
+/// Exit code of a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Run and inspect this project's BigFlow workflows",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Log format: human-readable text or Cloud Logging JSON.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BIGFLOW_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log level filter (e.g. info, debug, bigflow=debug).
+    #[arg(long, global = true, default_value = "info", env = "BIGFLOW_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a workflow or a single job for a runtime.
+    Run(RunArgs),
+    /// List workflows and their jobs.
+    List,
+    /// Print the machine-readable manifest (JSON) of every workflow.
+    Manifest {
+        /// Compute each workflow's start_date from this time (YYYY-MM-DD [HH:MM:SS]).
+        #[arg(long)]
+        start_time: Option<String>,
+    },
+    /// Print the resolved configuration of every environment.
+    Config {
+        /// Only this workflow's configuration.
+        #[arg(long, short = 'w')]
+        workflow: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The workflow to run.
+    #[arg(
+        long,
+        short = 'w',
+        conflicts_with = "job",
+        required_unless_present = "job"
+    )]
+    workflow: Option<String>,
+    /// One job to run, as WORKFLOW_ID.JOB_ID.
+    #[arg(long, short = 'j')]
+    job: Option<String>,
+    /// The runtime: 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD'; default now (local time).
+    #[arg(long, short = 'r')]
+    runtime: Option<String>,
+    /// The configuration environment (default: $bf_env, then the config's default).
+    #[arg(long, short = 'c')]
+    config: Option<String>,
+    /// How many independent jobs may run at once (1 keeps BigFlow's order).
+    #[arg(long, short = 'p', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    parallelism: u16,
+    /// Retry failed jobs with their retry_count and retry_pause, as Airflow would.
+    #[arg(long)]
+    retries: bool,
+    /// Print what would run, in order, and exit.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// A failure of a CLI command with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    code: u8,
+    message: String,
+}
+
+impl CliError {
+    fn usage(message: impl ToString) -> Self {
+        CliError {
+            code: EXIT_USAGE,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main(project: Project) -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    run_with_args(project, &args)
+}
+
+/// Runs the command line `args` (the first is the program name).
+pub fn run_with_args(project: Project, args: &[String]) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    if let Err(e) = init_logging(cli.log_format, &cli.log_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let mut stdout = std::io::stdout();
+    match execute(&project, cli.command, &mut stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = stdout.flush();
+            if !e.message.is_empty() {
+                eprintln!("error: {}", e.message);
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn execute(project: &Project, command: Command, out: &mut dyn Write) -> Result<(), CliError> {
+    project.validate().map_err(CliError::usage)?;
+    match command {
+        Command::Run(args) => run(project, args, out),
+        Command::List => {
+            write_list(project, out).map_err(CliError::usage)?;
+            Ok(())
+        }
+        Command::Manifest { start_time } => {
+            let start = start_time
+                .as_deref()
+                .map(parse_runtime)
+                .transpose()
+                .map_err(CliError::usage)?;
+            let manifest = project.manifest(start);
+            let json = serde_json::to_string_pretty(&manifest).map_err(CliError::usage)?;
+            writeln!(out, "{json}").map_err(CliError::usage)
+        }
+        Command::Config { workflow } => {
+            let workflows: Vec<&Workflow> = match &workflow {
+                Some(id) => vec![project.find_workflow(id).map_err(CliError::usage)?],
+                None => project.workflows().iter().collect(),
+            };
+            for wf in workflows {
+                match project.config_for(wf) {
+                    Some(config) => {
+                        writeln!(out, "# workflow {}\n{}", wf.id(), config.pretty_print())
+                    }
+                    None => writeln!(out, "# workflow {}: no configuration\n", wf.id()),
+                }
+                .map_err(CliError::usage)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_list(project: &Project, out: &mut dyn Write) -> std::io::Result<()> {
+    for wf in project.workflows() {
+        writeln!(out, "{} ({})", wf.id(), wf.schedule())?;
+        for id in wf.job_ids() {
+            let parents = wf.parents(id);
+            if parents.is_empty() {
+                writeln!(out, "  {id}")?;
+            } else {
+                writeln!(out, "  {id} <- {}", parents.join(", "))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (workflow, job_id) = match (&args.workflow, &args.job) {
+        (Some(wf), None) => (project.find_workflow(wf).map_err(CliError::usage)?, None),
+        (None, Some(spec)) => {
+            let (wf, job) = spec.split_once('.').filter(|(w, j)| !w.is_empty() && !j.is_empty() && !j.contains('.')).ok_or_else(|| {
+                CliError::usage(format!("--job '{spec}' must be WORKFLOW_ID.JOB_ID, e.g. --job hello_world.say_goodbye"))
+            })?;
+            (
+                project.find_job(wf, job).map_err(CliError::usage)?,
+                Some(job),
+            )
+        }
+        _ => {
+            return Err(CliError::usage(
+                "give either --workflow ID or --job WORKFLOW_ID.JOB_ID",
+            ));
+        }
+    };
+    let runtime = match &args.runtime {
+        Some(r) => parse_runtime(r).map_err(CliError::usage)?,
+        None => now(),
+    };
+    let config = resolve_config(project, workflow, args.config.as_deref())?;
+    let selection: Option<Vec<&str>> = job_id.map(|j| vec![j]);
+    let options = RunOptions {
+        parallelism: usize::from(args.parallelism),
+        retries: args.retries,
+        ..RunOptions::default()
+    };
+    if args.dry_run {
+        return write_plan(
+            workflow,
+            selection.as_deref(),
+            &runtime,
+            &config,
+            &options,
+            out,
+        )
+        .map_err(CliError::usage);
+    }
+    let report = run_workflow(
+        workflow,
+        selection.as_deref(),
+        runtime,
+        &config,
+        &project.resources(),
+        &options,
+    );
+    let _ = out.flush();
+    eprint!("\n{}", report.summary_table());
+    if report.succeeded() {
+        Ok(())
+    } else {
+        let failed: Vec<String> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.status != bigflow_core::JobStatus::Succeeded)
+            .map(|o| format!("{} {}", o.job_id, o.status))
+            .collect();
+        Err(CliError {
+            code: EXIT_JOB_FAILED,
+            message: format!(
+                "workflow {} at {}: {}",
+                workflow.id(),
+                format_runtime(&runtime),
+                failed.join(", ")
+            ),
+        })
+    }
+}
+
+fn resolve_config(
+    project: &Project,
+    workflow: &Workflow,
+    env: Option<&str>,
+) -> Result<ResolvedConfig, CliError> {
+    match project.config_for(workflow) {
+        Some(config) => config.resolve(env).map_err(CliError::usage),
+        None => {
+            let env = env
+                .map(str::to_string)
+                .or_else(|| std::env::var("bf_env").ok())
+                .unwrap_or_else(|| "default".into());
+            Ok(ResolvedConfig::empty(&env))
+        }
+    }
+}
+
+fn write_plan(
+    workflow: &Workflow,
+    selection: Option<&[&str]>,
+    runtime: &bigflow_core::Runtime,
+    config: &ResolvedConfig,
+    options: &RunOptions,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Plan: workflow {} at runtime {}, config {}, parallelism {}, retries {}",
+        workflow.id(),
+        format_runtime(runtime),
+        config.env(),
+        options.parallelism,
+        if options.retries { "on" } else { "off" }
+    )?;
+    let jobs = workflow
+        .sequential_order()
+        .filter(|j| selection.is_none_or(|s| s.contains(&j.id())));
+    for (n, job) in jobs.enumerate() {
+        let j = job.job();
+        let after = workflow
+            .parents(job.id())
+            .iter()
+            .filter(|p| selection.is_none_or(|s| s.contains(&p.as_str())))
+            .cloned()
+            .collect::<Vec<_>>();
+        writeln!(
+            out,
+            "{:>3}. {}{}  [timeout {}s, retries {} x {}s]",
+            n + 1,
+            job.id(),
+            if after.is_empty() {
+                String::new()
+            } else {
+                format!(" (after {})", after.join(", "))
+            },
+            j.execution_timeout().as_secs_f64(),
+            j.retry_count(),
+            j.retry_pause().as_secs_f64()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! BigFlow for Rust: batch data workflows that run on a laptop and in Cloud Composer.
+//!
+//! A project is a binary crate whose `main` hands its workflows to [`cli::main`]:
+//!
+//! ```no_run
+//! use bigflow::prelude::*;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let hello = job("hello_world", |ctx| {
+//!         println!("Hello world on {}!", ctx.runtime_str);
+//!         Ok(())
+//!     });
+//!     let goodbye = job("say_goodbye", |_| {
+//!         println!("Goodbye!");
+//!         Ok(())
+//!     });
+//!     bigflow::project!()
+//!         .workflow(Workflow::builder("hello_world").jobs([hello, goodbye]))
+//!         .main()
+//! }
+//! ```
+//!
+//! The model lives in [`bigflow_core`] and is re-exported here.
+
+pub use bigflow_core::*;
+
+pub mod cli;
+pub mod logging;
+
+/// Re-exported so jobs can return `anyhow` errors without another dependency.
+pub use anyhow;
+/// Re-exported for config values and manifests: `bigflow::json!(2)`.
+pub use serde_json::{self, Value, json};
+
+/// A [`Project`] named after the calling crate, with its version and
+/// directory (for `resources/` lookup during development).
+#[macro_export]
+macro_rules! project {
+    () => {
+        $crate::Project::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+            .manifest_dir(env!("CARGO_MANIFEST_DIR"))
+    };
+}
+
+/// What a project's `main` and workflow modules usually need.
+pub mod prelude {
+    pub use crate::ProjectMain;
+    pub use bigflow_core::{
+        CommandJob, Config, Job, JobContext, JobRef, JobResult, StartTimeFactory, Workflow,
+        WorkflowBuilder, job,
+    };
+    pub use serde_json::json;
+}
+
+/// Running a project's command line from `main`.
+pub trait ProjectMain {
+    /// Parses the process arguments, runs the command, returns the exit code.
+    fn main(self) -> std::process::ExitCode;
+}
+
+impl ProjectMain for Project {
+    fn main(self) -> std::process::ExitCode {
+        cli::main(self)
+    }
+}

@@ -1,0 +1,23 @@
+//! BigFlow's documentation examples, rebuilt in Rust.
+//!
+//! Each module of [`workflows`] defines one workflow; [`project`] registers
+//! them all. Run one with
+//! `cargo run -p bigflow-examples -- run --workflow hello_world --runtime "2020-08-01 10:00:00"`.
+
+pub mod workflows;
+
+use bigflow::Project;
+
+/// Every example workflow.
+pub fn project() -> Project {
+    use workflows::*;
+    bigflow::project!()
+        .workflow(hello_world::workflow())
+        .workflow(graph::workflow())
+        .workflow(scheduling::daily())
+        .workflow(scheduling::hourly())
+        .workflow(configuration::workflow())
+        .workflow(resources::workflow())
+        .workflow(external::workflow())
+        .workflow(reliability::workflow())
+}

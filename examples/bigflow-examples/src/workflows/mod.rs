@@ -1,0 +1,9 @@
+//! The example workflows, one per module.
+
+pub mod configuration;
+pub mod external;
+pub mod graph;
+pub mod hello_world;
+pub mod reliability;
+pub mod resources;
+pub mod scheduling;
