@@ -1,0 +1,151 @@
+//! The `bigflow` tool end to end: start-project → build → run, versions from
+//! git tags, release to a real (bare) origin, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+
+fn tool() -> Command {
+    let mut cmd = Command::cargo_bin("bigflow").unwrap();
+    cmd.env("BIGFLOW_LOG", "warn").env_remove("bf_env");
+    cmd
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+/// The workspace's target directory, so a generated project reuses built dependencies.
+fn shared_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Std::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn started_project_builds_tests_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bigflow = workspace_root().join("crates/bigflow");
+    let out = stdout_of(tool().args(["start-project", "demo", "--path"]).arg(tmp.path()).arg("--bigflow-path").arg(&bigflow));
+    assert!(out.starts_with("Created BigFlow project demo in "), "{out}");
+    let project = tmp.path().join("demo");
+    for file in ["Cargo.toml", "bigflow.toml", "README.md", "src/main.rs", "src/workflows/hello_world.rs", "tests/hello_world.rs", "resources/README.md"] {
+        assert!(project.join(file).is_file(), "{file} missing");
+    }
+    let target = shared_target_dir();
+    let run = stdout_of(
+        tool()
+            .args(["run", "--workflow", "hello_world", "--runtime", "2020-08-01 10:00:00"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target),
+    );
+    assert_eq!(run, "Hello world on 2020-08-01 10:00:00!\nGoodbye!\n");
+    let list = stdout_of(tool().arg("list").current_dir(&project).env("CARGO_TARGET_DIR", &target));
+    assert_eq!(list, "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\n");
+    let test = Std::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--quiet"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(test.status.success(), "cargo test in the new project: {}", String::from_utf8_lossy(&test.stderr));
+    // A failing job's exit code comes through the tool.
+    let bad = tool().args(["run", "--workflow", "nope"]).current_dir(&project).env("CARGO_TARGET_DIR", &target).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("error: unknown workflow 'nope'; known workflows: hello_world"));
+}
+
+#[test]
+fn start_project_rejects_bad_names_and_existing_dirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tool().args(["start-project", "9lives", "--path"]).arg(tmp.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("bad_project_name", String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir_all(tmp.path().join("taken/src")).unwrap();
+    let out = tool().args(["start-project", "taken", "--path"]).arg(tmp.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists and is not empty"));
+}
+
+#[test]
+fn run_outside_a_project_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tool().args(["run", "--workflow", "x"]).current_dir(tmp.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: no bigflow.toml in "));
+}
+
+#[test]
+fn versions_follow_git_tags_and_release_bumps_minor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin.git");
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(tmp.path(), &["init", "-q", "--bare", origin.to_str().unwrap()]);
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["remote", "add", "origin", origin.to_str().unwrap()]);
+    std::fs::write(repo.join("a.txt"), "1").unwrap();
+    git(&repo, &["add", "a.txt"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+
+    let pv = |args: &[&str]| stdout_of(tool().args(args).current_dir(&repo)).trim().to_string();
+    assert_eq!(pv(&["project-version"]), format!("0.dev1-g{}", &head[..8]));
+
+    // Uncommitted changes: a marker derived from the changed tree, stable across calls.
+    std::fs::write(repo.join("a.txt"), "2").unwrap();
+    let dirty = pv(&["pv"]);
+    assert!(dirty.starts_with(&format!("0.dev1-g{}-t", &head[..8])), "{dirty}");
+    assert_eq!(pv(&["pv"]), dirty);
+    git(&repo, &["checkout", "-q", "a.txt"]);
+
+    // release: no tags yet -> 0.1, pushed to origin.
+    assert_eq!(pv(&["release"]), "0.1");
+    assert_eq!(git(&origin, &["tag"]), "0.1");
+    assert_eq!(pv(&["pv"]), "0.1");
+
+    std::fs::write(repo.join("a.txt"), "3").unwrap();
+    git(&repo, &["commit", "-q", "-am", "second"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let snapshot = pv(&["pv"]);
+    assert_eq!(snapshot, format!("0.1.dev1-g{}", &head[..8]));
+    assert!(snapshot.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "a Docker tag");
+
+    git(&repo, &["tag", "v1.11.3"]);
+    assert_eq!(pv(&["pv"]), "1.11.3");
+    assert_eq!(pv(&["release"]), "v1.12");
+    assert_eq!(git(&origin, &["tag", "--sort=version:refname"]), "0.1\nv1.12");
+}
+
+#[test]
+fn project_version_outside_git_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tool().arg("pv").current_dir(tmp.path()).env("GIT_CEILING_DIRECTORIES", tmp.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not inside a git repository"));
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = stdout_of(tool().arg("--help"));
+    insta::assert_snapshot!("help", out);
+}

@@ -1,0 +1,77 @@
+//! Every definition or configuration mistake: one clear message, exit code 2,
+//! no panic. Drives the `broken_project` example binary (built by `cargo test`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example_binary() -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/broken_project
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    dir.join(format!("broken_project{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn run(broken: &str) -> (i32, String) {
+    let out = Command::new(example_binary())
+        .args(["run", "--workflow", "wf", "--runtime", "2020-01-01"])
+        .env("BROKEN", broken)
+        .env("BIGFLOW_LOG", "warn")
+        .env_remove("bf_env")
+        .output()
+        .expect("the broken_project example is built by cargo test");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn each_mistake_is_named() {
+    let cases = [
+        ("cycle", 2, "error: invalid workflow definition: workflow 'cyclic' has a cycle: a -> b -> c -> a\n"),
+        (
+            "duplicate_job",
+            2,
+            "error: invalid workflow definition: workflow 'dup' has two different jobs with id 'a'; job ids must be unique within a workflow\n",
+        ),
+        ("duplicate_workflow", 2, "error: two workflows have the id 'same'; workflow ids must be unique within a project\n"),
+        (
+            "bad_id",
+            2,
+            "error: invalid workflow definition: job id 'load-data' is not an identifier; use letters, digits and '_' (not starting with a digit)\n",
+        ),
+        (
+            "unknown_dependency",
+            2,
+            "error: invalid workflow definition: workflow 'wf': dependency ok -> missing names unknown job 'missing'; add it with .job(...) first\n",
+        ),
+        (
+            "bad_cron",
+            2,
+            "error: invalid workflow definition: workflow 'wf': invalid schedule_interval '0 25 * * *': ",
+        ),
+        ("config_cycle", 2, "error: cyclic reference in config 'dev': a -> b -> a\n"),
+        (
+            "config_missing_key",
+            2,
+            "error: property 'bucket' of config 'dev': unknown placeholder '{project}'; config 'dev' defines: bucket, env\n",
+        ),
+    ];
+    for (broken, code, message) in cases {
+        let (got_code, err) = run(broken);
+        assert_eq!(got_code, code, "{broken}: {err}");
+        assert!(err.starts_with(message), "{broken}: expected {message:?}, got {err:?}");
+        assert!(!err.contains("panicked"), "{broken}: {err}");
+    }
+}
+
+#[test]
+fn a_failing_job_exits_1_with_its_error() {
+    let (code, err) = run("failing_job");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("job fails attempt 1 failed: no input for this runtime"), "{err}");
+    assert!(err.ends_with("error: workflow wf at 2020-01-01 00:00:00: fails failed\n"), "{err}");
+}
+
+#[test]
+fn a_valid_project_runs() {
+    let (code, err) = run("none");
+    assert_eq!(code, 0, "{err}");
+}
