@@ -1,20 +1,28 @@
 # Installs the peer systems the tests talk to, into cached virtualenvs under
-# $BIGFLOW_CACHE/peers, and exports where they are. Sourced by scripts/test;
-# safe to run again (each install is skipped when its marker exists).
+# $BIGFLOW_CACHE/peers. Sourced by scripts/test and bench/run; safe to run
+# again: an install is skipped when its marker records the same request.
+# Pinned sets live in scripts/peers/*.txt (full `pip freeze` of a working
+# install, so every transitive version is fixed).
 
 BIGFLOW_CACHE="${BIGFLOW_CACHE:-$HOME/.cache/bigflow}"
 PEERS_DIR="$BIGFLOW_CACHE/peers"
+PEER_PINS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/peers"
 
-# venv_install NAME PIP_SPEC... : a venv at $PEERS_DIR/NAME with the specs installed.
+# venv_install NAME PIP_ARGS... : a venv at $PEERS_DIR/NAME with PIP_ARGS installed.
 venv_install() {
   local name="$1"; shift
   local dir="$PEERS_DIR/$name"
   local marker="$dir/.installed"
-  local want="$*"
+  local want="" arg
+  for arg in "$@"; do
+    # A requirements file is identified by its content, not its path.
+    if [ -f "$arg" ]; then arg="$(basename "$arg"):$(sha256sum < "$arg" | cut -c1-16)"; fi
+    want="$want $arg"
+  done
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
     return 0
   fi
-  echo "installing $name: $want"
+  echo "installing $name (pip $*)"
   rm -rf "$dir"
   mkdir -p "$PEERS_DIR"
   python3 -m venv "$dir"
@@ -22,6 +30,12 @@ venv_install() {
   echo "$want" > "$marker"
 }
 
+# Airflow (Cloud Composer's scheduler) with the Kubernetes provider: 3.1 and 2.10.
+ensure_airflow() {
+  venv_install airflow-3.1 -r "$PEER_PINS/airflow-3.1.txt"
+  venv_install airflow-2.10 -r "$PEER_PINS/airflow-2.10.txt"
+}
+
 ensure_peers() {
-  :
+  ensure_airflow
 }

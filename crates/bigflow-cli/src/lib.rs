@@ -4,7 +4,9 @@
 //! - [`project`]: finding `bigflow.toml`, building and running the project binary
 //!   (`run`, `list` delegate to it).
 //! - [`version`]: `project-version` and `release` from git tags.
+//! - [`dags`]: `build-dags`, Airflow DAG files for Composer.
 
+pub mod dags;
 pub mod error;
 pub mod project;
 pub mod scaffold;
@@ -55,6 +57,21 @@ enum Command {
     },
     /// Build the project and list its workflows and jobs.
     List,
+    /// Generate one Airflow DAG file per workflow into .dags/.
+    BuildDags {
+        /// Only this workflow.
+        #[arg(long, short = 'w')]
+        workflow: Option<String>,
+        /// The DAGs' start time, 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (default: the current hour).
+        #[arg(long, short = 't')]
+        start_time: Option<String>,
+        /// Deployment environment of bigflow.toml (default: its default environment).
+        #[arg(long, short = 'c')]
+        config: Option<String>,
+        /// Output directory (default: .dags in the project).
+        #[arg(long, value_name = "DIR")]
+        dags_dir: Option<PathBuf>,
+    },
     /// Print the project version derived from git tags.
     #[command(visible_alias = "pv")]
     ProjectVersion,
@@ -114,6 +131,24 @@ fn execute(command: Command) -> Result<()> {
         }
         Command::Run { release, args } => delegate(release, "run", args),
         Command::List => delegate(false, "list", Vec::new()),
+        Command::BuildDags {
+            workflow,
+            start_time,
+            config,
+            dags_dir,
+        } => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            let options = dags::BuildDagsOptions {
+                workflow,
+                start_time,
+                config,
+                dags_dir,
+            };
+            for path in dags::build_dags(&project, &options)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::ProjectVersion => {
             println!("{}", version::project_version(&cwd()?)?);
             Ok(())

@@ -31,13 +31,7 @@ fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Option<Str
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
 }
 
-/// Whether `tag` may be used as a Docker image tag.
-pub fn is_docker_tag(tag: &str) -> bool {
-    let mut chars = tag.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && tag.len() <= 128
-}
+pub use bigflow_core::names::is_docker_tag;
 
 fn strip_prefix(tag: &str) -> &str {
     tag.trim_start_matches(|c: char| !c.is_ascii_digit())
@@ -183,13 +177,5 @@ mod tests {
         assert_eq!(next_minor("1.11.3").unwrap(), "1.12");
         assert_eq!(next_minor("v2").unwrap(), "v2.1");
         assert!(next_minor("release").is_err());
-    }
-
-    #[test]
-    fn docker_tags() {
-        assert!(is_docker_tag("1.2.dev3-gabcdef12-t1234abcd"));
-        assert!(!is_docker_tag("1.2+g1"));
-        assert!(!is_docker_tag("-x"));
-        assert!(!is_docker_tag(""));
     }
 }

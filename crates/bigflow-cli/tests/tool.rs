@@ -13,12 +13,18 @@ fn tool() -> Command {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The workspace's target directory, so a generated project reuses built dependencies.
 fn shared_target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -31,13 +37,21 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn stdout_of(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -45,43 +59,91 @@ fn stdout_of(cmd: &mut Command) -> String {
 fn started_project_builds_tests_and_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let bigflow = workspace_root().join("crates/bigflow");
-    let out = stdout_of(tool().args(["start-project", "demo", "--path"]).arg(tmp.path()).arg("--bigflow-path").arg(&bigflow));
+    let out = stdout_of(
+        tool()
+            .args(["start-project", "demo", "--path"])
+            .arg(tmp.path())
+            .arg("--bigflow-path")
+            .arg(&bigflow),
+    );
     assert!(out.starts_with("Created BigFlow project demo in "), "{out}");
     let project = tmp.path().join("demo");
-    for file in ["Cargo.toml", "bigflow.toml", "README.md", "src/main.rs", "src/workflows/hello_world.rs", "tests/hello_world.rs", "resources/README.md"] {
+    for file in [
+        "Cargo.toml",
+        "bigflow.toml",
+        "README.md",
+        "src/main.rs",
+        "src/workflows/hello_world.rs",
+        "tests/hello_world.rs",
+        "resources/README.md",
+    ] {
         assert!(project.join(file).is_file(), "{file} missing");
     }
     let target = shared_target_dir();
     let run = stdout_of(
         tool()
-            .args(["run", "--workflow", "hello_world", "--runtime", "2020-08-01 10:00:00"])
+            .args([
+                "run",
+                "--workflow",
+                "hello_world",
+                "--runtime",
+                "2020-08-01 10:00:00",
+            ])
             .current_dir(&project)
             .env("CARGO_TARGET_DIR", &target),
     );
     assert_eq!(run, "Hello world on 2020-08-01 10:00:00!\nGoodbye!\n");
-    let list = stdout_of(tool().arg("list").current_dir(&project).env("CARGO_TARGET_DIR", &target));
-    assert_eq!(list, "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\n");
+    let list = stdout_of(
+        tool()
+            .arg("list")
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target),
+    );
+    assert_eq!(
+        list,
+        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\n"
+    );
     let test = Std::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--quiet"])
         .current_dir(&project)
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .unwrap();
-    assert!(test.status.success(), "cargo test in the new project: {}", String::from_utf8_lossy(&test.stderr));
+    assert!(
+        test.status.success(),
+        "cargo test in the new project: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
     // A failing job's exit code comes through the tool.
-    let bad = tool().args(["run", "--workflow", "nope"]).current_dir(&project).env("CARGO_TARGET_DIR", &target).output().unwrap();
+    let bad = tool()
+        .args(["run", "--workflow", "nope"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("error: unknown workflow 'nope'; known workflows: hello_world"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("error: unknown workflow 'nope'; known workflows: hello_world")
+    );
 }
 
 #[test]
 fn start_project_rejects_bad_names_and_existing_dirs() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tool().args(["start-project", "9lives", "--path"]).arg(tmp.path()).output().unwrap();
+    let out = tool()
+        .args(["start-project", "9lives", "--path"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     insta::assert_snapshot!("bad_project_name", String::from_utf8_lossy(&out.stderr));
     std::fs::create_dir_all(tmp.path().join("taken/src")).unwrap();
-    let out = tool().args(["start-project", "taken", "--path"]).arg(tmp.path()).output().unwrap();
+    let out = tool()
+        .args(["start-project", "taken", "--path"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists and is not empty"));
 }
@@ -89,7 +151,11 @@ fn start_project_rejects_bad_names_and_existing_dirs() {
 #[test]
 fn run_outside_a_project_is_a_usage_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tool().args(["run", "--workflow", "x"]).current_dir(tmp.path()).output().unwrap();
+    let out = tool()
+        .args(["run", "--workflow", "x"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: no bigflow.toml in "));
 }
@@ -100,21 +166,34 @@ fn versions_follow_git_tags_and_release_bumps_minor() {
     let origin = tmp.path().join("origin.git");
     let repo = tmp.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    git(tmp.path(), &["init", "-q", "--bare", origin.to_str().unwrap()]);
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", origin.to_str().unwrap()],
+    );
     git(&repo, &["init", "-q"]);
-    git(&repo, &["remote", "add", "origin", origin.to_str().unwrap()]);
+    git(
+        &repo,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
     std::fs::write(repo.join("a.txt"), "1").unwrap();
     git(&repo, &["add", "a.txt"]);
     git(&repo, &["commit", "-q", "-m", "first"]);
     let head = git(&repo, &["rev-parse", "HEAD"]);
 
-    let pv = |args: &[&str]| stdout_of(tool().args(args).current_dir(&repo)).trim().to_string();
+    let pv = |args: &[&str]| {
+        stdout_of(tool().args(args).current_dir(&repo))
+            .trim()
+            .to_string()
+    };
     assert_eq!(pv(&["project-version"]), format!("0.dev1-g{}", &head[..8]));
 
     // Uncommitted changes: a marker derived from the changed tree, stable across calls.
     std::fs::write(repo.join("a.txt"), "2").unwrap();
     let dirty = pv(&["pv"]);
-    assert!(dirty.starts_with(&format!("0.dev1-g{}-t", &head[..8])), "{dirty}");
+    assert!(
+        dirty.starts_with(&format!("0.dev1-g{}-t", &head[..8])),
+        "{dirty}"
+    );
     assert_eq!(pv(&["pv"]), dirty);
     git(&repo, &["checkout", "-q", "a.txt"]);
 
@@ -128,18 +207,31 @@ fn versions_follow_git_tags_and_release_bumps_minor() {
     let head = git(&repo, &["rev-parse", "HEAD"]);
     let snapshot = pv(&["pv"]);
     assert_eq!(snapshot, format!("0.1.dev1-g{}", &head[..8]));
-    assert!(snapshot.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "a Docker tag");
+    assert!(
+        snapshot
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+        "a Docker tag"
+    );
 
     git(&repo, &["tag", "v1.11.3"]);
     assert_eq!(pv(&["pv"]), "1.11.3");
     assert_eq!(pv(&["release"]), "v1.12");
-    assert_eq!(git(&origin, &["tag", "--sort=version:refname"]), "0.1\nv1.12");
+    assert_eq!(
+        git(&origin, &["tag", "--sort=version:refname"]),
+        "0.1\nv1.12"
+    );
 }
 
 #[test]
 fn project_version_outside_git_is_a_usage_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tool().arg("pv").current_dir(tmp.path()).env("GIT_CEILING_DIRECTORIES", tmp.path()).output().unwrap();
+    let out = tool()
+        .arg("pv")
+        .current_dir(tmp.path())
+        .env("GIT_CEILING_DIRECTORIES", tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not inside a git repository"));
 }
@@ -148,4 +240,154 @@ fn project_version_outside_git_is_a_usage_error() {
 fn help_lists_every_command() {
     let out = stdout_of(tool().arg("--help"));
     insta::assert_snapshot!("help", out);
+}
+
+fn output_of(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn dir_listing(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bigflow = workspace_root().join("crates/bigflow");
+    stdout_of(
+        tool()
+            .args(["start-project", "dagdemo", "--path"])
+            .arg(tmp.path())
+            .arg("--bigflow-path")
+            .arg(&bigflow),
+    );
+    let project = tmp.path().join("dagdemo");
+    git(&project, &["init", "-q"]);
+    git(&project, &["add", "-A"]);
+    git(&project, &["commit", "-q", "-m", "start"]);
+    let target = shared_target_dir();
+    let build = |extra: &[&str]| {
+        output_of(
+            tool()
+                .args(["build-dags", "--start-time", "2020-08-01 10:00:00"])
+                .args(extra)
+                .current_dir(&project)
+                .env("CARGO_TARGET_DIR", &target),
+        )
+    };
+
+    let (code, out, err) = build(&[]);
+    assert_eq!(code, 0, "{err}");
+    let dags = project.join(".dags");
+    let first = dir_listing(&dags);
+    let head = git(&project, &["rev-parse", "HEAD"]);
+    let dag_file = format!(
+        "hello_world__v0_dev1_g{}__2020_08_01_10_00_00_dag.py",
+        &head[..8]
+    );
+    assert_eq!(
+        first.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [dag_file.as_str(), "image_version.txt"]
+    );
+    assert!(
+        out.ends_with(&format!(
+            ".dags/{dag_file}\n{}\n",
+            dags.join("image_version.txt").display()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        first[1].1,
+        format!(
+            "europe-west1-docker.pkg.dev/dagdemo-dev/dagdemo/dagdemo:0.dev1-g{}\n",
+            &head[..8]
+        )
+    );
+    assert_eq!(build(&[]).0, 0);
+    assert_eq!(
+        dir_listing(&dags),
+        first,
+        "same inputs, byte-identical files"
+    );
+
+    let toml_path = project.join("bigflow.toml");
+    let original = std::fs::read_to_string(&toml_path).unwrap();
+    let bad_cases: Vec<(String, Option<&str>, &str)> = vec![
+        (
+            original.replace("docker_repository = ", "# docker_repository = "),
+            None,
+            "has no docker_repository for environment 'dev'",
+        ),
+        (
+            original.replace(
+                "europe-west1-docker.pkg.dev/{gcp_project_id}",
+                "Europe West/{{ x }}",
+            ),
+            None,
+            "is not valid: a repository is HOST[:PORT]/PATH",
+        ),
+        (
+            original.clone(),
+            Some("--workflow=nope"),
+            "unknown workflow 'nope'; known workflows: hello_world",
+        ),
+        (
+            original.clone(),
+            Some("--config=stage"),
+            "unknown config environment 'stage'; known environments: dev, prod",
+        ),
+    ];
+    for (toml, flag, message) in bad_cases {
+        std::fs::write(&toml_path, toml).unwrap();
+        let (code, _, err) = build(flag.as_slice());
+        assert_eq!(code, 2, "{message}: {err}");
+        assert!(err.contains(message), "expected {message:?} in {err:?}");
+        assert_eq!(
+            dir_listing(&dags),
+            first,
+            ".dags untouched after: {message}"
+        );
+    }
+    std::fs::write(&toml_path, &original).unwrap();
+
+    // A definition error in the project: the project binary's message and exit code come through.
+    let lib = project.join("src/lib.rs");
+    let code_before = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        code_before.replace(
+            ".workflow(workflows::hello_world::workflow())",
+            ".workflow(workflows::hello_world::workflow()).workflow(bigflow::Workflow::builder(\"empty\"))",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = build(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("error: invalid workflow definition: workflow 'empty' has no jobs"),
+        "{err}"
+    );
+    assert_eq!(dir_listing(&dags), first);
+    let leftovers: Vec<_> = std::fs::read_dir(&project)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-") || n.contains(".old-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

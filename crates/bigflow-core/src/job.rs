@@ -169,14 +169,7 @@ impl Job for FnJob {
     }
 }
 
-/// Whether `id` is a valid job or workflow id: ASCII letters, digits and `_`,
-/// not starting with a digit, at most 200 characters.
-pub fn is_identifier(id: &str) -> bool {
-    let mut chars = id.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && id.len() <= 200
-}
+pub use crate::names::is_identifier;
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ pub mod executor;
 pub mod interpolate;
 pub mod job;
 pub mod manifest;
+pub mod names;
 pub mod project;
 pub mod resources;
 pub mod runtime;

@@ -14,22 +14,38 @@ fn main() -> std::process::ExitCode {
     let project = match std::env::var("BROKEN").as_deref() {
         Ok("cycle") => {
             let (a, b, c) = (j("a"), j("b"), j("c"));
-            project.workflow(Workflow::builder("cyclic").graph([(&a, vec![&b]), (&b, vec![&c]), (&c, vec![&a])]))
+            project.workflow(Workflow::builder("cyclic").graph([
+                (&a, vec![&b]),
+                (&b, vec![&c]),
+                (&c, vec![&a]),
+            ]))
         }
         Ok("duplicate_job") => project.workflow(Workflow::builder("dup").jobs([j("a"), j("a")])),
         Ok("duplicate_workflow") => project
             .workflow(Workflow::builder("same").jobs([ok()]))
             .workflow(Workflow::builder("same").jobs([ok()])),
         Ok("bad_id") => project.workflow(Workflow::builder("wf").jobs([j("load-data")])),
-        Ok("unknown_dependency") => project.workflow(Workflow::builder("wf").job(ok()).edge("ok", "missing")),
-        Ok("bad_cron") => project.workflow(Workflow::builder("wf").schedule_interval("0 25 * * *").jobs([ok()])),
+        Ok("unknown_dependency") => {
+            project.workflow(Workflow::builder("wf").job(ok()).edge("ok", "missing"))
+        }
+        Ok("bad_cron") => project.workflow(
+            Workflow::builder("wf")
+                .schedule_interval("0 25 * * *")
+                .jobs([ok()]),
+        ),
         Ok("config_cycle") => project.workflow(
-            Workflow::builder("wf").config(Config::new("dev", [("a", "{b}"), ("b", "{a}")])).jobs([ok()]),
+            Workflow::builder("wf")
+                .config(Config::new("dev", [("a", "{b}"), ("b", "{a}")]))
+                .jobs([ok()]),
         ),
         Ok("config_missing_key") => project.workflow(
-            Workflow::builder("wf").config(Config::new("dev", [("bucket", "{project}-bucket")])).jobs([ok()]),
+            Workflow::builder("wf")
+                .config(Config::new("dev", [("bucket", "{project}-bucket")]))
+                .jobs([ok()]),
         ),
-        Ok("failing_job") => project.workflow(Workflow::builder("wf").jobs([job("fails", |_| bigflow::anyhow::bail!("no input for this runtime"))])),
+        Ok("failing_job") => project.workflow(Workflow::builder("wf").jobs([job("fails", |_| {
+            bigflow::anyhow::bail!("no input for this runtime")
+        })])),
         _ => project.workflow(Workflow::builder("wf").jobs([ok()])),
     };
     project.main()

@@ -19,19 +19,30 @@ fn run(broken: &str) -> (i32, String) {
         .env_remove("bf_env")
         .output()
         .expect("the broken_project example is built by cargo test");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn each_mistake_is_named() {
     let cases = [
-        ("cycle", 2, "error: invalid workflow definition: workflow 'cyclic' has a cycle: a -> b -> c -> a\n"),
+        (
+            "cycle",
+            2,
+            "error: invalid workflow definition: workflow 'cyclic' has a cycle: a -> b -> c -> a\n",
+        ),
         (
             "duplicate_job",
             2,
             "error: invalid workflow definition: workflow 'dup' has two different jobs with id 'a'; job ids must be unique within a workflow\n",
         ),
-        ("duplicate_workflow", 2, "error: two workflows have the id 'same'; workflow ids must be unique within a project\n"),
+        (
+            "duplicate_workflow",
+            2,
+            "error: two workflows have the id 'same'; workflow ids must be unique within a project\n",
+        ),
         (
             "bad_id",
             2,
@@ -47,7 +58,11 @@ fn each_mistake_is_named() {
             2,
             "error: invalid workflow definition: workflow 'wf': invalid schedule_interval '0 25 * * *': ",
         ),
-        ("config_cycle", 2, "error: cyclic reference in config 'dev': a -> b -> a\n"),
+        (
+            "config_cycle",
+            2,
+            "error: cyclic reference in config 'dev': a -> b -> a\n",
+        ),
         (
             "config_missing_key",
             2,
@@ -57,7 +72,10 @@ fn each_mistake_is_named() {
     for (broken, code, message) in cases {
         let (got_code, err) = run(broken);
         assert_eq!(got_code, code, "{broken}: {err}");
-        assert!(err.starts_with(message), "{broken}: expected {message:?}, got {err:?}");
+        assert!(
+            err.starts_with(message),
+            "{broken}: expected {message:?}, got {err:?}"
+        );
         assert!(!err.contains("panicked"), "{broken}: {err}");
     }
 }
@@ -66,8 +84,14 @@ fn each_mistake_is_named() {
 fn a_failing_job_exits_1_with_its_error() {
     let (code, err) = run("failing_job");
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("job fails attempt 1 failed: no input for this runtime"), "{err}");
-    assert!(err.ends_with("error: workflow wf at 2020-01-01 00:00:00: fails failed\n"), "{err}");
+    assert!(
+        err.contains("job fails attempt 1 failed: no input for this runtime"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("error: workflow wf at 2020-01-01 00:00:00: fails failed\n"),
+        "{err}"
+    );
 }
 
 #[test]
