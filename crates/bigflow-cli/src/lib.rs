@@ -1,10 +1,10 @@
 //! The `bigflow` tool (alias `bf`): what needs no project code or builds it.
 //!
-//! - [`scaffold`]: `start-project`.
+//! - [`scaffold`]: the `start-project` command.
 //! - [`project`]: finding `bigflow.toml`, building and running the project binary
 //!   (`run`, `list` delegate to it).
-//! - [`version`]: `project-version` and `release` from git tags.
-//! - [`dags`]: `build-dags`, Airflow DAG files for Composer.
+//! - [`version`]: the `project-version` and `release` commands, from git tags.
+//! - [`dags`]: the `build-dags` command, Airflow DAG files for Composer.
 
 pub mod dags;
 pub mod error;
