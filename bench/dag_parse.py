@@ -5,7 +5,7 @@ Usage: AIRFLOW_HOME=... python dag_parse.py RUNS NAME=FILE [NAME=FILE ...]
 Run with an Airflow venv's Python. Airflow itself is imported once (warm-up
 parse of each file first); then each file is parsed RUNS times in turn by a
 fresh DagBag, which re-executes the file. Prints JSON: name, median and min
-milliseconds, import errors.
+milliseconds, import errors, as the last line of stdout.
 """
 import json
 import statistics
@@ -40,8 +40,8 @@ def main(runs, *pairs):
             "import_errors": r["import_errors"],
             "dags": r["dags"],
         })
-    json.dump(out, sys.stdout, indent=2)
-    print()
+    # One line, last: Airflow logs to stdout too.
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

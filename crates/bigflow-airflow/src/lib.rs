@@ -200,7 +200,15 @@ struct SecretView {
     secret: String,
 }
 
-fn environment() -> Environment<'static> {
+/// The template environment, built once per process (parsing the template
+/// per DAG dominated `build-dags` of large projects).
+fn environment() -> &'static Environment<'static> {
+    static ENV: std::sync::LazyLock<Environment<'static>> =
+        std::sync::LazyLock::new(new_environment);
+    &ENV
+}
+
+fn new_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()

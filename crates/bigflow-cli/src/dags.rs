@@ -34,6 +34,10 @@ pub struct BuildDagsOptions {
     pub config: Option<String>,
     /// Output directory (default: `<project>/.dags`).
     pub dags_dir: Option<PathBuf>,
+    /// A prebuilt project binary to ask for the manifest (default: build it with Cargo).
+    pub binary: Option<PathBuf>,
+    /// Build the project binary with `--release`.
+    pub release: bool,
 }
 
 /// The current local hour, BigFlow's default start time.
@@ -68,7 +72,16 @@ pub fn build_dags(project: &ProjectDir, options: &BuildDagsOptions) -> Result<Ve
     };
     let version = project_version(&project.root)?;
     let image = image_reference(&repository, &version).map_err(ToolError::usage)?;
-    let binary = project.build_binary(false)?;
+    let binary = match &options.binary {
+        Some(b) if b.is_file() => b.clone(),
+        Some(b) => {
+            return Err(ToolError::usage(format!(
+                "--binary {}: no such file; build the project first or drop --binary",
+                b.display()
+            )));
+        }
+        None => project.build_binary(options.release)?,
+    };
     let manifest = project.manifest(&binary, Some(&format_runtime(&start)))?;
     let workflows: Vec<_> = match &options.workflow {
         Some(id) => {

@@ -71,6 +71,12 @@ enum Command {
         /// Output directory (default: .dags in the project).
         #[arg(long, value_name = "DIR")]
         dags_dir: Option<PathBuf>,
+        /// Use this prebuilt project binary instead of building it with Cargo.
+        #[arg(long, value_name = "FILE", conflicts_with = "release")]
+        binary: Option<PathBuf>,
+        /// Build the project binary with --release.
+        #[arg(long)]
+        release: bool,
     },
     /// Print the project version derived from git tags.
     #[command(visible_alias = "pv")]
@@ -136,6 +142,8 @@ fn execute(command: Command) -> Result<()> {
             start_time,
             config,
             dags_dir,
+            binary,
+            release,
         } => {
             let project = ProjectDir::discover(&cwd()?)?;
             let options = dags::BuildDagsOptions {
@@ -143,6 +151,8 @@ fn execute(command: Command) -> Result<()> {
                 start_time,
                 config,
                 dags_dir,
+                binary,
+                release,
             };
             for path in dags::build_dags(&project, &options)? {
                 println!("{}", path.display());

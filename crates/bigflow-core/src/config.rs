@@ -204,7 +204,8 @@ impl Config {
     }
 
     /// Reads a TOML table: `master`, `default`, `env_prefix` settings and one
-    /// sub-table per environment. `location` names the table in errors.
+    /// sub-table per environment; without `master`/`default` the first
+    /// environment is both. `location` names the table in errors.
     pub fn from_toml(table: &toml::Table, location: &str) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             location: location.to_string(),
@@ -240,6 +241,14 @@ impl Config {
                     )));
                 }
             }
+        }
+        // Like `Config::new`: the first environment is master and default unless named.
+        let first = c.envs.keys().next().cloned();
+        if c.master.is_none() {
+            c.master = first.clone();
+        }
+        if c.default.is_none() {
+            c.default = first;
         }
         for (what, name) in [("master", &c.master), ("default", &c.default)] {
             if let Some(name) = name
@@ -723,6 +732,21 @@ mod tests {
         let c = Config::from_toml(&t, "bigflow.toml [deployment]").unwrap();
         let r = c.resolve_with(Some("prod"), &no_vars).unwrap();
         assert_eq!(r.get_str("dags_bucket").unwrap(), "p-prod-dags");
+        let implicit: toml::Table = toml::from_str("[dev]\na = \"x\"\n[prod]\nb = \"y\"").unwrap();
+        let r = Config::from_toml(&implicit, "t")
+            .unwrap()
+            .resolve_with(None, &no_vars)
+            .unwrap();
+        assert_eq!((r.env(), r.get_str("a").unwrap().as_str()), ("dev", "x"));
+        let r = Config::from_toml(&implicit, "t")
+            .unwrap()
+            .resolve_with(Some("prod"), &no_vars)
+            .unwrap();
+        assert_eq!(
+            r.get_str("a").unwrap(),
+            "x",
+            "prod inherits the first (master) environment"
+        );
         let bad: toml::Table = toml::from_str("default = \"stage\"\n[dev]\na = 1").unwrap();
         assert_eq!(
             Config::from_toml(&bad, "bigflow.toml [deployment]")

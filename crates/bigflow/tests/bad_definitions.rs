@@ -11,10 +11,20 @@ fn example_binary() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "bigflow", "--example", "broken_project"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "bigflow",
+                "--example",
+                "broken_project",
+            ])
             .status()
             .unwrap();
-        assert!(status.success(), "building the broken_project example failed");
+        assert!(
+            status.success(),
+            "building the broken_project example failed"
+        );
     });
     // target/<profile>/deps/<this test> -> target/<profile>/examples/broken_project
     let exe = std::env::current_exe().unwrap();
