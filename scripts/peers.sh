@@ -36,6 +36,27 @@ ensure_airflow() {
   venv_install airflow-2.10 -r "$PEER_PINS/airflow-2.10.txt"
 }
 
+# ensure_debian COMMAND:PACKAGE... : installs the packages whose commands are missing.
+ensure_debian() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+
+# Image tooling: skopeo reads archives, umoci unpacks them, bwrap runs a rootfs.
+ensure_image_tools() {
+  ensure_debian skopeo:skopeo umoci:umoci bwrap:bubblewrap ldd:libc-bin
+}
+
 ensure_peers() {
   ensure_airflow
+  ensure_image_tools
 }

@@ -5,9 +5,11 @@
 //!   (`run`, `list` delegate to it).
 //! - [`version`]: the `project-version` and `release` commands, from git tags.
 //! - [`dags`]: the `build-dags` command, Airflow DAG files for Composer.
+//! - [`image`]: the `build-image` command, the project's OCI image without Docker.
 
 pub mod dags;
 pub mod error;
+pub mod image;
 pub mod project;
 pub mod scaffold;
 pub mod version;
@@ -77,6 +79,21 @@ enum Command {
         /// Build the project binary with --release.
         #[arg(long)]
         release: bool,
+    },
+    /// Build the project's OCI image (no Docker needed) and export it to .image/.
+    BuildImage {
+        /// Deployment environment whose docker_repository tags the archive.
+        #[arg(long, short = 'c')]
+        config: Option<String>,
+        /// Do not write the archive.
+        #[arg(long)]
+        no_export: bool,
+        /// Use this prebuilt project binary instead of `cargo build --release`.
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        /// Directory of the archive (default: .image in the project).
+        #[arg(long, value_name = "DIR")]
+        image_dir: Option<PathBuf>,
     },
     /// Print the project version derived from git tags.
     #[command(visible_alias = "pv")]
@@ -157,6 +174,23 @@ fn execute(command: Command) -> Result<()> {
             for path in dags::build_dags(&project, &options)? {
                 println!("{}", path.display());
             }
+            Ok(())
+        }
+        Command::BuildImage {
+            config,
+            no_export,
+            binary,
+            image_dir,
+        } => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            let options = image::BuildImageOptions {
+                config,
+                no_export,
+                binary,
+                image_dir,
+            };
+            let built = image::build_project_image(&project, &options)?;
+            println!("{}", image::describe(&built, &project.root));
             Ok(())
         }
         Command::ProjectVersion => {

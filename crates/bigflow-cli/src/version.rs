@@ -112,6 +112,14 @@ pub fn project_version(dir: &Path) -> Result<String> {
     Ok(version)
 }
 
+/// The HEAD commit's hash and commit time (Unix seconds).
+pub fn head_commit(dir: &Path) -> Result<(String, i64)> {
+    let line = git(dir, &["log", "-1", "--format=%H %ct", "HEAD"])?
+        .ok_or_else(|| ToolError::usage("the git repository has no commits yet; commit first, images are labelled with the commit"))?;
+    let (hash, time) = line.split_once(' ').unwrap_or((&line, "0"));
+    Ok((hash.to_string(), time.parse().unwrap_or(0)))
+}
+
 /// The tag after `latest`: the minor version bumped, patch dropped (`1.11.3` → `1.12`).
 pub fn next_minor(latest: &str) -> Result<String> {
     let digits_at = latest

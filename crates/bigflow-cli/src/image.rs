@@ -1,0 +1,127 @@
+//! `build-image`: the project's OCI image, without Docker.
+//!
+//! The project binary (release build), `resources/` and the machine's CA
+//! certificates go into a two-layer image assembled by `bigflow-image`,
+//! labelled with the version and commit and dated at the commit's time, so
+//! the same commit gives the same digest. Exported to
+//! `.image/image-<version>.tar` (an OCI layout that `docker load` also reads).
+
+use std::path::{Path, PathBuf};
+
+use bigflow_image::{ImageSpec, build_image, export_archive};
+use chrono::DateTime;
+
+use crate::error::{Result, ToolError};
+use crate::project::ProjectDir;
+use crate::version::{head_commit, project_version};
+
+/// The CA bundle shipped in images when the machine has it.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Options of `build-image`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildImageOptions {
+    /// Deployment environment whose `docker_repository` tags the archive.
+    pub config: Option<String>,
+    /// Skip writing the archive.
+    pub no_export: bool,
+    /// A prebuilt project binary (default: `cargo build --release`).
+    pub binary: Option<PathBuf>,
+    /// Directory of the archive (default: `<project>/.image`).
+    pub image_dir: Option<PathBuf>,
+}
+
+/// What `build-image` made.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The manifest digest.
+    pub digest: String,
+    /// The version tag.
+    pub version: String,
+    /// Compressed size in bytes.
+    pub size: u64,
+    /// The exported archive, if written.
+    pub archive: Option<PathBuf>,
+}
+
+/// Builds (and by default exports) the project's image.
+pub fn build_project_image(
+    project: &ProjectDir,
+    options: &BuildImageOptions,
+) -> Result<BuiltImage> {
+    let version = project_version(&project.root)?;
+    let (revision, commit_time) = head_commit(&project.root)?;
+    let deployment = project
+        .deployment
+        .resolve(options.config.as_deref())
+        .map_err(ToolError::usage)?;
+    let repository = match deployment.get("docker_repository") {
+        Some(serde_json::Value::String(s)) => {
+            bigflow_airflow::image_reference(s, &version).map_err(ToolError::usage)?;
+            Some(s.clone())
+        }
+        _ => None,
+    };
+    let binary = match &options.binary {
+        Some(b) if b.is_file() => b.clone(),
+        Some(b) => {
+            return Err(ToolError::usage(format!(
+                "--binary {}: no such file",
+                b.display()
+            )));
+        }
+        None => project.build_binary(true)?,
+    };
+    let created = DateTime::from_timestamp(commit_time, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let spec = ImageSpec {
+        name: project.meta.name.clone(),
+        binary,
+        binary_name: project.binary_name().to_string(),
+        resources: Some(project.root.join("resources")).filter(|p| p.is_dir()),
+        ca_certificates: Some(PathBuf::from(CA_BUNDLE)).filter(|p| p.is_file()),
+        version: version.clone(),
+        revision,
+        created,
+    };
+    if spec.ca_certificates.is_none() {
+        eprintln!(
+            "warning: {CA_BUNDLE} not found; the image will have no CA certificates (install ca-certificates)"
+        );
+    }
+    let image = build_image(&spec).map_err(ToolError::failed)?;
+    let archive = if options.no_export {
+        None
+    } else {
+        let dir = options
+            .image_dir
+            .clone()
+            .unwrap_or_else(|| project.root.join(".image"));
+        let path = dir.join(format!("image-{version}.tar"));
+        let repo_tag = repository.map(|r| format!("{r}:{version}"));
+        export_archive(&image, &version, repo_tag.as_deref(), &path).map_err(ToolError::failed)?;
+        Some(path)
+    };
+    Ok(BuiltImage {
+        digest: image.digest.clone(),
+        size: image.compressed_size(),
+        version,
+        archive,
+    })
+}
+
+/// A human summary line.
+pub fn describe(image: &BuiltImage, root: &Path) -> String {
+    let archive = image
+        .archive
+        .as_ref()
+        .map(|p| format!(" -> {}", p.strip_prefix(root).unwrap_or(p).display()))
+        .unwrap_or_default();
+    format!(
+        "image {} {} ({:.1} MB compressed){archive}",
+        image.version,
+        image.digest,
+        image.size as f64 / 1e6
+    )
+}
