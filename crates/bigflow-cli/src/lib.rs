@@ -6,10 +6,12 @@
 //! - [`version`]: the `project-version` and `release` commands, from git tags.
 //! - [`dags`]: the `build-dags` command, Airflow DAG files for Composer.
 //! - [`image`]: the `build-image` command, the project's OCI image without Docker.
+//! - [`package`]: the `build-package` command, tests with a JUnit report and the release build.
 
 pub mod dags;
 pub mod error;
 pub mod image;
+pub mod package;
 pub mod project;
 pub mod scaffold;
 pub mod version;
@@ -79,6 +81,23 @@ enum Command {
         /// Build the project binary with --release.
         #[arg(long)]
         release: bool,
+    },
+    /// Run the project's tests (JUnit XML into build/junit-reports/), then build it with --release.
+    BuildPackage,
+    /// build-package, then build-image and build-dags with the release binary.
+    Build {
+        /// Deployment environment (docker_repository) for the image and DAGs.
+        #[arg(long, short = 'c')]
+        config: Option<String>,
+        /// Only this workflow's DAG.
+        #[arg(long, short = 'w')]
+        workflow: Option<String>,
+        /// The DAGs' start time (default: the current hour).
+        #[arg(long, short = 't')]
+        start_time: Option<String>,
+        /// Do not write the image archive.
+        #[arg(long)]
+        no_export: bool,
     },
     /// Build the project's OCI image (no Docker needed) and export it to .image/.
     BuildImage {
@@ -172,6 +191,43 @@ fn execute(command: Command) -> Result<()> {
                 release,
             };
             for path in dags::build_dags(&project, &options)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::BuildPackage => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            let binary = package::build_package(&project)?;
+            println!("{}", binary.display());
+            Ok(())
+        }
+        Command::Build {
+            config,
+            workflow,
+            start_time,
+            no_export,
+        } => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            eprintln!("==> [1/3] build-package: tests, then the release build");
+            let binary = package::build_package(&project)?;
+            eprintln!("==> [2/3] build-image");
+            let image_options = image::BuildImageOptions {
+                config: config.clone(),
+                no_export,
+                binary: Some(binary.clone()),
+                image_dir: None,
+            };
+            let built = image::build_project_image(&project, &image_options)?;
+            println!("{}", image::describe(&built, &project.root));
+            eprintln!("==> [3/3] build-dags");
+            let dag_options = dags::BuildDagsOptions {
+                workflow,
+                start_time,
+                config,
+                binary: Some(binary),
+                ..Default::default()
+            };
+            for path in dags::build_dags(&project, &dag_options)? {
                 println!("{}", path.display());
             }
             Ok(())

@@ -391,3 +391,54 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn build_package_writes_junit_and_refuses_failing_tests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bigflow = workspace_root().join("crates/bigflow");
+    stdout_of(
+        tool()
+            .args(["start-project", "pkgdemo", "--path"])
+            .arg(tmp.path())
+            .arg("--bigflow-path")
+            .arg(&bigflow),
+    );
+    let project = tmp.path().join("pkgdemo");
+    let target = shared_target_dir();
+    let (code, out, err) = output_of(
+        tool()
+            .arg("build-package")
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.trim_end().ends_with("release/pkgdemo"),
+        "prints the release binary: {out}"
+    );
+    let report = std::fs::read_to_string(project.join("build/junit-reports/junit.xml")).unwrap();
+    assert!(
+        report.contains("<testcase name=\"hello_world_runs\" classname=\"tests/hello_world.rs\"/>"),
+        "{report}"
+    );
+
+    std::fs::write(
+        project.join("tests/broken.rs"),
+        "#[test]\nfn always_fails() {\n    assert_eq!(1 + 1, 3, \"arithmetic\");\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = output_of(
+        tool()
+            .arg("build-package")
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error: tests failed (always_fails); nothing was packaged."),
+        "{err}"
+    );
+    let report = std::fs::read_to_string(project.join("build/junit-reports/junit.xml")).unwrap();
+    assert!(report.contains("<testcase name=\"always_fails\" classname=\"tests/broken.rs\">\n      <failure message=\"test failed\">"), "{report}");
+    assert!(report.contains("arithmetic"), "{report}");
+}
