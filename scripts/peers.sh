@@ -51,9 +51,11 @@ ensure_debian() {
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 
-# Image tooling: skopeo reads archives, umoci unpacks them, bwrap runs a rootfs.
+# Image tooling: skopeo reads archives, umoci unpacks them, bwrap runs a
+# rootfs; the CNCF distribution registry and htpasswd serve pushes.
 ensure_image_tools() {
-  ensure_debian skopeo:skopeo umoci:umoci bwrap:bubblewrap ldd:libc-bin
+  ensure_debian skopeo:skopeo umoci:umoci bwrap:bubblewrap ldd:libc-bin \
+    docker-registry:docker-registry htpasswd:apache2-utils
 }
 
 ensure_peers() {

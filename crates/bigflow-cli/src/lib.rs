@@ -7,8 +7,10 @@
 //! - [`dags`]: the `build-dags` command, Airflow DAG files for Composer.
 //! - [`image`]: the `build-image` command, the project's OCI image without Docker.
 //! - [`package`]: the `build-package` command, tests with a JUnit report and the release build.
+//! - [`deploy`]: the `deploy-image` command, pushing the image to its registry.
 
 pub mod dags;
+pub mod deploy;
 pub mod error;
 pub mod image;
 pub mod package;
@@ -114,6 +116,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         image_dir: Option<PathBuf>,
     },
+    /// Push the image archive to the project's Docker repository.
+    DeployImage(deploy::DeployImageArgs),
     /// Print the project version derived from git tags.
     #[command(visible_alias = "pv")]
     ProjectVersion,
@@ -247,6 +251,18 @@ fn execute(command: Command) -> Result<()> {
             };
             let built = image::build_project_image(&project, &options)?;
             println!("{}", image::describe(&built, &project.root));
+            Ok(())
+        }
+        Command::DeployImage(args) => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            let report = deploy::deploy_image(&project, &args)?;
+            println!(
+                "pushed {} {} (uploaded {} blobs, {} already there)",
+                report.reference,
+                report.digest,
+                report.uploaded.len(),
+                report.skipped.len()
+            );
             Ok(())
         }
         Command::ProjectVersion => {

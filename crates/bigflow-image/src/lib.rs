@@ -15,6 +15,7 @@
 //! `oci-spec` to keep it honest.
 
 pub mod layer;
+pub mod registry;
 pub mod runtime_deps;
 
 use std::path::{Path, PathBuf};

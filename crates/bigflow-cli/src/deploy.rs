@@ -1,0 +1,164 @@
+//! `deploy-image`: pushes the built image to the project's registry.
+//!
+//! Every value comes from the `[deployment]` environment of `bigflow.toml`
+//! (with `bf_` environment variables for what it lacks) unless a flag gives
+//! it. Credentials come from `bigflow-gcp` (gcloud user or Vault) and are
+//! sent to the registry as Artifact Registry expects (`oauth2accesstoken`
+//! and the token); they never appear in output.
+
+use std::path::PathBuf;
+
+use bigflow_core::ResolvedConfig;
+use bigflow_gcp::{AuthMethod, Secret};
+use bigflow_image::registry::{PushError, PushEvent, PushReport, PushTarget, RegistryCredentials, push_archive};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::{Result, ToolError};
+use crate::project::ProjectDir;
+use crate::version::project_version;
+
+/// How to authenticate, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMethodName {
+    /// The gcloud user (`gcloud auth print-access-token`).
+    LocalAccount,
+    /// A token from Vault (`--vault-endpoint`, `--vault-secret`).
+    Vault,
+    /// No credentials (local registries and emulators).
+    None,
+}
+
+/// Authentication flags shared by the deploy commands.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// local_account (default), vault or none; default from the config's auth_method.
+    #[arg(long, value_enum)]
+    pub auth_method: Option<AuthMethodName>,
+    /// Vault endpoint returning the access token (default: config vault_endpoint).
+    #[arg(long, value_name = "URL")]
+    pub vault_endpoint: Option<String>,
+    /// Vault token (default: config vault_secret or $bf_vault_secret).
+    #[arg(long, value_name = "SECRET")]
+    pub vault_secret: Option<String>,
+    /// Allow plain HTTP to a loopback registry or emulator.
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// Flags of `deploy-image`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeployImageArgs {
+    /// Deployment environment of bigflow.toml.
+    #[arg(long, short = 'c')]
+    pub config: Option<String>,
+    /// The image archive (default: .image/image-<version>.tar).
+    #[arg(long, value_name = "FILE")]
+    pub image_tar_path: Option<PathBuf>,
+    /// Repository to push to (default: config docker_repository).
+    #[arg(long, value_name = "REPO")]
+    pub docker_repository: Option<String>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// A value from a flag, else the config (with its `bf_` variable fallback).
+pub fn setting(flag: &Option<String>, config: &ResolvedConfig, key: &str) -> Option<String> {
+    flag.clone().or_else(|| config.get_str(key).ok()).filter(|s| !s.is_empty())
+}
+
+/// The credentials the flags and config describe.
+pub fn auth_method(args: &AuthArgs, config: &ResolvedConfig) -> Result<AuthMethod> {
+    let name = match args.auth_method {
+        Some(n) => n,
+        None => match setting(&None, config, "auth_method").as_deref() {
+            None | Some("local_account") => AuthMethodName::LocalAccount,
+            Some("vault") => AuthMethodName::Vault,
+            Some("none") => AuthMethodName::None,
+            Some(other) => {
+                return Err(ToolError::usage(format!(
+                    "auth_method = '{other}' in config '{}' is not one of local_account, vault, none",
+                    config.env()
+                )));
+            }
+        },
+    };
+    Ok(match name {
+        AuthMethodName::None => AuthMethod::None,
+        AuthMethodName::LocalAccount => AuthMethod::LocalAccount,
+        AuthMethodName::Vault => {
+            let endpoint = setting(&args.vault_endpoint, config, "vault_endpoint")
+                .ok_or_else(|| ToolError::usage("--auth-method vault needs --vault-endpoint (or vault_endpoint in bigflow.toml)"))?;
+            let secret = setting(&args.vault_secret, config, "vault_secret")
+                .ok_or_else(|| ToolError::usage("--auth-method vault needs --vault-secret (or the variable bf_vault_secret)"))?;
+            AuthMethod::Vault {
+                endpoint,
+                secret: Secret::new(secret),
+            }
+        }
+    })
+}
+
+/// Registry credentials from an auth method.
+pub async fn registry_credentials(method: &AuthMethod) -> Result<RegistryCredentials> {
+    Ok(match method.access_token().await.map_err(ToolError::failed)? {
+        Some(token) => RegistryCredentials::Basic("oauth2accesstoken".into(), token.expose().to_string()),
+        None => RegistryCredentials::Anonymous,
+    })
+}
+
+/// Maps a push error to the exit code it deserves.
+pub fn push_error(e: PushError) -> ToolError {
+    match e {
+        PushError::Config(m) => ToolError::usage(m),
+        other => ToolError::failed(other),
+    }
+}
+
+/// A runtime for the async clients.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ToolError::failed(format!("cannot start the async runtime: {e}")))
+}
+
+/// Pushes the image.
+pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<PushReport> {
+    let config = project.deployment.resolve(args.config.as_deref()).map_err(ToolError::usage)?;
+    let repository = setting(&args.docker_repository, &config, "docker_repository").ok_or_else(|| {
+        ToolError::usage(format!(
+            "no docker_repository for environment '{}'; add it to bigflow.toml [deployment.{}] or pass --docker-repository",
+            config.env(),
+            config.env()
+        ))
+    })?;
+    let archive = match &args.image_tar_path {
+        Some(p) => p.clone(),
+        None => project.root.join(".image").join(format!("image-{}.tar", project_version(&project.root)?)),
+    };
+    let method = auth_method(&args.auth, &config)?;
+    let target = PushTarget {
+        repository,
+        tag: None,
+        plain_http_loopback: args.auth.plain_http,
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let credentials = registry_credentials(&method).await?;
+        let bar = ProgressBar::new(0);
+        bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar.set_message("pushing");
+        let mut current = 0u64;
+        let result = push_archive(&archive, &target, &credentials, |event| match event {
+            PushEvent::Blob(_, size) => {
+                current = size;
+                bar.inc_length(size);
+            }
+            PushEvent::Uploaded(_) | PushEvent::Skipped(_) => bar.inc(current),
+        })
+        .await;
+        bar.finish_and_clear();
+        result.map_err(push_error)
+    })
+}

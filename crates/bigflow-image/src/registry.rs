@@ -1,0 +1,286 @@
+//! Pushing an exported image archive to an OCI registry (Artifact Registry in
+//! production, any distribution-spec registry in tests).
+//!
+//! Blobs the registry already has are skipped; the manifest is pushed with
+//! its original bytes so the digest is the one `build-image` printed, and is
+//! read back from the registry to verify it. TLS always, except plain HTTP to
+//! a loopback registry when the caller allows it.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+/// Why a push failed. `Config` errors are the caller's to fix (exit 2); the
+/// others are remote failures (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// Bad archive, reference or option.
+    #[error("{0}")]
+    Config(String),
+    /// The registry could not be reached.
+    #[error("cannot reach registry {registry}: {cause}")]
+    Unreachable {
+        /// Registry host.
+        registry: String,
+        /// Why.
+        cause: String,
+    },
+    /// The registry refused the credentials.
+    #[error("registry {registry} rejected the credentials: {cause}")]
+    Unauthorized {
+        /// Registry host.
+        registry: String,
+        /// Its answer.
+        cause: String,
+    },
+    /// Another registry error.
+    #[error("registry {registry}: {cause}")]
+    Registry {
+        /// Registry host.
+        registry: String,
+        /// Its answer.
+        cause: String,
+    },
+    /// The registry holds another digest under the tag after the push.
+    #[error("after the push, {reference} has digest {found}, not {expected}")]
+    DigestMismatch {
+        /// The reference.
+        reference: String,
+        /// What was pushed.
+        expected: String,
+        /// What the registry reports.
+        found: String,
+    },
+}
+
+/// A push destination.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    /// `host[:port]/path` of the repository.
+    pub repository: String,
+    /// The tag; `None` takes the archive's own tag (the version it was built for).
+    pub tag: Option<String>,
+    /// Allow plain HTTP when the registry is on loopback.
+    pub plain_http_loopback: bool,
+}
+
+/// Credentials for the registry.
+#[derive(Clone)]
+pub enum RegistryCredentials {
+    /// No credentials.
+    Anonymous,
+    /// User and password (Artifact Registry: `oauth2accesstoken` and an access token).
+    Basic(String, String),
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryCredentials::Anonymous => f.write_str("Anonymous"),
+            RegistryCredentials::Basic(user, _) => write!(f, "Basic({user}, ***)"),
+        }
+    }
+}
+
+/// What the push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// `repository:tag` pushed.
+    pub reference: String,
+    /// The manifest digest now under the tag.
+    pub digest: String,
+    /// Blobs uploaded.
+    pub uploaded: Vec<String>,
+    /// Blobs the registry already had.
+    pub skipped: Vec<String>,
+}
+
+/// A step of the push, for progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushEvent {
+    /// A blob is about to be checked/uploaded: digest and size.
+    Blob(String, u64),
+    /// The blob was uploaded.
+    Uploaded(String),
+    /// The registry already had the blob.
+    Skipped(String),
+}
+
+struct Archive {
+    tag: Option<String>,
+    manifest: Vec<u8>,
+    digest: String,
+    blobs: Vec<(String, Vec<u8>)>,
+}
+
+fn read_archive(path: &Path) -> Result<Archive, PushError> {
+    let config = |m: String| PushError::Config(m);
+    let file = std::fs::File::open(path).map_err(|e| config(format!("cannot open image archive {}: {e}; run `bigflow build-image` first", path.display())))?;
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut tar = tar::Archive::new(file);
+    for entry in tar.entries().map_err(|e| config(format!("{} is not a tar archive: {e}", path.display())))? {
+        let mut entry = entry.map_err(|e| config(format!("{}: {e}", path.display())))?;
+        if entry.header().entry_type().is_file() {
+            let name = entry.path().map_err(|e| config(e.to_string()))?.to_string_lossy().to_string();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(|e| config(e.to_string()))?;
+            files.insert(name, data);
+        }
+    }
+    let bad = || config(format!("{} is not an OCI image archive made by `bigflow build-image`", path.display()));
+    let index: serde_json::Value = serde_json::from_slice(files.get("index.json").ok_or_else(bad)?).map_err(|_| bad())?;
+    let digest = index["manifests"][0]["digest"].as_str().ok_or_else(bad)?.to_string();
+    let tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"].as_str().map(String::from);
+    let blob = |d: &str| files.get(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:"))).cloned().ok_or_else(bad);
+    let manifest = blob(&digest)?;
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest).map_err(|_| bad())?;
+    let mut digests: Vec<String> = parsed["layers"].as_array().ok_or_else(bad)?.iter().filter_map(|l| l["digest"].as_str().map(String::from)).collect();
+    digests.push(parsed["config"]["digest"].as_str().ok_or_else(bad)?.to_string());
+    let blobs = digests.into_iter().map(|d| blob(&d).map(|b| (d, b))).collect::<Result<_, _>>()?;
+    Ok(Archive { tag, manifest, digest, blobs })
+}
+
+fn is_loopback(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+fn classify(registry: &str, e: oci_client::errors::OciDistributionError) -> PushError {
+    let cause = e.to_string();
+    let lower = cause.to_lowercase();
+    if lower.contains("unauthorized") || lower.contains("401") || lower.contains("authentication") || lower.contains("denied") {
+        PushError::Unauthorized {
+            registry: registry.to_string(),
+            cause,
+        }
+    } else if lower.contains("error sending request") || lower.contains("connect") || lower.contains("dns") {
+        let hint = if is_loopback(registry) && cause.contains("https://") {
+            "; a local registry may speak plain HTTP: pass --plain-http"
+        } else {
+            ""
+        };
+        PushError::Unreachable {
+            registry: registry.to_string(),
+            cause: format!("{cause}{hint}"),
+        }
+    } else {
+        PushError::Registry {
+            registry: registry.to_string(),
+            cause,
+        }
+    }
+}
+
+/// Pushes the archive at `archive` to `target`.
+pub async fn push_archive(
+    archive: &Path,
+    target: &PushTarget,
+    credentials: &RegistryCredentials,
+    mut progress: impl FnMut(PushEvent),
+) -> Result<PushReport, PushError> {
+    let image = read_archive(archive)?;
+    let tag = target.tag.clone().or_else(|| image.tag.clone()).ok_or_else(|| {
+        PushError::Config(format!("{} has no tag; give one", archive.display()))
+    })?;
+    let reference: Reference = format!("{}:{tag}", target.repository)
+        .parse()
+        .map_err(|e| PushError::Config(format!("'{}:{tag}' is not a valid image reference: {e}", target.repository)))?;
+    let registry = reference.registry().to_string();
+    let protocol = if target.plain_http_loopback {
+        if !is_loopback(&registry) {
+            return Err(PushError::Config(format!(
+                "plain HTTP is only allowed to a loopback registry, not {registry}; drop --plain-http"
+            )));
+        }
+        ClientProtocol::HttpsExcept(vec![registry.clone()])
+    } else {
+        ClientProtocol::Https
+    };
+    let client = Client::new(ClientConfig {
+        protocol,
+        ..Default::default()
+    });
+    let auth = match credentials {
+        RegistryCredentials::Anonymous => RegistryAuth::Anonymous,
+        RegistryCredentials::Basic(u, p) => RegistryAuth::Basic(u.clone(), p.clone()),
+    };
+    client
+        .auth(&reference, &auth, RegistryOperation::Push)
+        .await
+        .map_err(|e| classify(&registry, e))?;
+    let mut report = PushReport {
+        reference: reference.whole(),
+        digest: image.digest.clone(),
+        uploaded: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (digest, data) in &image.blobs {
+        progress(PushEvent::Blob(digest.clone(), data.len() as u64));
+        if client.blob_exists(&reference, digest).await.map_err(|e| classify(&registry, e))? {
+            progress(PushEvent::Skipped(digest.clone()));
+            report.skipped.push(digest.clone());
+            continue;
+        }
+        client
+            .push_blob(&reference, data.clone(), digest)
+            .await
+            .map_err(|e| classify(&registry, e))?;
+        progress(PushEvent::Uploaded(digest.clone()));
+        report.uploaded.push(digest.clone());
+    }
+    let content_type = "application/vnd.oci.image.manifest.v1+json"
+        .parse()
+        .map_err(|_| PushError::Config("invalid manifest media type".into()))?;
+    client
+        .push_manifest_raw(&reference, image.manifest.clone(), content_type)
+        .await
+        .map_err(|e| classify(&registry, e))?;
+    let found = client
+        .fetch_manifest_digest(&reference, &auth)
+        .await
+        .map_err(|e| classify(&registry, e))?;
+    if found != image.digest {
+        return Err(PushError::DigestMismatch {
+            reference: reference.whole(),
+            expected: image.digest,
+            found,
+        });
+    }
+    Ok(report)
+}
+
+/// Whether `reference` (`repo:tag`) exists in its registry.
+pub async fn image_exists(reference: &str, credentials: &RegistryCredentials, plain_http_loopback: bool) -> Result<bool, PushError> {
+    let parsed: Reference = reference
+        .parse()
+        .map_err(|e| PushError::Config(format!("'{reference}' is not a valid image reference: {e}")))?;
+    let registry = parsed.registry().to_string();
+    let protocol = if plain_http_loopback && is_loopback(&registry) {
+        ClientProtocol::HttpsExcept(vec![registry.clone()])
+    } else {
+        ClientProtocol::Https
+    };
+    let client = Client::new(ClientConfig {
+        protocol,
+        ..Default::default()
+    });
+    let auth = match credentials {
+        RegistryCredentials::Anonymous => RegistryAuth::Anonymous,
+        RegistryCredentials::Basic(u, p) => RegistryAuth::Basic(u.clone(), p.clone()),
+    };
+    match client.fetch_manifest_digest(&parsed, &auth).await {
+        Ok(_) => Ok(true),
+        Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => Ok(false),
+        Err(e) => {
+            let err = classify(&registry, e);
+            match &err {
+                PushError::Registry { cause, .. } if cause.contains("404") || cause.to_lowercase().contains("not found") || cause.contains("MANIFEST_UNKNOWN") => Ok(false),
+                _ => Err(err),
+            }
+        }
+    }
+}
