@@ -58,7 +58,13 @@ ensure_image_tools() {
     docker-registry:docker-registry htpasswd:apache2-utils
 }
 
+# Cloud Storage JSON API emulator (Composer's DAG bucket).
+ensure_storage_emulator() {
+  venv_install gcs-emulator -r "$PEER_PINS/gcs-emulator.txt"
+}
+
 ensure_peers() {
   ensure_airflow
   ensure_image_tools
+  ensure_storage_emulator
 }

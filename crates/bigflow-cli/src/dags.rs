@@ -38,6 +38,8 @@ pub struct BuildDagsOptions {
     pub binary: Option<PathBuf>,
     /// Build the project binary with `--release`.
     pub release: bool,
+    /// Overrides the config's `docker_repository`.
+    pub docker_repository: Option<String>,
 }
 
 /// The current local hour, BigFlow's default start time.
@@ -59,17 +61,14 @@ pub fn build_dags(project: &ProjectDir, options: &BuildDagsOptions) -> Result<Ve
         .deployment
         .resolve(options.config.as_deref())
         .map_err(ToolError::usage)?;
-    let repository = match deployment.get("docker_repository") {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        _ => {
-            return Err(ToolError::usage(format!(
-                "{} has no docker_repository for environment '{}'; add docker_repository = \"REGION-docker.pkg.dev/PROJECT/REPO/IMAGE\" under [deployment.{}] (or the master environment)",
-                project.root.join(crate::project::PROJECT_FILE).display(),
-                deployment.env(),
-                deployment.env()
-            )));
-        }
-    };
+    let repository = crate::deploy::setting(&options.docker_repository, &deployment, "docker_repository").ok_or_else(|| {
+        ToolError::usage(format!(
+            "{} has no docker_repository for environment '{}'; add docker_repository = \"REGION-docker.pkg.dev/PROJECT/REPO/IMAGE\" under [deployment.{}] (or the master environment), or pass --docker-repository",
+            project.root.join(crate::project::PROJECT_FILE).display(),
+            deployment.env(),
+            deployment.env()
+        ))
+    })?;
     let version = project_version(&project.root)?;
     let image = image_reference(&repository, &version).map_err(ToolError::usage)?;
     let binary = match &options.binary {

@@ -1,4 +1,10 @@
-//! `deploy-image`: pushes the built image to the project's registry.
+//! `deploy-image`, `deploy-dags`: the image to its registry, the DAGs to
+//! Composer's bucket.
+//!
+//! `deploy-dags` is ordered so that a failure never leaves Composer without
+//! working DAGs: it first checks that every image the DAGs use exists in the
+//! registry, then uploads every DAG file, and only then (with
+//! `--clear-dags-folder`) removes stale files — BigFlow deletes first.
 //!
 //! Every value comes from the `[deployment]` environment of `bigflow.toml`
 //! (with `bf_` environment variables for what it lacks) unless a flag gives
@@ -10,7 +16,9 @@ use std::path::PathBuf;
 
 use bigflow_core::ResolvedConfig;
 use bigflow_gcp::{AuthMethod, Secret};
-use bigflow_image::registry::{PushError, PushEvent, PushReport, PushTarget, RegistryCredentials, push_archive};
+use bigflow_image::registry::{
+    PushError, PushEvent, PushReport, PushTarget, RegistryCredentials, push_archive,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{Result, ToolError};
@@ -61,9 +69,13 @@ pub struct DeployImageArgs {
     pub auth: AuthArgs,
 }
 
-/// A value from a flag, else the config (with its `bf_` variable fallback).
+/// A deployment setting: the flag, else the variable `bf_<key>` (the config's
+/// prefix), else the `bigflow.toml` environment's property.
 pub fn setting(flag: &Option<String>, config: &ResolvedConfig, key: &str) -> Option<String> {
-    flag.clone().or_else(|| config.get_str(key).ok()).filter(|s| !s.is_empty())
+    flag.clone()
+        .or_else(|| std::env::var(format!("{}{key}", config.env_var_prefix())).ok())
+        .or_else(|| config.get_str(key).ok())
+        .filter(|s| !s.is_empty())
 }
 
 /// The credentials the flags and config describe.
@@ -88,8 +100,11 @@ pub fn auth_method(args: &AuthArgs, config: &ResolvedConfig) -> Result<AuthMetho
         AuthMethodName::Vault => {
             let endpoint = setting(&args.vault_endpoint, config, "vault_endpoint")
                 .ok_or_else(|| ToolError::usage("--auth-method vault needs --vault-endpoint (or vault_endpoint in bigflow.toml)"))?;
-            let secret = setting(&args.vault_secret, config, "vault_secret")
-                .ok_or_else(|| ToolError::usage("--auth-method vault needs --vault-secret (or the variable bf_vault_secret)"))?;
+            let secret = setting(&args.vault_secret, config, "vault_secret").ok_or_else(|| {
+                ToolError::usage(
+                    "--auth-method vault needs --vault-secret (or the variable bf_vault_secret)",
+                )
+            })?;
             AuthMethod::Vault {
                 endpoint,
                 secret: Secret::new(secret),
@@ -100,10 +115,14 @@ pub fn auth_method(args: &AuthArgs, config: &ResolvedConfig) -> Result<AuthMetho
 
 /// Registry credentials from an auth method.
 pub async fn registry_credentials(method: &AuthMethod) -> Result<RegistryCredentials> {
-    Ok(match method.access_token().await.map_err(ToolError::failed)? {
-        Some(token) => RegistryCredentials::Basic("oauth2accesstoken".into(), token.expose().to_string()),
-        None => RegistryCredentials::Anonymous,
-    })
+    Ok(
+        match method.access_token().await.map_err(ToolError::failed)? {
+            Some(token) => {
+                RegistryCredentials::Basic("oauth2accesstoken".into(), token.expose().to_string())
+            }
+            None => RegistryCredentials::Anonymous,
+        },
+    )
 }
 
 /// Maps a push error to the exit code it deserves.
@@ -116,7 +135,7 @@ pub fn push_error(e: PushError) -> ToolError {
 
 /// A runtime for the async clients.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    bigflow_gcp::install_crypto_provider();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -125,7 +144,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Pushes the image.
 pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<PushReport> {
-    let config = project.deployment.resolve(args.config.as_deref()).map_err(ToolError::usage)?;
+    let config = project
+        .deployment
+        .resolve(args.config.as_deref())
+        .map_err(ToolError::usage)?;
     let repository = setting(&args.docker_repository, &config, "docker_repository").ok_or_else(|| {
         ToolError::usage(format!(
             "no docker_repository for environment '{}'; add it to bigflow.toml [deployment.{}] or pass --docker-repository",
@@ -135,7 +157,10 @@ pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<Push
     })?;
     let archive = match &args.image_tar_path {
         Some(p) => p.clone(),
-        None => project.root.join(".image").join(format!("image-{}.tar", project_version(&project.root)?)),
+        None => project
+            .root
+            .join(".image")
+            .join(format!("image-{}.tar", project_version(&project.root)?)),
     };
     let method = auth_method(&args.auth, &config)?;
     let target = PushTarget {
@@ -147,7 +172,10 @@ pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<Push
     rt.block_on(async {
         let credentials = registry_credentials(&method).await?;
         let bar = ProgressBar::new(0);
-        bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         bar.set_message("pushing");
         let mut current = 0u64;
         let result = push_archive(&archive, &target, &credentials, |event| match event {
@@ -160,5 +188,127 @@ pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<Push
         .await;
         bar.finish_and_clear();
         result.map_err(push_error)
+    })
+}
+
+/// Flags of `deploy-dags`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeployDagsArgs {
+    /// Deployment environment of bigflow.toml.
+    #[arg(long, short = 'c')]
+    pub config: Option<String>,
+    /// Directory with the DAG files (default: .dags).
+    #[arg(long, value_name = "DIR")]
+    pub dags_dir: Option<PathBuf>,
+    /// Composer's bucket (default: config dags_bucket).
+    #[arg(long, value_name = "BUCKET")]
+    pub dags_bucket: Option<String>,
+    /// After every upload succeeded, delete other files under dags/ (never airflow_monitoring.py).
+    #[arg(long)]
+    pub clear_dags_folder: bool,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// What `deploy-dags` did.
+#[derive(Debug, Clone, Default)]
+pub struct DagsReport {
+    /// Images verified in the registry.
+    pub images: Vec<String>,
+    /// Objects uploaded.
+    pub uploaded: Vec<String>,
+    /// Stale objects removed.
+    pub removed: Vec<String>,
+}
+
+/// Composer's own DAG, never removed.
+const AIRFLOW_MONITORING: &str = "dags/airflow_monitoring.py";
+
+/// Verifies the images, uploads the DAGs, then (if asked) removes stale files.
+pub fn deploy_dags(project: &ProjectDir, args: &DeployDagsArgs) -> Result<DagsReport> {
+    let config = project
+        .deployment
+        .resolve(args.config.as_deref())
+        .map_err(ToolError::usage)?;
+    let bucket = setting(&args.dags_bucket, &config, "dags_bucket").ok_or_else(|| {
+        ToolError::usage(format!(
+            "no dags_bucket for environment '{}'; add it to bigflow.toml [deployment.{}] or pass --dags-bucket",
+            config.env(),
+            config.env()
+        ))
+    })?;
+    let dir = args
+        .dags_dir
+        .clone()
+        .unwrap_or_else(|| project.root.join(".dags"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| {
+            ToolError::usage(format!(
+                "cannot read {}: {e}; run `bigflow build-dags` first",
+                dir.display()
+            ))
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ToolError::usage(format!(
+            "no DAG files in {}; run `bigflow build-dags` first",
+            dir.display()
+        )));
+    }
+    let images: Vec<String> = std::fs::read_to_string(dir.join(crate::dags::IMAGE_LIST_FILE))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let method = auth_method(&args.auth, &config)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let token = method.access_token().await.map_err(ToolError::failed)?;
+        let credentials = match &token {
+            Some(t) => RegistryCredentials::Basic("oauth2accesstoken".into(), t.expose().to_string()),
+            None => RegistryCredentials::Anonymous,
+        };
+        for image in &images {
+            let exists = bigflow_image::registry::image_exists(image, &credentials, args.auth.plain_http)
+                .await
+                .map_err(push_error)?;
+            if !exists {
+                return Err(ToolError::failed(format!(
+                    "image {image} used by the DAGs is not in the registry; run `bigflow deploy-image` first (no DAG was uploaded)"
+                )));
+            }
+        }
+        let storage = bigflow_gcp::storage::Storage::new(None, token).map_err(ToolError::usage)?;
+        let mut report = DagsReport {
+            images: images.clone(),
+            ..Default::default()
+        };
+        for file in &files {
+            let name = format!("dags/{}", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+            let data = std::fs::read(file).map_err(|e| {
+                ToolError::failed(format!("cannot read {}: {e}; nothing was removed from gs://{bucket}/dags/", file.display()))
+            })?;
+            storage
+                .upload(&bucket, &name, data, "text/x-python")
+                .await
+                .map_err(|e| ToolError::failed(format!("{e}; nothing was removed from gs://{bucket}/dags/")))?;
+            report.uploaded.push(name);
+        }
+        if args.clear_dags_folder {
+            for name in storage.list(&bucket, "dags/").await.map_err(ToolError::failed)? {
+                if name != AIRFLOW_MONITORING && !report.uploaded.contains(&name) {
+                    storage.delete(&bucket, &name).await.map_err(ToolError::failed)?;
+                    report.removed.push(name);
+                }
+            }
+        }
+        Ok(report)
     })
 }

@@ -29,6 +29,8 @@ pub struct BuildImageOptions {
     pub binary: Option<PathBuf>,
     /// Directory of the archive (default: `<project>/.image`).
     pub image_dir: Option<PathBuf>,
+    /// Overrides the config's `docker_repository` (the archive's Docker tag).
+    pub docker_repository: Option<String>,
 }
 
 /// What `build-image` made.
@@ -55,12 +57,16 @@ pub fn build_project_image(
         .deployment
         .resolve(options.config.as_deref())
         .map_err(ToolError::usage)?;
-    let repository = match deployment.get("docker_repository") {
-        Some(serde_json::Value::String(s)) => {
-            bigflow_airflow::image_reference(s, &version).map_err(ToolError::usage)?;
-            Some(s.clone())
+    let repository = match crate::deploy::setting(
+        &options.docker_repository,
+        &deployment,
+        "docker_repository",
+    ) {
+        Some(r) => {
+            bigflow_airflow::image_reference(&r, &version).map_err(ToolError::usage)?;
+            Some(r)
         }
-        _ => None,
+        None => None,
     };
     let binary = match &options.binary {
         Some(b) if b.is_file() => b.clone(),

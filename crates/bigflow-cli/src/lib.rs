@@ -83,6 +83,9 @@ enum Command {
         /// Build the project binary with --release.
         #[arg(long)]
         release: bool,
+        /// Repository of the image the DAGs run (default: $bf_docker_repository, then the config's).
+        #[arg(long, value_name = "REPO")]
+        docker_repository: Option<String>,
     },
     /// Run the project's tests (JUnit XML into build/junit-reports/), then build it with --release.
     BuildPackage,
@@ -115,9 +118,28 @@ enum Command {
         /// Directory of the archive (default: .image in the project).
         #[arg(long, value_name = "DIR")]
         image_dir: Option<PathBuf>,
+        /// Repository tag of the archive (default: $bf_docker_repository, then the config's).
+        #[arg(long, value_name = "REPO")]
+        docker_repository: Option<String>,
     },
     /// Push the image archive to the project's Docker repository.
     DeployImage(deploy::DeployImageArgs),
+    /// Upload the DAGs to Composer's bucket (after checking their image exists).
+    DeployDags(deploy::DeployDagsArgs),
+    /// deploy-image, then deploy-dags.
+    Deploy {
+        #[command(flatten)]
+        image: deploy::DeployImageArgs,
+        /// Directory with the DAG files (default: .dags).
+        #[arg(long, value_name = "DIR")]
+        dags_dir: Option<PathBuf>,
+        /// Composer's bucket (default: config dags_bucket).
+        #[arg(long, value_name = "BUCKET")]
+        dags_bucket: Option<String>,
+        /// After every upload succeeded, delete other files under dags/.
+        #[arg(long)]
+        clear_dags_folder: bool,
+    },
     /// Print the project version derived from git tags.
     #[command(visible_alias = "pv")]
     ProjectVersion,
@@ -184,6 +206,7 @@ fn execute(command: Command) -> Result<()> {
             dags_dir,
             binary,
             release,
+            docker_repository,
         } => {
             let project = ProjectDir::discover(&cwd()?)?;
             let options = dags::BuildDagsOptions {
@@ -193,6 +216,7 @@ fn execute(command: Command) -> Result<()> {
                 dags_dir,
                 binary,
                 release,
+                docker_repository,
             };
             for path in dags::build_dags(&project, &options)? {
                 println!("{}", path.display());
@@ -220,6 +244,7 @@ fn execute(command: Command) -> Result<()> {
                 no_export,
                 binary: Some(binary.clone()),
                 image_dir: None,
+                docker_repository: None,
             };
             let built = image::build_project_image(&project, &image_options)?;
             println!("{}", image::describe(&built, &project.root));
@@ -241,6 +266,7 @@ fn execute(command: Command) -> Result<()> {
             no_export,
             binary,
             image_dir,
+            docker_repository,
         } => {
             let project = ProjectDir::discover(&cwd()?)?;
             let options = image::BuildImageOptions {
@@ -248,6 +274,7 @@ fn execute(command: Command) -> Result<()> {
                 no_export,
                 binary,
                 image_dir,
+                docker_repository,
             };
             let built = image::build_project_image(&project, &options)?;
             println!("{}", image::describe(&built, &project.root));
@@ -265,6 +292,30 @@ fn execute(command: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::DeployDags(args) => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            print_dags_report(&deploy::deploy_dags(&project, &args)?);
+            Ok(())
+        }
+        Command::Deploy {
+            image,
+            dags_dir,
+            dags_bucket,
+            clear_dags_folder,
+        } => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            let report = deploy::deploy_image(&project, &image)?;
+            println!("pushed {} {}", report.reference, report.digest);
+            let dags = deploy::DeployDagsArgs {
+                config: image.config.clone(),
+                dags_dir,
+                dags_bucket,
+                clear_dags_folder,
+                auth: image.auth.clone(),
+            };
+            print_dags_report(&deploy::deploy_dags(&project, &dags)?);
+            Ok(())
+        }
         Command::ProjectVersion => {
             println!("{}", version::project_version(&cwd()?)?);
             Ok(())
@@ -274,6 +325,18 @@ fn execute(command: Command) -> Result<()> {
             println!("{tag}");
             Ok(())
         }
+    }
+}
+
+fn print_dags_report(report: &deploy::DagsReport) {
+    for image in &report.images {
+        println!("image {image} is in the registry");
+    }
+    for name in &report.uploaded {
+        println!("uploaded {name}");
+    }
+    for name in &report.removed {
+        println!("removed {name}");
     }
 }
 

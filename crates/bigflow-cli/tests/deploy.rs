@@ -15,22 +15,35 @@ const VAULT_SECRET: &str = "vault-secret-123";
 const ACCESS_TOKEN: &str = "ya29.token-from-vault";
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn peers_present() -> bool {
-    let missing: Vec<&str> = ["/usr/bin/docker-registry", "/usr/bin/htpasswd", "/usr/bin/skopeo"]
-        .into_iter()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
+    let missing: Vec<&str> = [
+        "/usr/bin/docker-registry",
+        "/usr/bin/htpasswd",
+        "/usr/bin/skopeo",
+    ]
+    .into_iter()
+    .filter(|p| !Path::new(p).exists())
+    .collect();
     if missing.is_empty() {
         return true;
     }
-    let message = format!("PEER MISSING: {}; run scripts/test (it installs docker-registry, apache2-utils, skopeo)", missing.join(", "));
+    let message = format!(
+        "PEER MISSING: {}; run scripts/test (it installs docker-registry, apache2-utils, skopeo)",
+        missing.join(", ")
+    );
     if std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() == Ok("1") {
         panic!("{message}");
     }
@@ -39,7 +52,11 @@ fn peers_present() -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A registry process on loopback, stopped on drop.
@@ -59,19 +76,35 @@ impl Registry {
         );
         if with_auth {
             let htpasswd = dir.path().join("htpasswd");
-            let out = Std::new("htpasswd").args(["-Bbn", "oauth2accesstoken", ACCESS_TOKEN]).output().unwrap();
+            let out = Std::new("htpasswd")
+                .args(["-Bbn", "oauth2accesstoken", ACCESS_TOKEN])
+                .output()
+                .unwrap();
             std::fs::write(&htpasswd, out.stdout).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let path = dir.path().join("config.yml");
         std::fs::write(&path, config).unwrap();
-        let child = Std::new("/usr/bin/docker-registry").arg("serve").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Std::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "registry did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Registry { child, port, _dir: dir }
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     fn repository(&self) -> String {
@@ -96,18 +129,30 @@ fn start_vault() -> String {
             let mut authorized = false;
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                if line.to_ascii_lowercase().starts_with("x-vault-token:") && line.trim_end().ends_with(VAULT_SECRET) {
+                if line.to_ascii_lowercase().starts_with("x-vault-token:")
+                    && line.trim_end().ends_with(VAULT_SECRET)
+                {
                     authorized = true;
                 }
                 line.clear();
             }
             let (status, body) = if authorized {
-                ("200 OK", format!("{{\"data\": {{\"token\": \"{ACCESS_TOKEN}\"}}}}"))
+                (
+                    "200 OK",
+                    format!("{{\"data\": {{\"token\": \"{ACCESS_TOKEN}\"}}}}"),
+                )
             } else {
-                ("403 Forbidden", "{\"errors\": [\"permission denied\"]}".to_string())
+                (
+                    "403 Forbidden",
+                    "{\"errors\": [\"permission denied\"]}".to_string(),
+                )
             };
             let mut stream = stream;
-            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     format!("http://127.0.0.1:{port}/v1/secret/token")
@@ -126,9 +171,22 @@ fn image() -> &'static (PathBuf, String, tempfile::TempDir) {
             .env("CARGO_TARGET_DIR", target_dir())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let digest = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2).unwrap().to_string();
-        let archive = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let digest = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_string();
+        let archive = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         (archive, digest, dir)
     })
 }
@@ -158,13 +216,29 @@ fn pushes_skips_known_layers_and_verifies_the_digest() {
     }
     let registry = Registry::start(false);
     let (_, digest, _) = image();
-    let (code, out, err) = deploy(&registry.repository(), &["--auth-method", "none", "--plain-http"]);
+    let (code, out, err) = deploy(
+        &registry.repository(),
+        &["--auth-method", "none", "--plain-http"],
+    );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!(" {digest} (uploaded 3 blobs, 0 already there)")), "{out}");
-    let (code, out, err) = deploy(&registry.repository(), &["--auth-method", "none", "--plain-http"]);
+    assert!(
+        out.contains(&format!(" {digest} (uploaded 3 blobs, 0 already there)")),
+        "{out}"
+    );
+    let (code, out, err) = deploy(
+        &registry.repository(),
+        &["--auth-method", "none", "--plain-http"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("(uploaded 0 blobs, 3 already there)"), "{out}");
-    let tag = out.split_whitespace().nth(1).unwrap().rsplit_once(':').unwrap().1.to_string();
+    let tag = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_string();
     let inspect = Std::new("skopeo")
         .args(["inspect", "--tls-verify=false"])
         .arg(format!("docker://{}:{tag}", registry.repository()))
@@ -172,7 +246,10 @@ fn pushes_skips_known_layers_and_verifies_the_digest() {
         .unwrap();
     let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(inspect["Digest"], digest.as_str());
-    assert_eq!(inspect["Labels"]["org.opencontainers.image.title"], "bigflow-examples");
+    assert_eq!(
+        inspect["Labels"]["org.opencontainers.image.title"],
+        "bigflow-examples"
+    );
 }
 
 #[test]
@@ -182,16 +259,44 @@ fn vault_credentials_against_an_authenticating_registry() {
     }
     let registry = Registry::start(true);
     let vault = start_vault();
-    let (code, out, err) = deploy(&registry.repository(), &["--auth-method", "vault", "--vault-endpoint", &vault, "--vault-secret", VAULT_SECRET, "--plain-http"]);
+    let (code, out, err) = deploy(
+        &registry.repository(),
+        &[
+            "--auth-method",
+            "vault",
+            "--vault-endpoint",
+            &vault,
+            "--vault-secret",
+            VAULT_SECRET,
+            "--plain-http",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("pushed "), "{out}");
 
-    let (code, out, err) = deploy(&registry.repository(), &["--auth-method", "vault", "--vault-endpoint", &vault, "--vault-secret", "wrong", "--plain-http"]);
+    let (code, out, err) = deploy(
+        &registry.repository(),
+        &[
+            "--auth-method",
+            "vault",
+            "--vault-endpoint",
+            &vault,
+            "--vault-secret",
+            "wrong",
+            "--plain-http",
+        ],
+    );
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("answered HTTP 403"), "{err}");
-    assert!(!err.contains("wrong") && !err.contains(ACCESS_TOKEN), "no secrets in errors: {err}");
+    assert!(
+        !err.contains("wrong") && !err.contains(ACCESS_TOKEN),
+        "no secrets in errors: {err}"
+    );
 
-    let (code, _, err) = deploy(&registry.repository(), &["--auth-method", "none", "--plain-http"]);
+    let (code, _, err) = deploy(
+        &registry.repository(),
+        &["--auth-method", "none", "--plain-http"],
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("rejected the credentials"), "{err}");
 }
@@ -201,13 +306,292 @@ fn bad_destinations_are_clear_errors() {
     if !peers_present() {
         return;
     }
-    let (code, _, err) = deploy(&format!("127.0.0.1:{}/nothing/here", free_port()), &["--auth-method", "none", "--plain-http"]);
+    let (code, _, err) = deploy(
+        &format!("127.0.0.1:{}/nothing/here", free_port()),
+        &["--auth-method", "none", "--plain-http"],
+    );
     assert_eq!(code, 1, "{err}");
-    assert!(err.starts_with("error: cannot reach registry 127.0.0.1:"), "{err}");
-    let (code, _, err) = deploy("registry.example.com/p/x", &["--auth-method", "none", "--plain-http"]);
+    assert!(
+        err.starts_with("error: cannot reach registry 127.0.0.1:"),
+        "{err}"
+    );
+    let (code, _, err) = deploy(
+        "registry.example.com/p/x",
+        &["--auth-method", "none", "--plain-http"],
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("plain HTTP is only allowed to a loopback registry"), "{err}");
+    assert!(
+        err.contains("plain HTTP is only allowed to a loopback registry"),
+        "{err}"
+    );
     let (code, _, err) = deploy("127.0.0.1:1/x", &["--auth-method", "vault"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--auth-method vault needs --vault-endpoint"), "{err}");
+    assert!(
+        err.contains("--auth-method vault needs --vault-endpoint"),
+        "{err}"
+    );
+}
+
+/// The storage emulator (PyPI `gcp-storage-emulator`) on loopback, stopped on drop.
+struct StorageEmulator {
+    child: Child,
+    endpoint: String,
+}
+
+fn peers_dir() -> PathBuf {
+    std::env::var_os("BIGFLOW_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bigflow")
+        })
+        .join("peers")
+}
+
+impl StorageEmulator {
+    fn start() -> Option<StorageEmulator> {
+        let bin = peers_dir().join("gcs-emulator/bin/gcp-storage-emulator");
+        if !bin.is_file() {
+            let message = format!("PEER MISSING: {}; run scripts/test", bin.display());
+            if std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() == Ok("1") {
+                panic!("{message}");
+            }
+            eprintln!("\n!!! SKIPPED: {message}\n");
+            return None;
+        }
+        let port = free_port();
+        let child = Std::new(bin)
+            .args([
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--in-memory",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "storage emulator did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(StorageEmulator {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// One JSON API call through Python's urllib (the emulator's own venv).
+    fn call(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        let python = peers_dir().join("gcs-emulator/bin/python");
+        let script = r#"
+import sys, urllib.request
+method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+kind = "text/plain" if "uploadType=media" in url else "application/json"
+req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers={"Content-Type": kind})
+print(urllib.request.urlopen(req).read().decode() or "{}")
+"#;
+        let out = Std::new(python)
+            .arg("-c")
+            .arg(script)
+            .arg(method)
+            .arg(format!("{}{path}", self.endpoint))
+            .arg(body)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn objects(&self, bucket: &str) -> Vec<String> {
+        let list = self.call("GET", &format!("/storage/v1/b/{bucket}/o?prefix=dags/"), "");
+        let mut names: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn put(&self, bucket: &str, name: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!(
+                "/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}",
+                name.replace('/', "%2F")
+            ),
+            text,
+        );
+    }
+}
+
+impl Drop for StorageEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tool_in_examples(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::cargo_bin("bigflow")
+        .unwrap()
+        .args(args)
+        .envs(env.iter().copied())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .current_dir(workspace_root().join("examples/bigflow-examples"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
+    if !peers_present() {
+        return;
+    }
+    let Some(gcs) = StorageEmulator::start() else {
+        return;
+    };
+    let registry = Registry::start(false);
+    let bucket = "composer-dags";
+    gcs.call(
+        "POST",
+        "/storage/v1/b?project=test",
+        &format!("{{\"name\": \"{bucket}\"}}"),
+    );
+    gcs.put(bucket, "dags/airflow_monitoring.py", "# Composer's own");
+    gcs.put(
+        bucket,
+        "dags/old_workflow__v0_1__2020_01_01_00_00_00_dag.py",
+        "# previous deployment",
+    );
+    let repo = registry.repository();
+    let env = [
+        ("STORAGE_EMULATOR_HOST", gcs.endpoint.as_str()),
+        ("bf_docker_repository", repo.as_str()),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let dags = tmp.path().join("dags");
+    let dags_arg = dags.to_str().unwrap();
+    let (code, _, err) = tool_in_examples(
+        &[
+            "build-dags",
+            "--start-time",
+            "2020-08-01 10:00:00",
+            "--dags-dir",
+            dags_arg,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // The image is not pushed yet: nothing is uploaded.
+    let common = [
+        "--dags-dir",
+        dags_arg,
+        "--dags-bucket",
+        bucket,
+        "--auth-method",
+        "none",
+        "--plain-http",
+    ];
+    let (code, _, err) = tool_in_examples(&[&["deploy-dags"][..], &common].concat(), &env);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "is not in the registry; run `bigflow deploy-image` first (no DAG was uploaded)"
+        ),
+        "{err}"
+    );
+    assert_eq!(gcs.objects(bucket).len(), 2);
+
+    // deploy = push the image, check it, upload, then clear what is stale.
+    let (archive, ..) = image();
+    let (code, out, err) = tool_in_examples(
+        &[
+            &[
+                "deploy",
+                "--image-tar-path",
+                archive.to_str().unwrap(),
+                "--clear-dags-folder",
+            ][..],
+            &common,
+        ]
+        .concat(),
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("removed dags/old_workflow__v0_1__2020_01_01_00_00_00_dag.py"),
+        "{out}"
+    );
+    let deployed = gcs.objects(bucket);
+    let local: Vec<String> = std::fs::read_dir(&dags)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".py"))
+        .map(|n| format!("dags/{n}"))
+        .collect();
+    assert_eq!(deployed.len(), local.len() + 1, "{deployed:?}");
+    assert!(deployed.contains(&"dags/airflow_monitoring.py".to_string()));
+    assert!(local.iter().all(|n| deployed.contains(n)));
+
+    // A failure midway through the uploads removes nothing.
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for entry in std::fs::read_dir(&dags).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, broken.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::create_dir(broken.join("m_unreadable_dag.py")).unwrap();
+    let (code, _, err) = tool_in_examples(
+        &[
+            "deploy-dags",
+            "--dags-dir",
+            broken.to_str().unwrap(),
+            "--dags-bucket",
+            bucket,
+            "--auth-method",
+            "none",
+            "--plain-http",
+            "--clear-dags-folder",
+        ],
+        &env,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nothing was removed from gs://composer-dags/dags/"),
+        "{err}"
+    );
+    assert_eq!(
+        gcs.objects(bucket),
+        deployed,
+        "the deployed DAGs survive a failed deploy"
+    );
+
+    // Configuration mistakes are exit 2.
+    let (code, _, err) = tool_in_examples(
+        &[
+            "deploy-dags",
+            "--dags-dir",
+            "/nonexistent",
+            "--auth-method",
+            "none",
+        ],
+        &env,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("run `bigflow build-dags` first"), "{err}");
 }

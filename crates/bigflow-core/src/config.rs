@@ -504,6 +504,11 @@ impl ResolvedConfig {
         &self.env
     }
 
+    /// The prefix of the environment variables this config reads (`bf_`).
+    pub fn env_var_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// All properties.
     pub fn properties(&self) -> &Properties {
         &self.properties

@@ -1,5 +1,6 @@
-//! Credentials for Google Cloud, in one place for every client (registry
-//! pushes, the DAG bucket, and later BigQuery).
+//! Google Cloud access shared by every client: credentials (registry pushes,
+//! the DAG bucket, later BigQuery), the retry policy ([`retry`]) and a Cloud
+//! Storage client ([`storage`]).
 //!
 //! - `local_account`: the developer's gcloud login (`gcloud auth
 //!   print-access-token`), as BigFlow's `local_account` relies on gcloud.
@@ -9,9 +10,19 @@
 //! Tokens are [`Secret`]s: their `Debug` and `Display` never show the value,
 //! and errors never include them.
 
+pub mod retry;
+pub mod storage;
+
 use std::fmt;
 use std::process::Command;
 use std::time::Duration;
+
+/// Makes `ring` the process's TLS crypto provider (idempotent). Every HTTP
+/// client of bigflow needs one: `reqwest` is built without a default provider
+/// to avoid compiling a second crypto library.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,7 +71,9 @@ pub enum AuthMethod {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// gcloud is missing or failed.
-    #[error("could not get a token from gcloud ({0}); run `gcloud auth login` or use --auth-method vault")]
+    #[error(
+        "could not get a token from gcloud ({0}); run `gcloud auth login` or use --auth-method vault"
+    )]
     Gcloud(String),
     /// The Vault endpoint could not be reached.
     #[error("cannot reach Vault at {endpoint}: {cause}")]
@@ -71,7 +84,9 @@ pub enum AuthError {
         cause: String,
     },
     /// Vault answered with an error status.
-    #[error("Vault at {endpoint} answered HTTP {status}; check --vault-secret and that the endpoint serves a token")]
+    #[error(
+        "Vault at {endpoint} answered HTTP {status}; check --vault-secret and that the endpoint serves a token"
+    )]
     VaultStatus {
         /// The endpoint.
         endpoint: String,
@@ -97,9 +112,13 @@ impl AuthMethod {
                     .output()
                     .map_err(|e| AuthError::Gcloud(e.to_string()))?;
                 if !out.status.success() {
-                    return Err(AuthError::Gcloud(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+                    return Err(AuthError::Gcloud(
+                        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    ));
                 }
-                Ok(Some(Secret::new(String::from_utf8_lossy(&out.stdout).trim())))
+                Ok(Some(Secret::new(
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                )))
             }
             AuthMethod::Vault { endpoint, secret } => vault_token(endpoint, secret).await.map(Some),
         }
@@ -108,6 +127,7 @@ impl AuthMethod {
 
 /// BigFlow's Vault flow.
 pub async fn vault_token(endpoint: &str, secret: &Secret) -> Result<Secret, AuthError> {
+    install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -119,29 +119,77 @@ struct Archive {
 
 fn read_archive(path: &Path) -> Result<Archive, PushError> {
     let config = |m: String| PushError::Config(m);
-    let file = std::fs::File::open(path).map_err(|e| config(format!("cannot open image archive {}: {e}; run `bigflow build-image` first", path.display())))?;
+    let file = std::fs::File::open(path).map_err(|e| {
+        config(format!(
+            "cannot open image archive {}: {e}; run `bigflow build-image` first",
+            path.display()
+        ))
+    })?;
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tar = tar::Archive::new(file);
-    for entry in tar.entries().map_err(|e| config(format!("{} is not a tar archive: {e}", path.display())))? {
+    for entry in tar
+        .entries()
+        .map_err(|e| config(format!("{} is not a tar archive: {e}", path.display())))?
+    {
         let mut entry = entry.map_err(|e| config(format!("{}: {e}", path.display())))?;
         if entry.header().entry_type().is_file() {
-            let name = entry.path().map_err(|e| config(e.to_string()))?.to_string_lossy().to_string();
+            let name = entry
+                .path()
+                .map_err(|e| config(e.to_string()))?
+                .to_string_lossy()
+                .to_string();
             let mut data = Vec::new();
-            entry.read_to_end(&mut data).map_err(|e| config(e.to_string()))?;
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| config(e.to_string()))?;
             files.insert(name, data);
         }
     }
-    let bad = || config(format!("{} is not an OCI image archive made by `bigflow build-image`", path.display()));
-    let index: serde_json::Value = serde_json::from_slice(files.get("index.json").ok_or_else(bad)?).map_err(|_| bad())?;
-    let digest = index["manifests"][0]["digest"].as_str().ok_or_else(bad)?.to_string();
-    let tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"].as_str().map(String::from);
-    let blob = |d: &str| files.get(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:"))).cloned().ok_or_else(bad);
+    let bad = || {
+        config(format!(
+            "{} is not an OCI image archive made by `bigflow build-image`",
+            path.display()
+        ))
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(files.get("index.json").ok_or_else(bad)?).map_err(|_| bad())?;
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .ok_or_else(bad)?
+        .to_string();
+    let tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+        .as_str()
+        .map(String::from);
+    let blob = |d: &str| {
+        files
+            .get(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+            .cloned()
+            .ok_or_else(bad)
+    };
     let manifest = blob(&digest)?;
     let parsed: serde_json::Value = serde_json::from_slice(&manifest).map_err(|_| bad())?;
-    let mut digests: Vec<String> = parsed["layers"].as_array().ok_or_else(bad)?.iter().filter_map(|l| l["digest"].as_str().map(String::from)).collect();
-    digests.push(parsed["config"]["digest"].as_str().ok_or_else(bad)?.to_string());
-    let blobs = digests.into_iter().map(|d| blob(&d).map(|b| (d, b))).collect::<Result<_, _>>()?;
-    Ok(Archive { tag, manifest, digest, blobs })
+    let mut digests: Vec<String> = parsed["layers"]
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .filter_map(|l| l["digest"].as_str().map(String::from))
+        .collect();
+    digests.push(
+        parsed["config"]["digest"]
+            .as_str()
+            .ok_or_else(bad)?
+            .to_string(),
+    );
+    let blobs = digests
+        .into_iter()
+        .map(|d| blob(&d).map(|b| (d, b)))
+        .collect::<Result<_, _>>()?;
+    Ok(Archive {
+        tag,
+        manifest,
+        digest,
+        blobs,
+    })
 }
 
 fn is_loopback(registry: &str) -> bool {
@@ -152,12 +200,19 @@ fn is_loopback(registry: &str) -> bool {
 fn classify(registry: &str, e: oci_client::errors::OciDistributionError) -> PushError {
     let cause = e.to_string();
     let lower = cause.to_lowercase();
-    if lower.contains("unauthorized") || lower.contains("401") || lower.contains("authentication") || lower.contains("denied") {
+    if lower.contains("unauthorized")
+        || lower.contains("401")
+        || lower.contains("authentication")
+        || lower.contains("denied")
+    {
         PushError::Unauthorized {
             registry: registry.to_string(),
             cause,
         }
-    } else if lower.contains("error sending request") || lower.contains("connect") || lower.contains("dns") {
+    } else if lower.contains("error sending request")
+        || lower.contains("connect")
+        || lower.contains("dns")
+    {
         let hint = if is_loopback(registry) && cause.contains("https://") {
             "; a local registry may speak plain HTTP: pass --plain-http"
         } else {
@@ -183,12 +238,19 @@ pub async fn push_archive(
     mut progress: impl FnMut(PushEvent),
 ) -> Result<PushReport, PushError> {
     let image = read_archive(archive)?;
-    let tag = target.tag.clone().or_else(|| image.tag.clone()).ok_or_else(|| {
-        PushError::Config(format!("{} has no tag; give one", archive.display()))
-    })?;
+    let tag = target
+        .tag
+        .clone()
+        .or_else(|| image.tag.clone())
+        .ok_or_else(|| PushError::Config(format!("{} has no tag; give one", archive.display())))?;
     let reference: Reference = format!("{}:{tag}", target.repository)
         .parse()
-        .map_err(|e| PushError::Config(format!("'{}:{tag}' is not a valid image reference: {e}", target.repository)))?;
+        .map_err(|e| {
+            PushError::Config(format!(
+                "'{}:{tag}' is not a valid image reference: {e}",
+                target.repository
+            ))
+        })?;
     let registry = reference.registry().to_string();
     let protocol = if target.plain_http_loopback {
         if !is_loopback(&registry) {
@@ -220,7 +282,11 @@ pub async fn push_archive(
     };
     for (digest, data) in &image.blobs {
         progress(PushEvent::Blob(digest.clone(), data.len() as u64));
-        if client.blob_exists(&reference, digest).await.map_err(|e| classify(&registry, e))? {
+        if client
+            .blob_exists(&reference, digest)
+            .await
+            .map_err(|e| classify(&registry, e))?
+        {
             progress(PushEvent::Skipped(digest.clone()));
             report.skipped.push(digest.clone());
             continue;
@@ -254,10 +320,14 @@ pub async fn push_archive(
 }
 
 /// Whether `reference` (`repo:tag`) exists in its registry.
-pub async fn image_exists(reference: &str, credentials: &RegistryCredentials, plain_http_loopback: bool) -> Result<bool, PushError> {
-    let parsed: Reference = reference
-        .parse()
-        .map_err(|e| PushError::Config(format!("'{reference}' is not a valid image reference: {e}")))?;
+pub async fn image_exists(
+    reference: &str,
+    credentials: &RegistryCredentials,
+    plain_http_loopback: bool,
+) -> Result<bool, PushError> {
+    let parsed: Reference = reference.parse().map_err(|e| {
+        PushError::Config(format!("'{reference}' is not a valid image reference: {e}"))
+    })?;
     let registry = parsed.registry().to_string();
     let protocol = if plain_http_loopback && is_loopback(&registry) {
         ClientProtocol::HttpsExcept(vec![registry.clone()])
@@ -278,7 +348,13 @@ pub async fn image_exists(reference: &str, credentials: &RegistryCredentials, pl
         Err(e) => {
             let err = classify(&registry, e);
             match &err {
-                PushError::Registry { cause, .. } if cause.contains("404") || cause.to_lowercase().contains("not found") || cause.contains("MANIFEST_UNKNOWN") => Ok(false),
+                PushError::Registry { cause, .. }
+                    if ["404", "not found", "manifest unknown", "manifest_unknown"]
+                        .iter()
+                        .any(|m| cause.to_lowercase().contains(m)) =>
+                {
+                    Ok(false)
+                }
                 _ => Err(err),
             }
         }
