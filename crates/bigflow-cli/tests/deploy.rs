@@ -483,24 +483,34 @@ fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
         ("bf_docker_repository", repo.as_str()),
     ];
     let tmp = tempfile::tempdir().unwrap();
-    let dags = tmp.path().join("dags");
-    let dags_arg = dags.to_str().unwrap();
-    let (code, _, err) = tool_in_examples(
+    let example = workspace_root().join("examples/bigflow-examples");
+    let dags = example.join(".dags");
+    // `bigflow build` as a user runs it: tests, release build, image, DAGs.
+    let (code, out, err) = tool_in_examples(
         &[
-            "build-dags",
+            "build",
+            "--config",
+            "dev",
             "--start-time",
             "2020-08-01 10:00:00",
-            "--dags-dir",
-            dags_arg,
         ],
         &env,
     );
     assert_eq!(code, 0, "{err}");
+    assert!(example.join("build/junit-reports/junit.xml").is_file());
+    let digest = out
+        .lines()
+        .find(|l| l.starts_with("image "))
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
 
     // The image is not pushed yet: nothing is uploaded.
     let common = [
-        "--dags-dir",
-        dags_arg,
+        "--config",
+        "dev",
         "--dags-bucket",
         bucket,
         "--auth-method",
@@ -518,24 +528,33 @@ fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
     assert_eq!(gcs.objects(bucket).len(), 2);
 
     // deploy = push the image, check it, upload, then clear what is stale.
-    let (archive, ..) = image();
     let (code, out, err) = tool_in_examples(
-        &[
-            &[
-                "deploy",
-                "--image-tar-path",
-                archive.to_str().unwrap(),
-                "--clear-dags-folder",
-            ][..],
-            &common,
-        ]
-        .concat(),
+        &[&["deploy", "--clear-dags-folder"][..], &common].concat(),
         &env,
     );
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("removed dags/old_workflow__v0_1__2020_01_01_00_00_00_dag.py"),
         "{out}"
+    );
+    let pushed = out
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let inspect = Std::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{pushed}"))
+        .output()
+        .unwrap();
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        inspect["Digest"],
+        digest.as_str(),
+        "the registry has the image build printed"
     );
     let deployed = gcs.objects(bucket);
     let local: Vec<String> = std::fs::read_dir(&dags)
