@@ -55,7 +55,7 @@ ensure_debian() {
 # rootfs; the CNCF distribution registry and htpasswd serve pushes.
 ensure_image_tools() {
   ensure_debian skopeo:skopeo umoci:umoci bwrap:bubblewrap ldd:libc-bin \
-    docker-registry:docker-registry htpasswd:apache2-utils
+    docker-registry:docker-registry htpasswd:apache2-utils openssl:openssl
 }
 
 # Cloud Storage JSON API emulator (Composer's DAG bucket).

@@ -28,8 +28,12 @@ use crate::version::project_version;
 /// How to authenticate, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMethodName {
-    /// The gcloud user (`gcloud auth print-access-token`).
+    /// Application default credentials (gcloud user, GOOGLE_APPLICATION_CREDENTIALS, metadata server).
+    #[value(name = "local_account")]
     LocalAccount,
+    /// A service-account key file (`--service-account-key`).
+    #[value(name = "service_account")]
+    ServiceAccount,
     /// A token from Vault (`--vault-endpoint`, `--vault-secret`).
     Vault,
     /// No credentials (local registries and emulators).
@@ -39,7 +43,7 @@ pub enum AuthMethodName {
 /// Authentication flags shared by the deploy commands.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AuthArgs {
-    /// local_account (default), vault or none; default from the config's auth_method.
+    /// local_account (default), service_account, vault or none; default from the config's auth_method.
     #[arg(long, value_enum)]
     pub auth_method: Option<AuthMethodName>,
     /// Vault endpoint returning the access token (default: config vault_endpoint).
@@ -48,6 +52,9 @@ pub struct AuthArgs {
     /// Vault token (default: config vault_secret or $bf_vault_secret).
     #[arg(long, value_name = "SECRET")]
     pub vault_secret: Option<String>,
+    /// Service-account key file for --auth-method service_account (default: config service_account_key).
+    #[arg(long, value_name = "FILE")]
+    pub service_account_key: Option<String>,
     /// Allow plain HTTP to a loopback registry or emulator.
     #[arg(long)]
     pub plain_http: bool,
@@ -85,10 +92,11 @@ pub fn auth_method(args: &AuthArgs, config: &ResolvedConfig) -> Result<AuthMetho
         None => match setting(&None, config, "auth_method").as_deref() {
             None | Some("local_account") => AuthMethodName::LocalAccount,
             Some("vault") => AuthMethodName::Vault,
+            Some("service_account") => AuthMethodName::ServiceAccount,
             Some("none") => AuthMethodName::None,
             Some(other) => {
                 return Err(ToolError::usage(format!(
-                    "auth_method = '{other}' in config '{}' is not one of local_account, vault, none",
+                    "auth_method = '{other}' in config '{}' is not one of local_account, service_account, vault, none",
                     config.env()
                 )));
             }
@@ -97,6 +105,11 @@ pub fn auth_method(args: &AuthArgs, config: &ResolvedConfig) -> Result<AuthMetho
     Ok(match name {
         AuthMethodName::None => AuthMethod::None,
         AuthMethodName::LocalAccount => AuthMethod::LocalAccount,
+        AuthMethodName::ServiceAccount => AuthMethod::ServiceAccount {
+            key_file: setting(&args.service_account_key, config, "service_account_key")
+                .ok_or_else(|| ToolError::usage("--auth-method service_account needs --service-account-key FILE (or service_account_key in bigflow.toml)"))?
+                .into(),
+        },
         AuthMethodName::Vault => {
             let endpoint = setting(&args.vault_endpoint, config, "vault_endpoint")
                 .ok_or_else(|| ToolError::usage("--auth-method vault needs --vault-endpoint (or vault_endpoint in bigflow.toml)"))?;

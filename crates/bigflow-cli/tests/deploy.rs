@@ -614,3 +614,204 @@ fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("run `bigflow build-dags` first"), "{err}");
 }
+
+/// A loopback HTTP endpoint standing in for Google's metadata server and
+/// Cloud Storage at once (neither can run here): answers the token request of
+/// the metadata server, 200 to everything else, and records each request's
+/// first line and headers.
+fn start_google_fake() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let mut line = String::new();
+            let mut length = 0usize;
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                request.push_str(&line);
+                line.clear();
+            }
+            let mut body = vec![0u8; length];
+            let _ = std::io::Read::read_exact(&mut reader, &mut body);
+            let answer = if request
+                .starts_with("GET /computeMetadata/v1/instance/service-accounts/default/token")
+            {
+                if request.contains("Metadata-Flavor: Google")
+                    || request.contains("metadata-flavor: Google")
+                {
+                    "{\"access_token\": \"mds-token\", \"expires_in\": 3600, \"token_type\": \"Bearer\"}"
+                } else {
+                    "{}"
+                }
+            } else {
+                "{\"kind\": \"storage#object\"}"
+            };
+            log.lock().unwrap().push(request);
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMetadata-Flavor: Google\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (addr, seen)
+}
+
+fn base64url_decode(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        bits = (bits << 6) | alphabet.iter().position(|a| *a == c).unwrap() as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
+fn bearer_of_upload(seen: &[String]) -> String {
+    let upload = seen
+        .iter()
+        .find(|r| r.starts_with("POST /upload/storage/v1/b/bucket/o"))
+        .expect("an upload reached the storage endpoint");
+    let auth = upload
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .expect("the upload carries credentials");
+    auth.split_once("Bearer ").unwrap().1.trim().to_string()
+}
+
+#[test]
+fn adc_and_service_account_tokens_reach_google_apis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dags = tmp.path().join("dags");
+    std::fs::create_dir(&dags).unwrap();
+    std::fs::write(dags.join("a_dag.py"), "# a DAG\n").unwrap();
+    let run = |auth: &[&str], env: &[(&str, &str)]| {
+        let out = Command::cargo_bin("bigflow")
+            .unwrap()
+            .args(["deploy-dags", "--dags-dir"])
+            .arg(&dags)
+            .args(["--dags-bucket", "bucket"])
+            .args(auth)
+            .env("HOME", tmp.path())
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .envs(env.iter().copied())
+            .current_dir(workspace_root().join("examples/bigflow-examples"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    // Application default credentials from the metadata server.
+    let (addr, seen) = start_google_fake();
+    let storage = format!("http://{addr}");
+    run(
+        &["--auth-method", "local_account"],
+        &[
+            ("GCE_METADATA_HOST", &addr),
+            ("STORAGE_EMULATOR_HOST", &storage),
+        ],
+    );
+    let seen_now = seen.lock().unwrap().clone();
+    assert!(
+        seen_now[0].contains("scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform"),
+        "{seen_now:?}"
+    );
+    assert_eq!(bearer_of_upload(&seen_now), "mds-token");
+
+    // A service-account key: a self-signed JWT, signed by the key, for the cloud-platform scope.
+    if Std::new("openssl").arg("version").output().is_err() {
+        assert!(
+            std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "openssl is needed"
+        );
+        eprintln!("\n!!! SKIPPED: openssl missing\n");
+        return;
+    }
+    let pem = tmp.path().join("key.pem");
+    run_ok(
+        Std::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&pem),
+    );
+    let key = serde_json::json!({
+        "type": "service_account", "project_id": "p", "private_key_id": "kid1",
+        "private_key": std::fs::read_to_string(&pem).unwrap(),
+        "client_email": "bigflow@p.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": format!("http://{addr}/token"),
+    });
+    let key_file = tmp.path().join("key.json");
+    std::fs::write(&key_file, key.to_string()).unwrap();
+    seen.lock().unwrap().clear();
+    run(
+        &[
+            "--auth-method",
+            "service_account",
+            "--service-account-key",
+            key_file.to_str().unwrap(),
+        ],
+        &[("STORAGE_EMULATOR_HOST", &storage)],
+    );
+    let token = bearer_of_upload(&seen.lock().unwrap());
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT: {token}");
+    let claims: serde_json::Value = serde_json::from_slice(&base64url_decode(parts[1])).unwrap();
+    assert_eq!(claims["iss"], "bigflow@p.iam.gserviceaccount.com");
+    assert!(claims.to_string().contains("cloud-platform"), "{claims}");
+    let (data, sig, public) = (
+        tmp.path().join("data"),
+        tmp.path().join("sig"),
+        tmp.path().join("pub.pem"),
+    );
+    std::fs::write(&data, format!("{}.{}", parts[0], parts[1])).unwrap();
+    std::fs::write(&sig, base64url_decode(parts[2])).unwrap();
+    run_ok(
+        Std::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&pem)
+            .arg("-out")
+            .arg(&public),
+    );
+    let verified = run_ok(
+        Std::new("openssl")
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(&public)
+            .arg("-signature")
+            .arg(&sig)
+            .arg(&data),
+    );
+    assert_eq!(verified.trim(), "Verified OK");
+}
+
+fn run_ok(cmd: &mut Std) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

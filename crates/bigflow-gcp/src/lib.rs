@@ -2,8 +2,11 @@
 //! the DAG bucket, later BigQuery), the retry policy ([`retry`]) and a Cloud
 //! Storage client ([`storage`]).
 //!
-//! - `local_account`: the developer's gcloud login (`gcloud auth
-//!   print-access-token`), as BigFlow's `local_account` relies on gcloud.
+//! - `local_account`: application default credentials, through Google's
+//!   official `google-cloud-auth` crate: `GOOGLE_APPLICATION_CREDENTIALS`,
+//!   then the gcloud user's `application_default_credentials.json`, then the
+//!   metadata server (`GCE_METADATA_HOST` overrides its address).
+//! - `service_account`: a service-account key file.
 //! - `vault`: BigFlow's Vault flow — `GET <endpoint>` with header
 //!   `X-Vault-Token: <secret>` answers `{"data": {"token": "<OAuth token>"}}`.
 //!
@@ -14,7 +17,6 @@ pub mod retry;
 pub mod storage;
 
 use std::fmt;
-use std::process::Command;
 use std::time::Duration;
 
 /// Makes `ring` the process's TLS crypto provider (idempotent). Every HTTP
@@ -56,8 +58,13 @@ impl fmt::Display for Secret {
 pub enum AuthMethod {
     /// No credentials (a local registry or emulator).
     None,
-    /// The gcloud user's token.
+    /// Application default credentials.
     LocalAccount,
+    /// A service-account key file (JSON).
+    ServiceAccount {
+        /// Path of the key file.
+        key_file: std::path::PathBuf,
+    },
     /// A token from Vault.
     Vault {
         /// The Vault endpoint returning the token.
@@ -70,11 +77,19 @@ pub enum AuthMethod {
 /// Why no token could be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// gcloud is missing or failed.
+    /// Application default credentials are missing or failed.
     #[error(
-        "could not get a token from gcloud ({0}); run `gcloud auth login` or use --auth-method vault"
+        "no application default credentials ({0}); run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, or use --auth-method vault"
     )]
-    Gcloud(String),
+    Adc(String),
+    /// The service-account key could not be used.
+    #[error("service-account key {file}: {cause}")]
+    ServiceAccount {
+        /// The key file.
+        file: String,
+        /// Why.
+        cause: String,
+    },
     /// The Vault endpoint could not be reached.
     #[error("cannot reach Vault at {endpoint}: {cause}")]
     VaultUnreachable {
@@ -107,22 +122,65 @@ impl AuthMethod {
         match self {
             AuthMethod::None => Ok(None),
             AuthMethod::LocalAccount => {
-                let out = Command::new("gcloud")
-                    .args(["auth", "print-access-token"])
-                    .output()
-                    .map_err(|e| AuthError::Gcloud(e.to_string()))?;
-                if !out.status.success() {
-                    return Err(AuthError::Gcloud(
-                        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                    ));
-                }
-                Ok(Some(Secret::new(
-                    String::from_utf8_lossy(&out.stdout).trim(),
-                )))
+                install_crypto_provider();
+                let credentials = google_cloud_auth::credentials::Builder::default()
+                    .with_scopes([CLOUD_PLATFORM_SCOPE])
+                    .build()
+                    .map_err(|e| AuthError::Adc(e.to_string()))?;
+                bearer_token(&credentials)
+                    .await
+                    .map(Some)
+                    .map_err(AuthError::Adc)
+            }
+            AuthMethod::ServiceAccount { key_file } => {
+                install_crypto_provider();
+                let fail = |cause: String| AuthError::ServiceAccount {
+                    file: key_file.display().to_string(),
+                    cause,
+                };
+                let text = std::fs::read_to_string(key_file).map_err(|e| fail(e.to_string()))?;
+                let key: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|_| fail("not a JSON key file".into()))?;
+                let credentials = google_cloud_auth::credentials::service_account::Builder::new(
+                    key,
+                )
+                .with_access_specifier(
+                    google_cloud_auth::credentials::service_account::AccessSpecifier::from_scopes(
+                        [CLOUD_PLATFORM_SCOPE],
+                    ),
+                )
+                .build()
+                .map_err(|e| fail(e.to_string()))?;
+                bearer_token(&credentials).await.map(Some).map_err(fail)
             }
             AuthMethod::Vault { endpoint, secret } => vault_token(endpoint, secret).await.map(Some),
         }
     }
+}
+
+/// The OAuth scope of every bigflow client.
+pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// The bearer token in the credentials' `Authorization` header.
+async fn bearer_token(
+    credentials: &google_cloud_auth::credentials::Credentials,
+) -> Result<Secret, String> {
+    let headers = match credentials
+        .headers(http::Extensions::new())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        google_cloud_auth::credentials::CacheableResource::New { data, .. } => data,
+        google_cloud_auth::credentials::CacheableResource::NotModified => {
+            return Err("the credentials returned no headers".into());
+        }
+    };
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(Secret::new)
+        .ok_or_else(|| "the credentials gave no bearer token".to_string())
 }
 
 /// BigFlow's Vault flow.
