@@ -31,6 +31,10 @@ pub struct BuildImageOptions {
     pub image_dir: Option<PathBuf>,
     /// Overrides the config's `docker_repository` (the archive's Docker tag).
     pub docker_repository: Option<String>,
+    /// Base image: `oci:DIR[:TAG]` or a registry reference (default: config `base_image`, else none).
+    pub base_image: Option<String>,
+    /// Credentials and transport for pulling a base image from a registry.
+    pub auth: crate::deploy::AuthArgs,
 }
 
 /// What `build-image` made.
@@ -81,6 +85,10 @@ pub fn build_project_image(
     let created = DateTime::from_timestamp(commit_time, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let base = match crate::deploy::setting(&options.base_image, &deployment, "base_image") {
+        None => None,
+        Some(spec) => Some(load_base(&spec, options, &deployment)?),
+    };
     let spec = ImageSpec {
         name: project.meta.name.clone(),
         binary,
@@ -90,8 +98,9 @@ pub fn build_project_image(
         version: version.clone(),
         revision,
         created,
+        base,
     };
-    if spec.ca_certificates.is_none() {
+    if spec.ca_certificates.is_none() && spec.base.is_none() {
         eprintln!(
             "warning: {CA_BUNDLE} not found; the image will have no CA certificates (install ca-certificates)"
         );
@@ -114,6 +123,30 @@ pub fn build_project_image(
         size: image.compressed_size(),
         version,
         archive,
+    })
+}
+
+/// Loads `oci:DIR[:TAG]` from disk or pulls a registry reference.
+fn load_base(
+    spec: &str,
+    options: &BuildImageOptions,
+    config: &bigflow_core::ResolvedConfig,
+) -> Result<bigflow_image::base::BaseImage> {
+    if let Some(layout) = spec.strip_prefix("oci:") {
+        // DIR may contain ':' only before the last one, which separates the tag.
+        let (dir, tag) = match layout.rsplit_once(':') {
+            Some((d, t)) if !t.contains('/') => (d, Some(t)),
+            _ => (layout, None),
+        };
+        return bigflow_image::base::from_layout(Path::new(dir), tag).map_err(ToolError::usage);
+    }
+    let method = crate::deploy::auth_method(&options.auth, config)?;
+    let rt = crate::deploy::runtime()?;
+    rt.block_on(async {
+        let credentials = crate::deploy::registry_credentials(&method).await?;
+        bigflow_image::registry::pull_base(spec, &credentials, options.auth.plain_http)
+            .await
+            .map_err(crate::deploy::push_error)
     })
 }
 

@@ -121,6 +121,11 @@ enum Command {
         /// Repository tag of the archive (default: $bf_docker_repository, then the config's).
         #[arg(long, value_name = "REPO")]
         docker_repository: Option<String>,
+        /// Base image: oci:DIR[:TAG] or a registry reference (default: config base_image; none = scratch-like).
+        #[arg(long, value_name = "IMAGE")]
+        base_image: Option<String>,
+        #[command(flatten)]
+        auth: deploy::AuthArgs,
     },
     /// Push the image archive to the project's Docker repository.
     DeployImage(deploy::DeployImageArgs),
@@ -245,6 +250,8 @@ fn execute(command: Command) -> Result<()> {
                 binary: Some(binary.clone()),
                 image_dir: None,
                 docker_repository: None,
+                base_image: None,
+                auth: deploy::AuthArgs::default(),
             };
             let built = image::build_project_image(&project, &image_options)?;
             println!("{}", image::describe(&built, &project.root));
@@ -267,6 +274,8 @@ fn execute(command: Command) -> Result<()> {
             binary,
             image_dir,
             docker_repository,
+            base_image,
+            auth,
         } => {
             let project = ProjectDir::discover(&cwd()?)?;
             let options = image::BuildImageOptions {
@@ -275,6 +284,8 @@ fn execute(command: Command) -> Result<()> {
                 binary,
                 image_dir,
                 docker_repository,
+                base_image,
+                auth,
             };
             let built = image::build_project_image(&project, &options)?;
             println!("{}", image::describe(&built, &project.root));

@@ -815,3 +815,128 @@ fn run_ok(cmd: &mut Std) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// An OCI layout with one small image `base` (a marker file), made with umoci.
+fn umoci_base(dir: &Path) -> PathBuf {
+    let layout = dir.join("base-layout");
+    run_ok(Std::new("umoci").args(["init", "--layout"]).arg(&layout));
+    run_ok(
+        Std::new("umoci")
+            .args(["new", "--image"])
+            .arg(format!("{}:base", layout.display())),
+    );
+    let bundle = dir.join("base-bundle");
+    run_ok(
+        Std::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:base", layout.display()))
+            .arg(&bundle),
+    );
+    std::fs::create_dir_all(bundle.join("rootfs/etc")).unwrap();
+    std::fs::write(
+        bundle.join("rootfs/etc/base-marker"),
+        "from the base image\n",
+    )
+    .unwrap();
+    run_ok(
+        Std::new("umoci")
+            .args(["repack", "--image"])
+            .arg(format!("{}:base", layout.display()))
+            .arg(&bundle),
+    );
+    layout
+}
+
+fn build_on(base: &str, out: &Path, extra: &[&str]) -> (String, PathBuf) {
+    let (code, stdout, err) = tool_in_examples(
+        &[
+            &[
+                "build-image",
+                "--base-image",
+                base,
+                "--image-dir",
+                out.to_str().unwrap(),
+            ][..],
+            extra,
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let digest = stdout.split_whitespace().nth(2).unwrap().to_string();
+    (
+        digest,
+        std::fs::read_dir(out)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+}
+
+#[test]
+fn images_build_on_a_base_from_a_layout_or_a_registry() {
+    if !peers_present() || Std::new("umoci").arg("--version").output().is_err() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = umoci_base(tmp.path());
+    let (digest, archive) = build_on(
+        &format!("oci:{}:base", layout.display()),
+        &tmp.path().join("a"),
+        &[],
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&run_ok(
+        Std::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}", archive.display())),
+    ))
+    .unwrap();
+    assert_eq!(
+        inspect["Layers"].as_array().unwrap().len(),
+        2,
+        "the base's layer and the application's: {inspect}"
+    );
+    let unpacked = tmp.path().join("unpacked");
+    let extracted = tmp.path().join("extracted");
+    std::fs::create_dir(&extracted).unwrap();
+    run_ok(
+        Std::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&extracted),
+    );
+    let version = inspect["Labels"]["org.opencontainers.image.version"]
+        .as_str()
+        .unwrap();
+    run_ok(
+        Std::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:{version}", extracted.display()))
+            .arg(&unpacked),
+    );
+    assert!(unpacked.join("rootfs/etc/base-marker").is_file());
+    assert!(unpacked.join("rootfs/app/bin/bigflow-examples").is_file());
+    assert!(
+        !unpacked.join("rootfs/lib64").exists(),
+        "with a base, bigflow adds no runtime layer"
+    );
+
+    // The same base from a registry gives the same image.
+    let registry = Registry::start(false);
+    let base_ref = format!("127.0.0.1:{}/base:1", registry.port);
+    run_ok(
+        Std::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:base", layout.display()))
+            .arg(format!("docker://{base_ref}")),
+    );
+    let (from_registry, _) = build_on(
+        &base_ref,
+        &tmp.path().join("b"),
+        &["--auth-method", "none", "--plain-http"],
+    );
+    assert_eq!(from_registry, digest);
+}

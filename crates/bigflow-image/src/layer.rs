@@ -27,9 +27,14 @@ pub struct LayerTree {
     nodes: BTreeMap<String, Node>,
 }
 
+/// The media type of the layers bigflow writes.
+pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
 /// A built layer.
 #[derive(Debug, Clone)]
 pub struct Layer {
+    /// Its media type (ours are gzip OCI layers; a base image's keep theirs).
+    pub media_type: String,
     /// The gzip-compressed tar.
     pub blob: Vec<u8>,
     /// `sha256:` digest of the compressed blob.
@@ -139,6 +144,7 @@ impl LayerTree {
         gz.write_all(&tar)?;
         let blob = gz.finish()?;
         Ok(Layer {
+            media_type: MEDIA_LAYER_GZIP.to_string(),
             digest: sha256(&blob),
             diff_id,
             blob,

@@ -2,7 +2,9 @@
 //!
 //! An image has two layers: the runtime (the shared libraries the binary
 //! loads, CA certificates, a non-root user) and the application
-//! (`/app/bin/<binary>` and `/app/resources/`). Both are deterministic tars
+//! (`/app/bin/<binary>` and `/app/resources/`). With a base image ([`base`],
+//! from an OCI layout or a registry) the base's layers replace the runtime
+//! layer. Both are deterministic tars
 //! ([`layer`]); the config and manifest are written with fixed key order and
 //! the commit's timestamp, so the same commit builds the same digest. The
 //! export is one tar that is both an OCI image layout (`index.json`,
@@ -14,6 +16,7 @@
 //! digest — changes from run to run; the tests parse our output back with
 //! `oci-spec` to keep it honest.
 
+pub mod base;
 pub mod layer;
 pub mod registry;
 pub mod runtime_deps;
@@ -33,7 +36,6 @@ pub const APP_USER: &str = "1000:1000";
 
 const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const MEDIA_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Why an image could not be built.
@@ -79,6 +81,9 @@ pub struct ImageSpec {
     pub revision: String,
     /// RFC 3339 time recorded as `created` (the commit's time, for reproducibility).
     pub created: String,
+    /// A base image; without one the image is `scratch`-like and carries the
+    /// binary's shared libraries itself.
+    pub base: Option<base::BaseImage>,
 }
 
 /// A built image, in memory.
@@ -181,7 +186,21 @@ fn to_bytes(v: &Value) -> Vec<u8> {
 
 /// Assembles the image.
 pub fn build_image(spec: &ImageSpec) -> Result<Image, ImageError> {
-    let layers = vec![runtime_layer(spec)?, app_layer(spec)?];
+    let (mut layers, mut history, mut env) = match &spec.base {
+        Some(base) => (base.layers.clone(), base.history.clone(), base.env.clone()),
+        None => (
+            vec![runtime_layer(spec)?],
+            vec![
+                json!({"created": spec.created, "created_by": "bigflow build-image: runtime libraries, certificates, user"}),
+            ],
+            Vec::new(),
+        ),
+    };
+    layers.push(app_layer(spec)?);
+    history.push(json!({"created": spec.created, "created_by": "bigflow build-image: project binary and resources"}));
+    env.retain(|e| !e.starts_with("PATH=") && !e.starts_with("SSL_CERT_FILE="));
+    env.push(format!("PATH={APP_BIN_DIR}:/usr/local/bin:/usr/bin:/bin"));
+    env.push("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_string());
     let entrypoint = format!("{APP_BIN_DIR}/{}", spec.binary_name);
     let config = json!({
         "created": spec.created,
@@ -189,10 +208,7 @@ pub fn build_image(spec: &ImageSpec) -> Result<Image, ImageError> {
         "os": "linux",
         "config": {
             "User": APP_USER,
-            "Env": [
-                format!("PATH={APP_BIN_DIR}:/usr/bin:/bin"),
-                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-            ],
+            "Env": env,
             "Entrypoint": [entrypoint],
             "WorkingDir": "/app",
             "Labels": {
@@ -203,17 +219,14 @@ pub fn build_image(spec: &ImageSpec) -> Result<Image, ImageError> {
             },
         },
         "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()},
-        "history": [
-            {"created": spec.created, "created_by": "bigflow build-image: runtime libraries, certificates, user"},
-            {"created": spec.created, "created_by": "bigflow build-image: project binary and resources"},
-        ],
+        "history": history,
     });
     let config = to_bytes(&config);
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
         "config": {"mediaType": MEDIA_CONFIG, "digest": sha256(&config), "size": config.len()},
-        "layers": layers.iter().map(|l| json!({"mediaType": MEDIA_LAYER, "digest": l.digest, "size": l.blob.len()})).collect::<Vec<_>>(),
+        "layers": layers.iter().map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.blob.len()})).collect::<Vec<_>>(),
         "annotations": {
             "org.opencontainers.image.title": spec.name,
             "org.opencontainers.image.version": spec.version,

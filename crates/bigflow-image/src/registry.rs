@@ -360,3 +360,94 @@ pub async fn image_exists(
         }
     }
 }
+
+/// Pulls a base image (`host/path:tag`) from a registry.
+pub async fn pull_base(
+    reference: &str,
+    credentials: &RegistryCredentials,
+    plain_http_loopback: bool,
+) -> Result<crate::base::BaseImage, PushError> {
+    const ACCEPTED: &[&str] = &[
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ];
+    let parsed: Reference = reference.parse().map_err(|e| {
+        PushError::Config(format!(
+            "base image '{reference}' is not a valid reference: {e}"
+        ))
+    })?;
+    let registry = parsed.registry().to_string();
+    let protocol = if plain_http_loopback && is_loopback(&registry) {
+        ClientProtocol::HttpsExcept(vec![registry.clone()])
+    } else {
+        ClientProtocol::Https
+    };
+    let client = Client::new(ClientConfig {
+        protocol,
+        ..Default::default()
+    });
+    let auth = match credentials {
+        RegistryCredentials::Anonymous => RegistryAuth::Anonymous,
+        RegistryCredentials::Basic(u, p) => RegistryAuth::Basic(u.clone(), p.clone()),
+    };
+    let (mut manifest, _) = client
+        .pull_manifest_raw(&parsed, &auth, ACCEPTED)
+        .await
+        .map_err(|e| classify(&registry, e))?;
+    let top: serde_json::Value =
+        serde_json::from_slice(&manifest).map_err(|e| PushError::Registry {
+            registry: registry.clone(),
+            cause: format!("unreadable manifest: {e}"),
+        })?;
+    if top["manifests"].is_array() {
+        let digest = crate::base::pick_platform(&top).ok_or_else(|| PushError::Registry {
+            registry: registry.clone(),
+            cause: format!("{reference} has no linux/amd64 image"),
+        })?;
+        let by_digest = Reference::with_digest(
+            parsed.registry().to_string(),
+            parsed.repository().to_string(),
+            digest,
+        );
+        manifest = client
+            .pull_manifest_raw(&by_digest, &auth, ACCEPTED)
+            .await
+            .map_err(|e| classify(&registry, e))?
+            .0;
+    }
+    let parsed_manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap_or_default();
+    let mut digests: Vec<String> = vec![
+        parsed_manifest["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    digests.extend(
+        parsed_manifest["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["digest"].as_str().map(String::from)),
+    );
+    let mut blobs: HashMap<String, Vec<u8>> = HashMap::new();
+    for digest in digests {
+        let mut data = Vec::new();
+        client
+            .pull_blob(&parsed, digest.as_str(), &mut data)
+            .await
+            .map_err(|e| classify(&registry, e))?;
+        blobs.insert(digest, data);
+    }
+    crate::base::from_manifest(&manifest, |d| {
+        blobs.remove(d).ok_or_else(|| crate::ImageError::Io {
+            what: "read the base image".into(),
+            cause: format!("blob {d} was not pulled"),
+        })
+    })
+    .map_err(|e| PushError::Registry {
+        registry,
+        cause: e.to_string(),
+    })
+}

@@ -17,6 +17,7 @@ fn spec(dir: &Path) -> ImageSpec {
         version: "0.1".into(),
         revision: "abc".into(),
         created: "2020-01-01T00:00:00Z".into(),
+        base: None,
     }
 }
 
