@@ -940,3 +940,64 @@ fn images_build_on_a_base_from_a_layout_or_a_registry() {
     );
     assert_eq!(from_registry, digest);
 }
+
+#[test]
+fn missing_deployment_settings_are_configuration_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bigflow.toml"),
+        "[project]\nname = \"bare\"\n\n[deployment.dev]\ngcp_project_id = \"p\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(tmp.path().join(".dags")).unwrap();
+    std::fs::write(tmp.path().join(".dags/a_dag.py"), "# a DAG\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::cargo_bin("bigflow")
+            .unwrap()
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("bf_docker_repository")
+            .env_remove("bf_dags_bucket")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["deploy-dags", "--auth-method", "none"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("error: no dags_bucket for environment 'dev'; add it to bigflow.toml [deployment.dev] or pass --dags-bucket"), "{err}");
+    let (code, err) = run(&[
+        "deploy-image",
+        "--auth-method",
+        "none",
+        "--image-tar-path",
+        "x.tar",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("error: no docker_repository for environment 'dev'"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "deploy-image",
+        "--auth-method",
+        "none",
+        "--docker-repository",
+        "127.0.0.1:1/x",
+        "--image-tar-path",
+        "missing.tar",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot open image archive missing.tar"),
+        "{err}"
+    );
+    let (code, err) = run(&["deploy-dags", "-c", "prod", "--auth-method", "none"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("unknown config environment 'prod'; known environments: dev"),
+        "{err}"
+    );
+}
