@@ -4,45 +4,22 @@
 //! Airflow comes from the venvs `scripts/test` installs; without them the
 //! test skips loudly (and fails under `BIGFLOW_REQUIRE_PEERS=1`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
 use assert_cmd::Command;
+use common::*;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-/// The Python of an Airflow venv, or None (with a loud message) when it is not installed.
+/// The Python of an Airflow venv, or None (after a loud skip) when it is not installed.
 fn airflow_python(name: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("BIGFLOW_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bigflow")
-        });
-    let python = cache.join("peers").join(name).join("bin/python");
-    if python.is_file() {
-        return Some(python);
-    }
-    let message = format!(
-        "PEER MISSING: {} not found; run scripts/test (it installs {name})",
-        python.display()
-    );
-    if std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("{message}");
-    }
-    eprintln!("\n!!! SKIPPED: {message}\n");
-    None
+    let python = peers_dir().join(name).join("bin/python");
+    let missing: Vec<String> = [python.display().to_string()]
+        .into_iter()
+        .filter(|_| !python.is_file())
+        .collect();
+    peers_present(&missing).then_some(python)
 }
 
 struct Built {

@@ -2,6 +2,8 @@
 //! CNCF distribution registry) on loopback, with and without htpasswd auth,
 //! and BigFlow's Vault flow served by a tiny local Vault-style endpoint.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,45 +12,23 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::*;
 
 const VAULT_SECRET: &str = "vault-secret-123";
 const ACCESS_TOKEN: &str = "ya29.token-from-vault";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-fn peers_present() -> bool {
-    let missing: Vec<&str> = [
+/// The registry, htpasswd and skopeo `scripts/test` installs.
+fn registry_peers() -> bool {
+    let missing: Vec<String> = [
         "/usr/bin/docker-registry",
         "/usr/bin/htpasswd",
         "/usr/bin/skopeo",
     ]
     .into_iter()
     .filter(|p| !Path::new(p).exists())
+    .map(String::from)
     .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!(
-        "PEER MISSING: {}; run scripts/test (it installs docker-registry, apache2-utils, skopeo)",
-        missing.join(", ")
-    );
-    if std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("{message}");
-    }
-    eprintln!("\n!!! SKIPPED: {message}\n");
-    false
+    peers_present(&missing)
 }
 
 fn free_port() -> u16 {
@@ -163,55 +143,32 @@ fn image() -> &'static (PathBuf, String, tempfile::TempDir) {
     static IMAGE: OnceLock<(PathBuf, String, tempfile::TempDir)> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::cargo_bin("bigflow")
-            .unwrap()
-            .args(["build-image", "--image-dir"])
-            .arg(dir.path())
-            .current_dir(workspace_root().join("examples/bigflow-examples"))
-            .env("CARGO_TARGET_DIR", target_dir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let digest = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .nth(2)
-            .unwrap()
-            .to_string();
-        let archive = std::fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let (digest, archive) = build_example_image(dir.path(), &[]);
         (archive, digest, dir)
     })
 }
 
 fn deploy(repository: &str, extra: &[&str]) -> (i32, String, String) {
-    let (archive, ..) = image();
-    let out = Command::cargo_bin("bigflow")
-        .unwrap()
-        .args(["deploy-image", "--image-tar-path"])
-        .arg(archive)
-        .args(["--docker-repository", repository])
-        .args(extra)
-        .current_dir(workspace_root().join("examples/bigflow-examples"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    let archive = image().0.to_str().unwrap();
+    tool_in_examples(
+        &[
+            &[
+                "deploy-image",
+                "--image-tar-path",
+                archive,
+                "--docker-repository",
+                repository,
+            ][..],
+            extra,
+        ]
+        .concat(),
+        &[],
     )
 }
 
 #[test]
 fn pushes_skips_known_layers_and_verifies_the_digest() {
-    if !peers_present() {
+    if !registry_peers() {
         return;
     }
     let registry = Registry::start(false);
@@ -254,7 +211,7 @@ fn pushes_skips_known_layers_and_verifies_the_digest() {
 
 #[test]
 fn vault_credentials_against_an_authenticating_registry() {
-    if !peers_present() {
+    if !registry_peers() {
         return;
     }
     let registry = Registry::start(true);
@@ -303,7 +260,7 @@ fn vault_credentials_against_an_authenticating_registry() {
 
 #[test]
 fn bad_destinations_are_clear_errors() {
-    if !peers_present() {
+    if !registry_peers() {
         return;
     }
     let (code, _, err) = deploy(
@@ -338,24 +295,15 @@ struct StorageEmulator {
     endpoint: String,
 }
 
-fn peers_dir() -> PathBuf {
-    std::env::var_os("BIGFLOW_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bigflow")
-        })
-        .join("peers")
-}
-
 impl StorageEmulator {
     fn start() -> Option<StorageEmulator> {
         let bin = peers_dir().join("gcs-emulator/bin/gcp-storage-emulator");
-        if !bin.is_file() {
-            let message = format!("PEER MISSING: {}; run scripts/test", bin.display());
-            if std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() == Ok("1") {
-                panic!("{message}");
-            }
-            eprintln!("\n!!! SKIPPED: {message}\n");
+        if !peers_present(
+            &[bin.display().to_string()]
+                .into_iter()
+                .filter(|_| !bin.is_file())
+                .collect::<Vec<_>>(),
+        ) {
             return None;
         }
         let port = free_port();
@@ -440,25 +388,9 @@ impl Drop for StorageEmulator {
     }
 }
 
-fn tool_in_examples(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::cargo_bin("bigflow")
-        .unwrap()
-        .args(args)
-        .envs(env.iter().copied())
-        .env("CARGO_TARGET_DIR", target_dir())
-        .current_dir(workspace_root().join("examples/bigflow-examples"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
-    if !peers_present() {
+    if !registry_peers() {
         return;
     }
     let Some(gcs) = StorageEmulator::start() else {
@@ -806,16 +738,6 @@ fn adc_and_service_account_tokens_reach_google_apis() {
     assert_eq!(verified.trim(), "Verified OK");
 }
 
-fn run_ok(cmd: &mut Std) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// An OCI layout with one small image `base` (a marker file), made with umoci.
 fn umoci_base(dir: &Path) -> PathBuf {
     let layout = dir.join("base-layout");
@@ -848,36 +770,12 @@ fn umoci_base(dir: &Path) -> PathBuf {
 }
 
 fn build_on(base: &str, out: &Path, extra: &[&str]) -> (String, PathBuf) {
-    let (code, stdout, err) = tool_in_examples(
-        &[
-            &[
-                "build-image",
-                "--base-image",
-                base,
-                "--image-dir",
-                out.to_str().unwrap(),
-            ][..],
-            extra,
-        ]
-        .concat(),
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-    let digest = stdout.split_whitespace().nth(2).unwrap().to_string();
-    (
-        digest,
-        std::fs::read_dir(out)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path(),
-    )
+    build_example_image(out, &[&["--base-image", base][..], extra].concat())
 }
 
 #[test]
 fn images_build_on_a_base_from_a_layout_or_a_registry() {
-    if !peers_present() || Std::new("umoci").arg("--version").output().is_err() {
+    if !registry_peers() || Std::new("umoci").arg("--version").output().is_err() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

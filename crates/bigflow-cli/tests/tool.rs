@@ -1,30 +1,18 @@
 //! The `bigflow` tool end to end: start-project → build → run, versions from
 //! git tags, release to a real (bare) origin, and bad input.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command as Std;
 
 use assert_cmd::Command;
+use common::*;
 
 fn tool() -> Command {
     let mut cmd = Command::cargo_bin("bigflow").unwrap();
     cmd.env("BIGFLOW_LOG", "warn").env_remove("bf_env");
     cmd
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The workspace's target directory, so a generated project reuses built dependencies.
-fn shared_target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -79,7 +67,7 @@ fn started_project_builds_tests_and_runs() {
     ] {
         assert!(project.join(file).is_file(), "{file} missing");
     }
-    let target = shared_target_dir();
+    let target = target_dir();
     let run = stdout_of(
         tool()
             .args([
@@ -281,7 +269,7 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
     git(&project, &["init", "-q"]);
     git(&project, &["add", "-A"]);
     git(&project, &["commit", "-q", "-m", "start"]);
-    let target = shared_target_dir();
+    let target = target_dir();
     let build = |extra: &[&str]| {
         output_of(
             tool()
@@ -404,7 +392,7 @@ fn build_package_writes_junit_and_refuses_failing_tests() {
             .arg(&bigflow),
     );
     let project = tmp.path().join("pkgdemo");
-    let target = shared_target_dir();
+    let target = target_dir();
     let (code, out, err) = output_of(
         tool()
             .arg("build-package")

@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail};
 
 use crate::context::JobContext;
 use crate::interpolate::interpolate;
-use crate::job::{Job, JobResult, JobSettings};
+use crate::job::{Job, JobResult, JobSettings, WithSettings};
 
 /// Runs `program args…` with the runtime and config passed in.
 #[derive(Debug, Clone)]
@@ -58,24 +58,6 @@ impl CommandJob {
         self
     }
 
-    /// Sets the retry count.
-    pub fn with_retry_count(mut self, n: u32) -> Self {
-        self.settings.retry_count = n;
-        self
-    }
-
-    /// Sets the pause between retries.
-    pub fn with_retry_pause(mut self, pause: Duration) -> Self {
-        self.settings.retry_pause = pause;
-        self
-    }
-
-    /// Sets the execution timeout.
-    pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.execution_timeout = timeout;
-        self
-    }
-
     fn expand(&self, ctx: &JobContext, text: &str) -> anyhow::Result<String> {
         let date = ctx.runtime.format("%Y-%m-%d").to_string();
         interpolate(text, |name| match name {
@@ -100,6 +82,12 @@ fn kill_tree(child: &mut std::process::Child) {
         }
     }
     let _ = child.kill();
+}
+
+impl WithSettings for CommandJob {
+    fn settings_mut(&mut self) -> &mut JobSettings {
+        &mut self.settings
+    }
 }
 
 impl Job for CommandJob {
@@ -153,13 +141,7 @@ impl Job for CommandJob {
         }
     }
 
-    fn retry_count(&self) -> u32 {
-        self.settings.retry_count
-    }
-    fn retry_pause(&self) -> Duration {
-        self.settings.retry_pause
-    }
-    fn execution_timeout(&self) -> Duration {
-        self.settings.execution_timeout
+    fn settings(&self) -> JobSettings {
+        self.settings
     }
 }

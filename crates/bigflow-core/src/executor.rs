@@ -413,7 +413,7 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{JobRef, job};
+    use crate::job::{JobRef, WithSettings, job};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{Arc, Mutex};
 

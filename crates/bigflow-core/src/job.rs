@@ -31,19 +31,49 @@ pub trait Job: Send + Sync + 'static {
     /// Does the work for `ctx.runtime`.
     fn execute(&self, ctx: &JobContext) -> JobResult;
 
+    /// All scheduling hints at once; the three methods below read them.
+    fn settings(&self) -> JobSettings {
+        JobSettings::default()
+    }
+
     /// How many times Airflow (and `run --retries`) retries a failed attempt.
     fn retry_count(&self) -> u32 {
-        DEFAULT_RETRY_COUNT
+        self.settings().retry_count
     }
 
     /// Pause between attempts.
     fn retry_pause(&self) -> Duration {
-        DEFAULT_RETRY_PAUSE
+        self.settings().retry_pause
     }
 
     /// Longest an attempt may run before it is stopped.
     fn execution_timeout(&self) -> Duration {
-        DEFAULT_EXECUTION_TIMEOUT
+        self.settings().execution_timeout
+    }
+}
+
+/// Builder methods for the scheduling hints of any job that stores its
+/// [`JobSettings`] (the ready-made jobs do).
+pub trait WithSettings: Sized {
+    /// The stored settings.
+    fn settings_mut(&mut self) -> &mut JobSettings;
+
+    /// Sets the retry count.
+    fn with_retry_count(mut self, n: u32) -> Self {
+        self.settings_mut().retry_count = n;
+        self
+    }
+
+    /// Sets the pause between retries.
+    fn with_retry_pause(mut self, pause: Duration) -> Self {
+        self.settings_mut().retry_pause = pause;
+        self
+    }
+
+    /// Sets the execution timeout.
+    fn with_execution_timeout(mut self, timeout: Duration) -> Self {
+        self.settings_mut().execution_timeout = timeout;
+        self
     }
 }
 
@@ -131,23 +161,9 @@ pub fn job(
     }
 }
 
-impl FnJob {
-    /// Sets the retry count.
-    pub fn with_retry_count(mut self, n: u32) -> Self {
-        self.settings.retry_count = n;
-        self
-    }
-
-    /// Sets the pause between retries.
-    pub fn with_retry_pause(mut self, pause: Duration) -> Self {
-        self.settings.retry_pause = pause;
-        self
-    }
-
-    /// Sets the execution timeout.
-    pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.execution_timeout = timeout;
-        self
+impl WithSettings for FnJob {
+    fn settings_mut(&mut self) -> &mut JobSettings {
+        &mut self.settings
     }
 }
 
@@ -158,14 +174,8 @@ impl Job for FnJob {
     fn execute(&self, ctx: &JobContext) -> JobResult {
         (self.f)(ctx)
     }
-    fn retry_count(&self) -> u32 {
-        self.settings.retry_count
-    }
-    fn retry_pause(&self) -> Duration {
-        self.settings.retry_pause
-    }
-    fn execution_timeout(&self) -> Duration {
-        self.settings.execution_timeout
+    fn settings(&self) -> JobSettings {
+        self.settings
     }
 }
 
@@ -186,10 +196,18 @@ mod tests {
     }
 
     #[test]
-    fn fn_job_defaults_are_bigflows() {
+    fn fn_job_defaults_are_bigflows_and_builders_set_them() {
         let j = job("x", |_| Ok(()));
         assert_eq!(j.retry_count(), 3);
         assert_eq!(j.retry_pause(), Duration::from_secs(60));
         assert_eq!(j.execution_timeout(), Duration::from_secs(10800));
+        let j = job("x", |_| Ok(()))
+            .with_retry_count(1)
+            .with_retry_pause(Duration::from_secs(5))
+            .with_execution_timeout(Duration::from_secs(9));
+        assert_eq!(
+            (j.retry_count(), j.retry_pause(), j.execution_timeout()),
+            (1, Duration::from_secs(5), Duration::from_secs(9))
+        );
     }
 }

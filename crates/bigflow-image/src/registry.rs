@@ -197,6 +197,28 @@ fn is_loopback(registry: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
+/// A client for `registry`: TLS, or plain HTTP to a loopback registry when allowed.
+fn client_for(registry: &str, plain_http_loopback: bool) -> Client {
+    let protocol = if plain_http_loopback && is_loopback(registry) {
+        ClientProtocol::HttpsExcept(vec![registry.to_string()])
+    } else {
+        ClientProtocol::Https
+    };
+    Client::new(ClientConfig {
+        protocol,
+        ..Default::default()
+    })
+}
+
+impl RegistryCredentials {
+    fn to_auth(&self) -> RegistryAuth {
+        match self {
+            RegistryCredentials::Anonymous => RegistryAuth::Anonymous,
+            RegistryCredentials::Basic(u, p) => RegistryAuth::Basic(u.clone(), p.clone()),
+        }
+    }
+}
+
 fn classify(registry: &str, e: oci_client::errors::OciDistributionError) -> PushError {
     let cause = e.to_string();
     let lower = cause.to_lowercase();
@@ -252,24 +274,13 @@ pub async fn push_archive(
             ))
         })?;
     let registry = reference.registry().to_string();
-    let protocol = if target.plain_http_loopback {
-        if !is_loopback(&registry) {
-            return Err(PushError::Config(format!(
-                "plain HTTP is only allowed to a loopback registry, not {registry}; drop --plain-http"
-            )));
-        }
-        ClientProtocol::HttpsExcept(vec![registry.clone()])
-    } else {
-        ClientProtocol::Https
-    };
-    let client = Client::new(ClientConfig {
-        protocol,
-        ..Default::default()
-    });
-    let auth = match credentials {
-        RegistryCredentials::Anonymous => RegistryAuth::Anonymous,
-        RegistryCredentials::Basic(u, p) => RegistryAuth::Basic(u.clone(), p.clone()),
-    };
+    if target.plain_http_loopback && !is_loopback(&registry) {
+        return Err(PushError::Config(format!(
+            "plain HTTP is only allowed to a loopback registry, not {registry}; drop --plain-http"
+        )));
+    }
+    let client = client_for(&registry, target.plain_http_loopback);
+    let auth = credentials.to_auth();
     client
         .auth(&reference, &auth, RegistryOperation::Push)
         .await
@@ -329,19 +340,8 @@ pub async fn image_exists(
         PushError::Config(format!("'{reference}' is not a valid image reference: {e}"))
     })?;
     let registry = parsed.registry().to_string();
-    let protocol = if plain_http_loopback && is_loopback(&registry) {
-        ClientProtocol::HttpsExcept(vec![registry.clone()])
-    } else {
-        ClientProtocol::Https
-    };
-    let client = Client::new(ClientConfig {
-        protocol,
-        ..Default::default()
-    });
-    let auth = match credentials {
-        RegistryCredentials::Anonymous => RegistryAuth::Anonymous,
-        RegistryCredentials::Basic(u, p) => RegistryAuth::Basic(u.clone(), p.clone()),
-    };
+    let client = client_for(&registry, plain_http_loopback);
+    let auth = credentials.to_auth();
     match client.fetch_manifest_digest(&parsed, &auth).await {
         Ok(_) => Ok(true),
         Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => Ok(false),
@@ -379,19 +379,8 @@ pub async fn pull_base(
         ))
     })?;
     let registry = parsed.registry().to_string();
-    let protocol = if plain_http_loopback && is_loopback(&registry) {
-        ClientProtocol::HttpsExcept(vec![registry.clone()])
-    } else {
-        ClientProtocol::Https
-    };
-    let client = Client::new(ClientConfig {
-        protocol,
-        ..Default::default()
-    });
-    let auth = match credentials {
-        RegistryCredentials::Anonymous => RegistryAuth::Anonymous,
-        RegistryCredentials::Basic(u, p) => RegistryAuth::Basic(u.clone(), p.clone()),
-    };
+    let client = client_for(&registry, plain_http_loopback);
+    let auth = credentials.to_auth();
     let (mut manifest, _) = client
         .pull_manifest_raw(&parsed, &auth, ACCEPTED)
         .await

@@ -46,8 +46,8 @@ macro_rules! project {
 pub mod prelude {
     pub use crate::ProjectMain;
     pub use bigflow_core::{
-        CommandJob, Config, Job, JobContext, JobRef, JobResult, StartTimeFactory, Workflow,
-        WorkflowBuilder, job,
+        CommandJob, Config, Job, JobContext, JobRef, JobResult, JobSettings, StartTimeFactory,
+        WithSettings, Workflow, WorkflowBuilder, job,
     };
     pub use serde_json::json;
 }
