@@ -145,6 +145,15 @@ enum Command {
         #[arg(long)]
         clear_dags_folder: bool,
     },
+    /// Print Cloud Logging links to each workflow's logs (labels.workflow_id).
+    Logs {
+        /// Only this workflow (default: every workflow; builds the project to list them).
+        #[arg(long, short = 'w')]
+        workflow: Option<String>,
+        /// Deployment environment whose gcp_project_id holds the logs.
+        #[arg(long, short = 'c')]
+        config: Option<String>,
+    },
     /// Print the project version derived from git tags.
     #[command(visible_alias = "pv")]
     ProjectVersion,
@@ -327,6 +336,36 @@ fn execute(command: Command) -> Result<()> {
             print_dags_report(&deploy::deploy_dags(&project, &dags)?);
             Ok(())
         }
+        Command::Logs { workflow, config } => {
+            let project = ProjectDir::discover(&cwd()?)?;
+            let deployment = project
+                .deployment
+                .resolve(config.as_deref())
+                .map_err(ToolError::usage)?;
+            let gcp_project = deploy::setting(&None, &deployment, "gcp_project_id").ok_or_else(|| {
+                ToolError::usage(format!(
+                    "no gcp_project_id for environment '{}'; add it to bigflow.toml [deployment.{}]",
+                    deployment.env(),
+                    deployment.env()
+                ))
+            })?;
+            let ids = match workflow {
+                Some(id) => vec![id],
+                None => {
+                    let binary = project.build_binary(false)?;
+                    project
+                        .manifest(&binary, None)?
+                        .workflows
+                        .into_iter()
+                        .map(|w| w.workflow_id)
+                        .collect()
+                }
+            };
+            for id in ids {
+                println!("{id}: {}", logs_url(&gcp_project, &id));
+            }
+            Ok(())
+        }
         Command::ProjectVersion => {
             println!("{}", version::project_version(&cwd()?)?);
             Ok(())
@@ -337,6 +376,17 @@ fn execute(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The Cloud Logging console query for a workflow's entries (the labels
+/// `--log-format json` writes).
+pub fn logs_url(gcp_project: &str, workflow_id: &str) -> String {
+    let query = format!("labels.workflow_id=\"{workflow_id}\"");
+    format!(
+        "https://console.cloud.google.com/logs/query;query={}?project={}",
+        bigflow_gcp::storage::encode(&query),
+        bigflow_gcp::storage::encode(gcp_project)
+    )
 }
 
 fn print_dags_report(report: &deploy::DagsReport) {

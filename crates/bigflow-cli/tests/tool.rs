@@ -430,3 +430,17 @@ fn build_package_writes_junit_and_refuses_failing_tests() {
     assert!(report.contains("<testcase name=\"always_fails\" classname=\"tests/broken.rs\">\n      <failure message=\"test failed\">"), "{report}");
     assert!(report.contains("arithmetic"), "{report}");
 }
+
+#[test]
+fn logs_links_each_workflow_to_cloud_logging() {
+    let (code, out, err) = tool_in_examples(&["logs", "-w", "hello_world"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "hello_world: https://console.cloud.google.com/logs/query;query=labels.workflow_id%3D%22hello_world%22?project=bigflow-examples-dev\n"
+    );
+    let (code, out, err) = tool_in_examples(&["logs", "--config", "prod"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 8, "{out}");
+    assert!(out.contains("graph_workflow: https://console.cloud.google.com/logs/query;query=labels.workflow_id%3D%22graph_workflow%22?project=bigflow-examples-prod"), "{out}");
+}
