@@ -63,8 +63,15 @@ ensure_storage_emulator() {
   venv_install gcs-emulator -r "$PEER_PINS/gcs-emulator.txt"
 }
 
+# PySpark (a local Spark, with spark-submit) and the Java it runs on.
+ensure_spark() {
+  ensure_debian java:openjdk-17-jre-headless
+  venv_install pyspark-4.0.1 -r "$PEER_PINS/pyspark-4.0.1.txt"
+}
+
 ensure_peers() {
   ensure_airflow
   ensure_image_tools
   ensure_storage_emulator
+  ensure_spark
 }

@@ -93,7 +93,7 @@ fn check_on(venv: &str) {
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(home.path().join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["dags"], 8, "{report}");
+    assert_eq!(report["dags"], 9, "{report}");
     let run = |workflow: &str, task_id: &str| {
         report["runs"]
             .as_array()

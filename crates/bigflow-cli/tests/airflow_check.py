@@ -13,6 +13,7 @@ REPORT_JSON (Airflow logs to stdout); exits non-zero on the first mismatch.
 """
 import copy
 import json
+import os
 import subprocess
 import sys
 import types
@@ -83,7 +84,9 @@ def main(dags_dir, manifest_path, binary, logical, report_path):
             command = render(task, when, when)
             expect(f"{where} command", command[:4], [command[0], "run", "--job", f"{wf['workflow_id']}.{job['id']}"])
             command[0] = binary
-            done = subprocess.run(command, capture_output=True, text=True, env={"BIGFLOW_LOG": "warn", "PATH": "/usr/bin:/bin"})
+            env = {"BIGFLOW_LOG": "warn", "PATH": "/usr/bin:/bin"}
+            env.update({k: v for k, v in os.environ.items() if k in ("HOME", "BIGFLOW_CACHE", "JAVA_HOME")})
+            done = subprocess.run(command, capture_output=True, text=True, env=env)
             report["runs"].append(
                 {"workflow": wf["workflow_id"], "task_id": task.task_id, "argv": command[1:], "code": done.returncode, "stdout": done.stdout}
             )

@@ -441,6 +441,6 @@ fn logs_links_each_workflow_to_cloud_logging() {
     );
     let (code, out, err) = tool_in_examples(&["logs", "--config", "prod"], &[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().count(), 8, "{out}");
+    assert_eq!(out.lines().count(), 9, "{out}");
     assert!(out.contains("graph_workflow: https://console.cloud.google.com/logs/query;query=labels.workflow_id%3D%22graph_workflow%22?project=bigflow-examples-prod"), "{out}");
 }

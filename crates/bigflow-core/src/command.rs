@@ -57,18 +57,55 @@ impl CommandJob {
         self.current_dir = Some(dir.into());
         self
     }
+}
 
-    fn expand(&self, ctx: &JobContext, text: &str) -> anyhow::Result<String> {
-        let date = ctx.runtime.format("%Y-%m-%d").to_string();
-        interpolate(text, |name| match name {
-            "runtime" => Some(ctx.runtime_str.clone()),
-            "runtime_date" => Some(date.clone()),
-            "env" => Some(ctx.env.clone()),
-            "workflow_id" => Some(ctx.workflow_id.clone()),
-            "job_id" => Some(ctx.job_id.clone()),
-            other => ctx.config.get_str(other).ok(),
-        })
-        .with_context(|| format!("argument '{text}' of job {}", self.id))
+/// Fills `{runtime}`, `{runtime_date}`, `{env}`, `{workflow_id}`, `{job_id}`
+/// and config properties (`{name}`) in a program argument.
+pub fn expand_argument(ctx: &JobContext, text: &str) -> anyhow::Result<String> {
+    let date = ctx.runtime.format("%Y-%m-%d").to_string();
+    Ok(interpolate(text, |name| match name {
+        "runtime" => Some(ctx.runtime_str.clone()),
+        "runtime_date" => Some(date.clone()),
+        "env" => Some(ctx.env.clone()),
+        "workflow_id" => Some(ctx.workflow_id.clone()),
+        "job_id" => Some(ctx.job_id.clone()),
+        other => ctx.config.get_str(other).ok(),
+    })?)
+}
+
+/// Runs `cmd` as a job's work: with the `BIGFLOW_*` variables, stdin closed,
+/// in its own process group, failing on a non-zero exit and killed (with
+/// its children) when the attempt is cancelled. Every job that drives an
+/// external program goes through here.
+pub fn run_program(mut cmd: Command, ctx: &JobContext, program: &str) -> JobResult {
+    let config_json = serde_json::to_string(ctx.config.properties())?;
+    cmd.env("BIGFLOW_RUNTIME", &ctx.runtime_str)
+        .env("BIGFLOW_ENV", &ctx.env)
+        .env("BIGFLOW_WORKFLOW_ID", &ctx.workflow_id)
+        .env("BIGFLOW_JOB_ID", &ctx.job_id)
+        .env("BIGFLOW_CONFIG", config_json)
+        .stdin(Stdio::null());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().with_context(|| {
+        format!(
+            "could not start '{program}' for job {}; is it installed and on PATH?",
+            ctx.job_id
+        )
+    })?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if status.success() {
+                return Ok(());
+            }
+            bail!("'{program}' exited with {status}");
+        }
+        if ctx.is_cancelled() {
+            kill_tree(&mut child);
+            let _ = child.wait();
+            bail!("'{program}' was killed: the attempt exceeded its execution timeout");
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -99,46 +136,17 @@ impl Job for CommandJob {
         let args = self
             .args
             .iter()
-            .map(|a| self.expand(ctx, a))
+            .map(|a| {
+                expand_argument(ctx, a)
+                    .with_context(|| format!("argument '{a}' of job {}", self.id))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let config_json = serde_json::to_string(ctx.config.properties())?;
         let mut cmd = Command::new(&self.program);
-        cmd.args(&args)
-            .env("BIGFLOW_RUNTIME", &ctx.runtime_str)
-            .env("BIGFLOW_ENV", &ctx.env)
-            .env("BIGFLOW_WORKFLOW_ID", &ctx.workflow_id)
-            .env("BIGFLOW_JOB_ID", &ctx.job_id)
-            .env("BIGFLOW_CONFIG", config_json)
-            .stdin(Stdio::null());
+        cmd.args(&args);
         if let Some(dir) = &self.current_dir {
             cmd.current_dir(dir);
         }
-        // Its own process group, so a timeout stops the program's children too.
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().with_context(|| {
-            format!(
-                "could not start '{}' for job {}; is it installed and on PATH?",
-                self.program, self.id
-            )
-        })?;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if status.success() {
-                    return Ok(());
-                }
-                bail!("'{}' exited with {status}", self.program);
-            }
-            if ctx.is_cancelled() {
-                kill_tree(&mut child);
-                let _ = child.wait();
-                bail!(
-                    "'{}' was killed: the attempt exceeded its execution timeout",
-                    self.program
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        run_program(cmd, ctx, &self.program)
     }
 
     fn settings(&self) -> JobSettings {

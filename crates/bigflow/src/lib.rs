@@ -27,6 +27,10 @@ pub use bigflow_core::*;
 pub mod cli;
 pub mod logging;
 
+/// Apache Spark jobs (feature `spark`).
+#[cfg(feature = "spark")]
+pub use bigflow_spark as spark;
+
 /// Re-exported so jobs can return `anyhow` errors without another dependency.
 pub use anyhow;
 /// Re-exported for config values and manifests: `bigflow::json!(2)`.

@@ -20,4 +20,5 @@ pub fn project() -> Project {
         .workflow(resources::workflow())
         .workflow(external::workflow())
         .workflow(reliability::workflow())
+        .workflow(pi_estimator::workflow())
 }

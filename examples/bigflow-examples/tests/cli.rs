@@ -341,3 +341,73 @@ fn bad_input_gets_one_clear_message_and_exit_2() {
         assert_eq!(out, "", "{args:?}");
     }
 }
+
+#[test]
+fn pi_estimator_runs_on_a_real_local_spark() {
+    let venv = std::path::PathBuf::from(std::env::var("HOME").unwrap())
+        .join(".cache/bigflow/peers/pyspark-4.0.1");
+    let venv = std::env::var_os("BIGFLOW_CACHE")
+        .map(|c| std::path::PathBuf::from(c).join("peers/pyspark-4.0.1"))
+        .unwrap_or(venv);
+    if !venv.join("bin/python").is_file() {
+        let message = format!(
+            "PEER MISSING: PySpark venv {}; run scripts/test",
+            venv.display()
+        );
+        assert!(
+            std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "{message}"
+        );
+        eprintln!("\n!!! SKIPPED: {message}\n");
+        return;
+    }
+    let out = bin()
+        .args([
+            "run",
+            "--workflow",
+            "pi_estimator_pyspark",
+            "--runtime",
+            "2020-01-01",
+        ])
+        .env("BIGFLOW_PYSPARK_VENV", &venv)
+        .env_remove("SPARK_HOME")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let estimate: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Pi is roughly "))
+        .unwrap_or_else(|| panic!("no estimate in {stdout}"))
+        .parse()
+        .unwrap();
+    assert!((estimate - std::f64::consts::PI).abs() < 0.05, "{estimate}");
+}
+
+#[test]
+fn pyspark_missing_is_a_clear_failure() {
+    let (code, _, err) = {
+        let out = bin()
+            .args([
+                "run",
+                "--workflow",
+                "pi_estimator_pyspark",
+                "--runtime",
+                "2020-01-01",
+            ])
+            .env("BIGFLOW_PYSPARK_VENV", "/nonexistent/venv")
+            .env_remove("SPARK_HOME")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("PySpark not found (no SPARK_HOME, no virtualenv at /nonexistent/venv); install it with: python3 -m venv"), "{err}");
+}

@@ -4,6 +4,7 @@ pub mod configuration;
 pub mod external;
 pub mod graph;
 pub mod hello_world;
+pub mod pi_estimator;
 pub mod reliability;
 pub mod resources;
 pub mod scheduling;

@@ -1,0 +1,273 @@
+//! Apache Spark jobs for BigFlow workflows.
+//!
+//! [`PySparkJob`] is BigFlow's `PySparkJob`: a Python driver from the
+//! project's `resources/`, arguments (with the same `{runtime}`/`{env}`/config
+//! placeholders as any external program) and Spark properties. Today it runs
+//! on a local Spark with `spark-submit --master local[*]`; the Dataproc
+//! targets (ephemeral cluster, serverless batch) come next and will use the
+//! same job definition.
+//!
+//! The local Spark is found through [`SparkInstallation::find`]: `SPARK_HOME`,
+//! else a PySpark virtualenv (`BIGFLOW_PYSPARK_VENV`, default
+//! `~/.cache/bigflow/peers/pyspark-4.0.1`, what `scripts/test` installs).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use bigflow_core::command::{expand_argument, run_program};
+use bigflow_core::{Job, JobContext, JobResult, JobSettings, WithSettings};
+
+/// The PySpark version bigflow installs and tests with.
+pub const PYSPARK_VERSION: &str = "4.0.1";
+
+/// A local Spark: `spark-submit` and the Python its drivers run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparkInstallation {
+    /// `SPARK_HOME`.
+    pub spark_home: PathBuf,
+    /// The Python interpreter for drivers and workers.
+    pub python: PathBuf,
+}
+
+fn default_venv() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    std::env::var_os("BIGFLOW_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/bigflow"))
+        .join("peers")
+        .join(format!("pyspark-{PYSPARK_VERSION}"))
+}
+
+impl SparkInstallation {
+    /// `SPARK_HOME`, else the PySpark venv; an error says how to install one.
+    pub fn find() -> anyhow::Result<SparkInstallation> {
+        if let Some(home) = std::env::var_os("SPARK_HOME").map(PathBuf::from) {
+            if !home.join("bin/spark-submit").is_file() {
+                bail!(
+                    "SPARK_HOME={} has no bin/spark-submit; point it at a Spark or PySpark installation",
+                    home.display()
+                );
+            }
+            let python = std::env::var_os("PYSPARK_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("python3"));
+            return Ok(SparkInstallation {
+                spark_home: home,
+                python,
+            });
+        }
+        let venv = std::env::var_os("BIGFLOW_PYSPARK_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_venv);
+        Self::from_venv(&venv).with_context(|| {
+            format!(
+                "PySpark not found (no SPARK_HOME, no virtualenv at {venv}); install it with: python3 -m venv {venv} && {venv}/bin/pip install pyspark=={PYSPARK_VERSION}",
+                venv = venv.display()
+            )
+        })
+    }
+
+    /// The Spark inside a virtualenv with `pyspark` installed.
+    pub fn from_venv(venv: &Path) -> anyhow::Result<SparkInstallation> {
+        let lib = venv.join("lib");
+        let entries =
+            std::fs::read_dir(&lib).with_context(|| format!("cannot read {}", lib.display()))?;
+        for entry in entries.flatten() {
+            let home = entry.path().join("site-packages/pyspark");
+            if home.join("bin/spark-submit").is_file() {
+                return Ok(SparkInstallation {
+                    spark_home: home,
+                    python: venv.join("bin/python"),
+                });
+            }
+        }
+        bail!("{} has no pyspark package", venv.display())
+    }
+
+    /// `spark-submit`.
+    pub fn spark_submit(&self) -> PathBuf {
+        self.spark_home.join("bin/spark-submit")
+    }
+}
+
+/// Checks that Java runs (`$JAVA_HOME/bin/java`, else `java`).
+pub fn check_java() -> anyhow::Result<()> {
+    let java = std::env::var_os("JAVA_HOME")
+        .map(|h| PathBuf::from(h).join("bin/java"))
+        .unwrap_or_else(|| PathBuf::from("java"));
+    match Command::new(&java).arg("-version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        _ => bail!(
+            "Java not found ({}); Spark needs Java 17: install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME",
+            java.display()
+        ),
+    }
+}
+
+/// Where a PySpark driver runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PySparkTarget {
+    /// `spark-submit --master <master>` on this machine.
+    Local {
+        /// The Spark master, e.g. `local[*]`.
+        master: String,
+    },
+}
+
+/// A PySpark driver as a job.
+#[derive(Debug, Clone)]
+pub struct PySparkJob {
+    id: String,
+    driver: String,
+    args: Vec<String>,
+    pip_packages: Vec<String>,
+    properties: Vec<(String, String)>,
+    target: PySparkTarget,
+    settings: JobSettings,
+}
+
+impl PySparkJob {
+    /// A job running `driver` (a file of `resources/`, or an absolute path).
+    pub fn new(id: impl Into<String>, driver: impl Into<String>) -> Self {
+        PySparkJob {
+            id: id.into(),
+            driver: driver.into(),
+            args: Vec::new(),
+            pip_packages: Vec::new(),
+            properties: Vec::new(),
+            target: PySparkTarget::Local {
+                master: "local[*]".into(),
+            },
+            settings: JobSettings::default(),
+        }
+    }
+
+    /// Driver arguments (placeholders like `{runtime}` allowed).
+    pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Python packages the driver needs (installed on Dataproc clusters;
+    /// locally the PySpark environment must already have them).
+    pub fn pip_packages<S: Into<String>>(mut self, packages: impl IntoIterator<Item = S>) -> Self {
+        self.pip_packages
+            .extend(packages.into_iter().map(Into::into));
+        self
+    }
+
+    /// A Spark property (`--conf key=value`).
+    pub fn spark_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs on this machine with the given master (default `local[*]`).
+    pub fn local(mut self, master: impl Into<String>) -> Self {
+        self.target = PySparkTarget::Local {
+            master: master.into(),
+        };
+        self
+    }
+
+    /// The `spark-submit` arguments for `ctx` (without the program itself).
+    pub fn submit_args(&self, ctx: &JobContext, driver: &Path) -> anyhow::Result<Vec<String>> {
+        let PySparkTarget::Local { master } = &self.target;
+        let mut args = vec![
+            "--master".to_string(),
+            master.clone(),
+            "--name".to_string(),
+            format!("{}.{}", ctx.workflow_id, ctx.job_id),
+        ];
+        for (k, v) in &self.properties {
+            args.push("--conf".into());
+            args.push(format!("{k}={}", expand_argument(ctx, v)?));
+        }
+        args.push(driver.display().to_string());
+        for a in &self.args {
+            args.push(
+                expand_argument(ctx, a)
+                    .with_context(|| format!("argument '{a}' of job {}", self.id))?,
+            );
+        }
+        Ok(args)
+    }
+}
+
+impl WithSettings for PySparkJob {
+    fn settings_mut(&mut self) -> &mut JobSettings {
+        &mut self.settings
+    }
+}
+
+impl Job for PySparkJob {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn execute(&self, ctx: &JobContext) -> JobResult {
+        let driver = if Path::new(&self.driver).is_absolute() {
+            PathBuf::from(&self.driver)
+        } else {
+            ctx.resource(&self.driver)?
+        };
+        let spark = SparkInstallation::find()?;
+        check_java()?;
+        let mut cmd = Command::new(spark.spark_submit());
+        cmd.args(self.submit_args(ctx, &driver)?)
+            .env("SPARK_HOME", &spark.spark_home)
+            .env("PYSPARK_PYTHON", &spark.python)
+            .env("PYSPARK_DRIVER_PYTHON", &spark.python);
+        run_program(cmd, ctx, "spark-submit")
+    }
+
+    fn settings(&self) -> JobSettings {
+        self.settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bigflow_core::{ResolvedConfig, parse_runtime};
+
+    #[test]
+    fn submit_arguments() {
+        let job = PySparkJob::new("pi", "pi.py")
+            .args(["{runtime_date}", "100"])
+            .spark_property("spark.executor.memory", "1g")
+            .local("local[2]");
+        let ctx = JobContext::new(
+            parse_runtime("2020-01-02").unwrap(),
+            "wf",
+            "pi",
+            ResolvedConfig::empty("dev"),
+        );
+        assert_eq!(
+            job.submit_args(&ctx, Path::new("/r/pi.py")).unwrap(),
+            [
+                "--master",
+                "local[2]",
+                "--name",
+                "wf.pi",
+                "--conf",
+                "spark.executor.memory=1g",
+                "/r/pi.py",
+                "2020-01-02",
+                "100"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_pyspark_says_how_to_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = SparkInstallation::from_venv(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read"), "{e}");
+    }
+}
