@@ -36,19 +36,23 @@ ensure_airflow() {
   venv_install airflow-2.10 -r "$PEER_PINS/airflow-2.10.txt"
 }
 
+# apt_install PACKAGE...: installs Debian packages (as root, or with sudo).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "installing Debian packages: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+
 # ensure_debian COMMAND:PACKAGE... : installs the packages whose commands are missing.
 ensure_debian() {
   local missing=() pair
   for pair in "$@"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
 # Image tooling: skopeo reads archives, umoci unpacks them, bwrap runs a
@@ -63,9 +67,11 @@ ensure_storage_emulator() {
   venv_install gcs-emulator -r "$PEER_PINS/gcs-emulator.txt"
 }
 
-# PySpark (a local Spark, with spark-submit) and the Java it runs on.
+# PySpark (a local Spark, with spark-submit) and the Java it runs on; protoc
+# and the protobuf well-known types build Apache's Spark Connect client.
 ensure_spark() {
-  ensure_debian java:openjdk-17-jre-headless
+  ensure_debian java:openjdk-17-jre-headless protoc:protobuf-compiler
+  [ -f /usr/include/google/protobuf/any.proto ] || apt_install libprotobuf-dev
   venv_install pyspark-4.0.1 -r "$PEER_PINS/pyspark-4.0.1.txt"
 }
 

@@ -112,7 +112,9 @@ pub fn run_program(mut cmd: Command, ctx: &JobContext, program: &str) -> JobResu
 /// Kills the child and, on Unix, every process of its group.
 fn kill_tree(child: &mut std::process::Child) {
     #[cfg(unix)]
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id())
+        && pid > 1
+    {
         // SAFETY: kill(2) with a negative pid signals the group we created; no memory is involved.
         unsafe {
             libc::kill(-pid, libc::SIGKILL);

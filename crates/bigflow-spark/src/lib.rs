@@ -10,6 +10,13 @@
 //! The local Spark is found through [`SparkInstallation::find`]: `SPARK_HOME`,
 //! else a PySpark virtualenv (`BIGFLOW_PYSPARK_VENV`, default
 //! `~/.cache/bigflow/peers/pyspark-4.0.1`, what `scripts/test` installs).
+//!
+//! With the `connect` feature, [`connect::SparkJob`] runs a Rust driver
+//! against a Spark Connect session: a local server this job starts and stops
+//! itself, or a remote `sc://` endpoint named by the config.
+
+#[cfg(feature = "connect")]
+pub mod connect;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

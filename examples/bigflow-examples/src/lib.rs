@@ -11,7 +11,7 @@ use bigflow::Project;
 /// Every example workflow.
 pub fn project() -> Project {
     use workflows::*;
-    bigflow::project!()
+    let project = bigflow::project!()
         .workflow(hello_world::workflow())
         .workflow(graph::workflow())
         .workflow(scheduling::daily())
@@ -20,5 +20,8 @@ pub fn project() -> Project {
         .workflow(resources::workflow())
         .workflow(external::workflow())
         .workflow(reliability::workflow())
-        .workflow(pi_estimator::workflow())
+        .workflow(pi_estimator::pyspark_workflow());
+    #[cfg(feature = "spark-connect")]
+    let project = project.workflow(pi_estimator::workflow());
+    project
 }

@@ -258,6 +258,8 @@ fn json_logs_are_cloud_logging_entries() {
     assert_eq!(labels["runtime"], "2020-08-01 00:00:00");
 }
 
+// The snapshots hold the default feature set's workflows.
+#[cfg(not(feature = "spark-connect"))]
 #[test]
 fn list_manifest_and_dry_run() {
     let (code, out, _) = run(&["list"]);
@@ -342,30 +344,38 @@ fn bad_input_gets_one_clear_message_and_exit_2() {
     }
 }
 
-#[test]
-fn pi_estimator_runs_on_a_real_local_spark() {
-    let venv = std::path::PathBuf::from(std::env::var("HOME").unwrap())
-        .join(".cache/bigflow/peers/pyspark-4.0.1");
-    let venv = std::env::var_os("BIGFLOW_CACHE")
-        .map(|c| std::path::PathBuf::from(c).join("peers/pyspark-4.0.1"))
-        .unwrap_or(venv);
-    if !venv.join("bin/python").is_file() {
-        let message = format!(
-            "PEER MISSING: PySpark venv {}; run scripts/test",
-            venv.display()
-        );
-        assert!(
-            std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "{message}"
-        );
-        eprintln!("\n!!! SKIPPED: {message}\n");
-        return;
+fn pyspark_venv() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("BIGFLOW_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/bigflow")
+        });
+    let venv = cache.join("peers/pyspark-4.0.1");
+    if venv.join("bin/python").is_file() {
+        return Some(venv);
     }
+    let message = format!(
+        "PEER MISSING: PySpark venv {}; run scripts/test",
+        venv.display()
+    );
+    assert!(
+        std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "{message}"
+    );
+    eprintln!("\n!!! SKIPPED: {message}\n");
+    None
+}
+
+/// Runs a pi workflow on the real local Spark; returns the estimate and the logs.
+fn estimate_pi(workflow: &str) -> Option<(f64, String)> {
+    let venv = pyspark_venv()?;
     let out = bin()
         .args([
+            "--log-level",
+            "info",
             "run",
             "--workflow",
-            "pi_estimator_pyspark",
+            workflow,
             "--runtime",
             "2020-01-01",
         ])
@@ -373,10 +383,8 @@ fn pi_estimator_runs_on_a_real_local_spark() {
         .env_remove("SPARK_HOME")
         .output()
         .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     let estimate: f64 = stdout
         .lines()
@@ -384,7 +392,45 @@ fn pi_estimator_runs_on_a_real_local_spark() {
         .unwrap_or_else(|| panic!("no estimate in {stdout}"))
         .parse()
         .unwrap();
+    Some((estimate, stderr))
+}
+
+#[test]
+fn pi_estimator_pyspark_runs_on_a_real_local_spark() {
+    let Some((estimate, _)) = estimate_pi("pi_estimator_pyspark") else {
+        return;
+    };
     assert!((estimate - std::f64::consts::PI).abs() < 0.05, "{estimate}");
+}
+
+#[cfg(feature = "spark-connect")]
+#[test]
+fn pi_estimator_runs_over_spark_connect_on_a_server_it_starts_and_stops() {
+    let Some((estimate, logs)) = estimate_pi("pi_estimator") else {
+        return;
+    };
+    assert!((estimate - std::f64::consts::PI).abs() < 0.05, "{estimate}");
+    let port = logs
+        .split("spark.connect.grpc.binding.port=")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no server start in the logs: {logs}"))
+        .to_string();
+    assert!(
+        logs.contains(&format!(
+            "local Spark Connect server at sc://127.0.0.1:{port} stopped"
+        )),
+        "{logs}"
+    );
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("binding.port={port} ")])
+        .output()
+        .unwrap();
+    assert!(
+        !left.status.success(),
+        "the server is still running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
 
 #[test]

@@ -1,0 +1,178 @@
+//! [`SparkJob`]: a Rust driver over Spark Connect.
+//!
+//! The driver receives a `SparkSession` (Apache's `apache-spark-connect`
+//! client) and the job context. Where the session points is chosen by the
+//! workflow's config: a `spark_connect_url` property (`sc://host:port`, with
+//! `;token=…` for a bearer token and `;use_ssl=true` for TLS) means a remote
+//! Spark; without one the job starts a local Spark Connect server from the
+//! PySpark installation, waits until it accepts connections, runs the driver
+//! and always stops the server — also when the driver fails or times out.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bigflow_core::{Job, JobContext, JobResult, JobSettings, WithSettings};
+pub use spark_connect::SparkSession;
+pub use spark_connect::row::Value;
+
+use crate::{SparkInstallation, check_java};
+
+/// The config property naming a remote Spark Connect endpoint.
+pub const URL_PROPERTY: &str = "spark_connect_url";
+
+/// How long a local server may take to accept connections.
+pub const LOCAL_START_TIMEOUT: Duration = Duration::from_secs(180);
+
+type Driver = dyn Fn(&SparkSession, &JobContext) -> JobResult + Send + Sync;
+
+/// A job whose work is a Rust function of a Spark session.
+#[derive(Clone)]
+pub struct SparkJob {
+    id: String,
+    driver: Arc<Driver>,
+    settings: JobSettings,
+}
+
+impl SparkJob {
+    /// A job running `driver` with a session.
+    pub fn new(
+        id: impl Into<String>,
+        driver: impl Fn(&SparkSession, &JobContext) -> JobResult + Send + Sync + 'static,
+    ) -> Self {
+        SparkJob {
+            id: id.into(),
+            driver: Arc::new(driver),
+            settings: JobSettings::default(),
+        }
+    }
+}
+
+impl WithSettings for SparkJob {
+    fn settings_mut(&mut self) -> &mut JobSettings {
+        &mut self.settings
+    }
+}
+
+/// A local Spark Connect server, stopped (with its JVM) when dropped.
+pub struct LocalServer {
+    child: Child,
+    /// The `sc://` URL of the server.
+    pub url: String,
+}
+
+impl LocalServer {
+    /// Starts a server on a free loopback port and waits for it (or for `cancelled`).
+    pub fn start(cancelled: &dyn Fn() -> bool) -> anyhow::Result<LocalServer> {
+        let spark = SparkInstallation::find()?;
+        check_java()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = Command::new(spark.spark_submit());
+        cmd.args([
+            "--class",
+            "org.apache.spark.sql.connect.service.SparkConnectServer",
+            "--master",
+            "local[*]",
+            "--conf",
+            &format!("spark.connect.grpc.binding.port={port}"),
+            "--conf",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf",
+            "spark.ui.enabled=false",
+            "spark-internal",
+        ])
+        .env("SPARK_HOME", &spark.spark_home)
+        .env("PYSPARK_PYTHON", &spark.python)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .spawn()
+            .context("could not start spark-submit for a local Spark Connect server")?;
+        let mut server = LocalServer {
+            child,
+            url: format!("sc://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + LOCAL_START_TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "the local Spark Connect server exited with {status} before accepting connections"
+                );
+            }
+            if cancelled() {
+                bail!("cancelled while the local Spark Connect server was starting");
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the local Spark Connect server did not accept connections within {}s",
+                    LOCAL_START_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        tracing::info!(
+            "local Spark Connect server started at {} (spark.connect.grpc.binding.port={port})",
+            server.url
+        );
+        Ok(server)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        // The server runs in its own process group: stop the JVM and anything it started.
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id())
+            && pid > 1
+        {
+            // SAFETY: kill(2) on the process group we created; no memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        tracing::info!("local Spark Connect server at {} stopped", self.url);
+    }
+}
+
+impl Job for SparkJob {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn execute(&self, ctx: &JobContext) -> JobResult {
+        let (url, _server) = match ctx.config.get(URL_PROPERTY).and_then(|v| v.as_str()) {
+            Some(url) => (url.to_string(), None),
+            None => {
+                let server = LocalServer::start(&|| ctx.is_cancelled())?;
+                (server.url.clone(), Some(server))
+            }
+        };
+        let session = SparkSession::builder()
+            .remote(&url)
+            .get_or_create()
+            .with_context(|| {
+                format!(
+                    "cannot open a Spark Connect session at {}",
+                    url.split(";token=").next().unwrap_or(&url)
+                )
+            })?;
+        let result = (self.driver)(&session, ctx);
+        let _ = session.stop();
+        result
+    }
+
+    fn settings(&self) -> JobSettings {
+        self.settings
+    }
+}
