@@ -23,22 +23,29 @@ pub const IMAGE_BIN_DIR: &str = "/app/bin";
 /// The file listing the images the DAGs use.
 pub const IMAGE_LIST_FILE: &str = "image_version.txt";
 
-/// Options of `build-dags`.
-#[derive(Debug, Clone, Default)]
+/// Options of `build-dags` (its command-line flags).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct BuildDagsOptions {
     /// Only this workflow.
+    #[arg(long, short = 'w')]
     pub workflow: Option<String>,
-    /// Start time (`YYYY-MM-DD [HH:MM:SS]`); default: the current hour.
+    /// The DAGs' start time, 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (default: the current hour).
+    #[arg(long, short = 't')]
     pub start_time: Option<String>,
-    /// Deployment config environment (default: bigflow.toml's default).
+    /// Deployment environment of bigflow.toml (default: its default environment).
+    #[arg(long, short = 'c')]
     pub config: Option<String>,
-    /// Output directory (default: `<project>/.dags`).
+    /// Output directory (default: .dags in the project).
+    #[arg(long, value_name = "DIR")]
     pub dags_dir: Option<PathBuf>,
-    /// A prebuilt project binary to ask for the manifest (default: build it with Cargo).
+    /// Use this prebuilt project binary instead of building it with Cargo.
+    #[arg(long, value_name = "FILE", conflicts_with = "release")]
     pub binary: Option<PathBuf>,
-    /// Build the project binary with `--release`.
+    /// Build the project binary with --release.
+    #[arg(long)]
     pub release: bool,
-    /// Overrides the config's `docker_repository`.
+    /// Repository of the image the DAGs run (default: $bf_docker_repository, then the config's).
+    #[arg(long, value_name = "REPO")]
     pub docker_repository: Option<String>,
 }
 

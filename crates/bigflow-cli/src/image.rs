@@ -18,22 +18,28 @@ use crate::version::{head_commit, project_version};
 /// The CA bundle shipped in images when the machine has it.
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// Options of `build-image`.
-#[derive(Debug, Clone, Default)]
+/// Options of `build-image` (its command-line flags).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct BuildImageOptions {
-    /// Deployment environment whose `docker_repository` tags the archive.
+    /// Deployment environment whose docker_repository tags the archive.
+    #[arg(long, short = 'c')]
     pub config: Option<String>,
-    /// Skip writing the archive.
+    /// Do not write the archive.
+    #[arg(long)]
     pub no_export: bool,
-    /// A prebuilt project binary (default: `cargo build --release`).
+    /// Use this prebuilt project binary instead of `cargo build --release`.
+    #[arg(long, value_name = "FILE")]
     pub binary: Option<PathBuf>,
-    /// Directory of the archive (default: `<project>/.image`).
+    /// Directory of the archive (default: .image in the project).
+    #[arg(long, value_name = "DIR")]
     pub image_dir: Option<PathBuf>,
-    /// Overrides the config's `docker_repository` (the archive's Docker tag).
+    /// Repository tag of the archive (default: $bf_docker_repository, then the config's).
+    #[arg(long, value_name = "REPO")]
     pub docker_repository: Option<String>,
-    /// Base image: `oci:DIR[:TAG]` or a registry reference (default: config `base_image`, else none).
+    /// Base image: oci:DIR[:TAG] or a registry reference (default: config base_image; none = scratch-like).
+    #[arg(long, value_name = "IMAGE")]
     pub base_image: Option<String>,
-    /// Credentials and transport for pulling a base image from a registry.
+    #[command(flatten)]
     pub auth: crate::deploy::AuthArgs,
 }
 

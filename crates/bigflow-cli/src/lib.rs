@@ -64,29 +64,7 @@ enum Command {
     /// Build the project and list its workflows and jobs.
     List,
     /// Generate one Airflow DAG file per workflow into .dags/.
-    BuildDags {
-        /// Only this workflow.
-        #[arg(long, short = 'w')]
-        workflow: Option<String>,
-        /// The DAGs' start time, 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (default: the current hour).
-        #[arg(long, short = 't')]
-        start_time: Option<String>,
-        /// Deployment environment of bigflow.toml (default: its default environment).
-        #[arg(long, short = 'c')]
-        config: Option<String>,
-        /// Output directory (default: .dags in the project).
-        #[arg(long, value_name = "DIR")]
-        dags_dir: Option<PathBuf>,
-        /// Use this prebuilt project binary instead of building it with Cargo.
-        #[arg(long, value_name = "FILE", conflicts_with = "release")]
-        binary: Option<PathBuf>,
-        /// Build the project binary with --release.
-        #[arg(long)]
-        release: bool,
-        /// Repository of the image the DAGs run (default: $bf_docker_repository, then the config's).
-        #[arg(long, value_name = "REPO")]
-        docker_repository: Option<String>,
-    },
+    BuildDags(dags::BuildDagsOptions),
     /// Run the project's tests (JUnit XML into build/junit-reports/), then build it with --release.
     BuildPackage,
     /// build-package, then build-image and build-dags with the release binary.
@@ -105,28 +83,7 @@ enum Command {
         no_export: bool,
     },
     /// Build the project's OCI image (no Docker needed) and export it to .image/.
-    BuildImage {
-        /// Deployment environment whose docker_repository tags the archive.
-        #[arg(long, short = 'c')]
-        config: Option<String>,
-        /// Do not write the archive.
-        #[arg(long)]
-        no_export: bool,
-        /// Use this prebuilt project binary instead of `cargo build --release`.
-        #[arg(long, value_name = "FILE")]
-        binary: Option<PathBuf>,
-        /// Directory of the archive (default: .image in the project).
-        #[arg(long, value_name = "DIR")]
-        image_dir: Option<PathBuf>,
-        /// Repository tag of the archive (default: $bf_docker_repository, then the config's).
-        #[arg(long, value_name = "REPO")]
-        docker_repository: Option<String>,
-        /// Base image: oci:DIR[:TAG] or a registry reference (default: config base_image; none = scratch-like).
-        #[arg(long, value_name = "IMAGE")]
-        base_image: Option<String>,
-        #[command(flatten)]
-        auth: deploy::AuthArgs,
-    },
+    BuildImage(image::BuildImageOptions),
     /// Push the image archive to the project's Docker repository.
     DeployImage(deploy::DeployImageArgs),
     /// Upload the DAGs to Composer's bucket (after checking their image exists).
@@ -213,25 +170,8 @@ fn execute(command: Command) -> Result<()> {
         }
         Command::Run { release, args } => delegate(release, "run", args),
         Command::List => delegate(false, "list", Vec::new()),
-        Command::BuildDags {
-            workflow,
-            start_time,
-            config,
-            dags_dir,
-            binary,
-            release,
-            docker_repository,
-        } => {
+        Command::BuildDags(options) => {
             let project = ProjectDir::discover(&cwd()?)?;
-            let options = dags::BuildDagsOptions {
-                workflow,
-                start_time,
-                config,
-                dags_dir,
-                binary,
-                release,
-                docker_repository,
-            };
             for path in dags::build_dags(&project, &options)? {
                 println!("{}", path.display());
             }
@@ -257,10 +197,7 @@ fn execute(command: Command) -> Result<()> {
                 config: config.clone(),
                 no_export,
                 binary: Some(binary.clone()),
-                image_dir: None,
-                docker_repository: None,
-                base_image: None,
-                auth: deploy::AuthArgs::default(),
+                ..Default::default()
             };
             let built = image::build_project_image(&project, &image_options)?;
             println!("{}", image::describe(&built, &project.root));
@@ -277,25 +214,8 @@ fn execute(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::BuildImage {
-            config,
-            no_export,
-            binary,
-            image_dir,
-            docker_repository,
-            base_image,
-            auth,
-        } => {
+        Command::BuildImage(options) => {
             let project = ProjectDir::discover(&cwd()?)?;
-            let options = image::BuildImageOptions {
-                config,
-                no_export,
-                binary,
-                image_dir,
-                docker_repository,
-                base_image,
-                auth,
-            };
             let built = image::build_project_image(&project, &options)?;
             println!("{}", image::describe(&built, &project.root));
             Ok(())
