@@ -53,6 +53,16 @@ const FILES: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        "src/workflows/pi_estimator.rs",
+        include_str!("../../../examples/bigflow-examples/src/workflows/pi_estimator.rs"),
+        false,
+    ),
+    (
+        "resources/pi_estimator.py",
+        include_str!("../../../examples/bigflow-examples/resources/pi_estimator.py"),
+        false,
+    ),
+    (
         "tests/hello_world.rs",
         include_str!("../templates/start-project/tests/hello_world.rs.j2"),
         true,
@@ -103,7 +113,10 @@ pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Resul
         )));
     }
     let dependency = match source {
-        BigflowSource::Registry => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+        BigflowSource::Registry => format!(
+            "{{ version = \"{}\", features = [\"spark\"] }}",
+            env!("CARGO_PKG_VERSION")
+        ),
         BigflowSource::Path(p) => {
             let abs = p
                 .canonicalize()
@@ -120,7 +133,7 @@ pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Resul
                 .to_string()
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"");
-            format!("{{ path = \"{text}\" }}")
+            format!("{{ path = \"{text}\", features = [\"spark\"] }}")
         }
     };
     let mut env = Environment::new();

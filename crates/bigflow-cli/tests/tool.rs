@@ -89,7 +89,7 @@ fn started_project_builds_tests_and_runs() {
     );
     assert_eq!(
         list,
-        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\n"
+        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\npi_estimator_pyspark (@daily)\n  estimate_pi\n"
     );
     let test = Std::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--quiet"])
@@ -289,13 +289,18 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
         "hello_world__v0_dev1_g{}__2020_08_01_10_00_00_dag.py",
         &head[..8]
     );
+    let pi_file = format!(
+        "pi_estimator_pyspark__v0_dev1_g{}__2020_08_01_10_00_00_dag.py",
+        &head[..8]
+    );
     assert_eq!(
         first.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        [dag_file.as_str(), "image_version.txt"]
+        [dag_file.as_str(), "image_version.txt", pi_file.as_str()]
     );
     assert!(
         out.ends_with(&format!(
-            ".dags/{dag_file}\n{}\n",
+            ".dags/{dag_file}\n{}\n{}\n",
+            dags.join(&pi_file).display(),
             dags.join("image_version.txt").display()
         )),
         "{out}"
