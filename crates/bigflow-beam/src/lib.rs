@@ -1,0 +1,2 @@
+//! Apache Beam pipelines written in Rust: the Beam model's `Pipeline` and
+//! transforms, an embedded DirectRunner, pipeline options and `BeamJob`.
