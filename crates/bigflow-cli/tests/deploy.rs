@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Std, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use common::*;
@@ -29,26 +29,6 @@ fn registry_peers() -> bool {
     .map(String::from)
     .collect();
     peers_present(&missing)
-}
-
-/// Waits until a loopback port accepts connections; fails the test after `limit`.
-fn wait_for_port(port: u16, limit: Duration, what: &str) {
-    let deadline = Instant::now() + limit;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A registry process on loopback, stopped on drop.
@@ -297,101 +277,6 @@ fn bad_destinations_are_clear_errors() {
     );
 }
 
-/// The storage emulator (PyPI `gcp-storage-emulator`) on loopback, stopped on drop.
-struct StorageEmulator {
-    child: Child,
-    endpoint: String,
-}
-
-impl StorageEmulator {
-    fn start() -> Option<StorageEmulator> {
-        let bin = peers_dir().join("gcs-emulator/bin/gcp-storage-emulator");
-        if !peers_present(
-            &[bin.display().to_string()]
-                .into_iter()
-                .filter(|_| !bin.is_file())
-                .collect::<Vec<_>>(),
-        ) {
-            return None;
-        }
-        let port = free_port();
-        let child = Std::new(bin)
-            .args([
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--in-memory",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, Duration::from_secs(30), "storage emulator");
-        Some(StorageEmulator {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    /// One JSON API call through Python's urllib (the emulator's own venv).
-    fn call(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
-        let python = peers_dir().join("gcs-emulator/bin/python");
-        let script = r#"
-import sys, urllib.request
-method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
-kind = "text/plain" if "uploadType=media" in url else "application/json"
-req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers={"Content-Type": kind})
-print(urllib.request.urlopen(req).read().decode() or "{}")
-"#;
-        let out = Std::new(python)
-            .arg("-c")
-            .arg(script)
-            .arg(method)
-            .arg(format!("{}{path}", self.endpoint))
-            .arg(body)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{method} {path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn objects(&self, bucket: &str) -> Vec<String> {
-        let list = self.call("GET", &format!("/storage/v1/b/{bucket}/o?prefix=dags/"), "");
-        let mut names: Vec<String> = list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|i| i["name"].as_str().unwrap().to_string())
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn put(&self, bucket: &str, name: &str, text: &str) {
-        self.call(
-            "POST",
-            &format!(
-                "/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}",
-                name.replace('/', "%2F")
-            ),
-            text,
-        );
-    }
-}
-
-impl Drop for StorageEmulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
     if !registry_peers() {
@@ -461,7 +346,7 @@ fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
         ),
         "{err}"
     );
-    assert_eq!(gcs.objects(bucket).len(), 2);
+    assert_eq!(gcs.objects(bucket, "dags/").len(), 2);
 
     // deploy = push the image, check it, upload, then clear what is stale.
     let (code, out, err) = tool_in_examples(
@@ -492,7 +377,7 @@ fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
         digest.as_str(),
         "the registry has the image build printed"
     );
-    let deployed = gcs.objects(bucket);
+    let deployed = gcs.objects(bucket, "dags/");
     let local: Vec<String> = std::fs::read_dir(&dags)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -531,7 +416,7 @@ fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
         "{err}"
     );
     assert_eq!(
-        gcs.objects(bucket),
+        gcs.objects(bucket, "dags/"),
         deployed,
         "the deployed DAGs survive a failed deploy"
     );

@@ -20,41 +20,10 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// Where `scripts/test` installs peers.
-pub fn peers_dir() -> PathBuf {
-    std::env::var_os("BIGFLOW_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bigflow")
-        })
-        .join("peers")
-}
-
-/// Whether every peer is there; otherwise a loud skip, or a failure under
-/// `BIGFLOW_REQUIRE_PEERS=1` (as `scripts/test` runs).
-pub fn peers_present(missing: &[String]) -> bool {
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!(
-        "PEER MISSING: {}; run scripts/test (it installs them)",
-        missing.join(", ")
-    );
-    if std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("{message}");
-    }
-    eprintln!("\n!!! SKIPPED: {message}\n");
-    false
-}
-
-/// The commands of `tools` that cannot be started.
-pub fn missing_commands(tools: &[&str]) -> Vec<String> {
-    tools
-        .iter()
-        .filter(|t| Command::new(t).arg("--version").output().is_err())
-        .map(|t| t.to_string())
-        .collect()
-}
+#[allow(unused_imports)] // each test file uses a different subset
+pub use bigflow_testkit::{
+    StorageEmulator, free_port, missing_commands, peers_dir, peers_present, wait_for_port,
+};
 
 /// Runs `cmd`, asserting success; returns its stdout.
 pub fn run_ok(cmd: &mut Command) -> String {

@@ -1,0 +1,174 @@
+//! Test support shared by bigflow's integration tests.
+//!
+//! - Where `scripts/test` installs peer systems ([`peers_dir`]) and the rule
+//!   for a missing peer ([`peers_present`]): a loud skip under plain
+//!   `cargo test`, a failure under `BIGFLOW_REQUIRE_PEERS=1`.
+//! - Loopback ports: [`free_port`], [`wait_for_port`].
+//! - [`StorageEmulator`]: the real Cloud Storage emulator (PyPI
+//!   `gcp-storage-emulator`) on loopback, stopped when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where `scripts/test` installs peers (`$BIGFLOW_CACHE/peers`, default `~/.cache/bigflow/peers`).
+pub fn peers_dir() -> PathBuf {
+    std::env::var_os("BIGFLOW_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bigflow")
+        })
+        .join("peers")
+}
+
+/// Whether every peer is there; otherwise a loud skip, or a failure under
+/// `BIGFLOW_REQUIRE_PEERS=1` (as `scripts/test` runs).
+pub fn peers_present(missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!(
+        "PEER MISSING: {}; run scripts/test (it installs them)",
+        missing.join(", ")
+    );
+    if std::env::var("BIGFLOW_REQUIRE_PEERS").as_deref() == Ok("1") {
+        panic!("{message}");
+    }
+    eprintln!("\n!!! SKIPPED: {message}\n");
+    false
+}
+
+/// The commands of `tools` that cannot be started.
+pub fn missing_commands(tools: &[&str]) -> Vec<String> {
+    tools
+        .iter()
+        .filter(|t| Command::new(t).arg("--version").output().is_err())
+        .map(|t| t.to_string())
+        .collect()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Waits until a loopback port accepts connections; fails the test after `limit`.
+pub fn wait_for_port(port: u16, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The storage emulator (PyPI `gcp-storage-emulator`) on loopback, stopped on drop.
+pub struct StorageEmulator {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, what `STORAGE_EMULATOR_HOST` takes.
+    pub endpoint: String,
+}
+
+impl StorageEmulator {
+    /// Starts the emulator, or `None` (after [`peers_present`]) when it is not installed.
+    pub fn start() -> Option<StorageEmulator> {
+        let bin = peers_dir().join("gcs-emulator/bin/gcp-storage-emulator");
+        if !bin.is_file() && !peers_present(&[bin.display().to_string()]) {
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(bin)
+            .args([
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--in-memory",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start gcp-storage-emulator");
+        let emulator = StorageEmulator {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for_port(port, Duration::from_secs(30), "storage emulator");
+        Some(emulator)
+    }
+
+    /// One JSON API call through Python's urllib (the emulator's own venv),
+    /// so tests check the client under test against an independent one.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        let python = peers_dir().join("gcs-emulator/bin/python");
+        let script = r#"
+import sys, urllib.request
+method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+kind = "text/plain" if "uploadType=media" in url else "application/json"
+req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers={"Content-Type": kind})
+print(urllib.request.urlopen(req).read().decode() or "{}")
+"#;
+        let out = Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .arg(method)
+            .arg(format!("{}{path}", self.endpoint))
+            .arg(body)
+            .output()
+            .expect("cannot run the emulator's python");
+        assert!(
+            out.status.success(),
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the emulator answered no JSON")
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, bucket: &str) {
+        self.call(
+            "POST",
+            "/storage/v1/b?project=test",
+            &serde_json::json!({ "name": bucket }).to_string(),
+        );
+    }
+
+    /// Names of the objects under `prefix`, sorted.
+    pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let list = self.call("GET", &format!("/storage/v1/b/{bucket}/o?prefix={prefix}"), "");
+        let mut names: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["name"].as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Uploads a text object.
+    pub fn put(&self, bucket: &str, name: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!(
+                "/upload/storage/v1/b/{bucket}/o?uploadType=media&name={}",
+                name.replace('/', "%2F")
+            ),
+            text,
+        );
+    }
+}
+
+impl Drop for StorageEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
