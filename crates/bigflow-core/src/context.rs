@@ -15,11 +15,26 @@ use crate::config::ResolvedConfig;
 use crate::resources::{ResourceError, Resources};
 use crate::runtime::{Runtime, format_runtime};
 
-/// A flag shared between the runner and a running attempt.
+/// A flag shared between the runner and a running attempt (or, for an
+/// interrupt, between a signal handler and the runner).
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 
+impl PartialEq for CancelToken {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CancelToken {}
+
 impl CancelToken {
+    /// The flag itself, for code that raises it from a signal handler
+    /// (e.g. `signal_hook::flag::register`).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+
     /// Raises the flag.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);

@@ -36,6 +36,10 @@ pub struct RunOptions {
     /// How long a run waits, at its end, for timed-out attempts to stop
     /// after cancellation before leaving them behind.
     pub cancel_grace: Duration,
+    /// Raised by the CLI on SIGINT/SIGTERM: running attempts are cancelled
+    /// (so they can stop programs and delete what they created), nothing new
+    /// starts, and the run ends after the grace period.
+    pub interrupt: Option<CancelToken>,
 }
 
 impl Default for RunOptions {
@@ -44,6 +48,7 @@ impl Default for RunOptions {
             parallelism: 1,
             retries: false,
             cancel_grace: Duration::from_secs(5),
+            interrupt: None,
         }
     }
 }
@@ -59,6 +64,8 @@ pub enum JobStatus {
     TimedOut,
     /// Not run because a job it depends on did not succeed.
     Skipped,
+    /// Stopped or never started because the run was interrupted.
+    Interrupted,
 }
 
 impl fmt::Display for JobStatus {
@@ -68,6 +75,7 @@ impl fmt::Display for JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::TimedOut => "timed out",
             JobStatus::Skipped => "skipped",
+            JobStatus::Interrupted => "interrupted",
         })
     }
 }
@@ -99,6 +107,13 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether the run was interrupted (SIGINT/SIGTERM).
+    pub fn interrupted(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| o.status == JobStatus::Interrupted)
+    }
+
     /// Whether every job succeeded.
     pub fn succeeded(&self) -> bool {
         self.outcomes
@@ -203,7 +218,32 @@ pub fn run_workflow(
     // Timed-out attempts that have not yet returned: (job index, attempt).
     let mut stopping: Vec<(usize, u32)> = Vec::new();
 
+    let interrupted = || {
+        options
+            .interrupt
+            .as_ref()
+            .is_some_and(CancelToken::is_cancelled)
+    };
     loop {
+        if interrupted() {
+            for (i, t) in tracks.iter_mut().enumerate() {
+                match &t.state {
+                    State::Running { cancel, .. } => {
+                        cancel.cancel();
+                        stopping.push((i, t.attempts));
+                        warn!(workflow_id = workflow.id(), job_id = jobs[i].id(), runtime = %runtime_str, "job {} interrupted; stopping it", jobs[i].id());
+                        t.error = Some("interrupted; the attempt was stopped".into());
+                        t.finished = Some(Instant::now());
+                        t.state = State::Done(JobStatus::Interrupted);
+                    }
+                    State::Pending | State::Waiting { .. } => {
+                        t.state = State::Done(JobStatus::Interrupted);
+                    }
+                    State::Done(_) => {}
+                }
+            }
+            break;
+        }
         // Skip jobs whose parents ended badly; start what is ready.
         let now = Instant::now();
         for i in 0..jobs.len() {
@@ -301,7 +341,14 @@ pub fn run_workflow(
             })
             .min()
             .unwrap_or(now);
-        let message = rx.recv_timeout(next_wake.saturating_duration_since(Instant::now()));
+        // An interrupt is noticed within 50 ms.
+        let wait = next_wake.saturating_duration_since(Instant::now());
+        let wait = if options.interrupt.is_some() {
+            wait.min(Duration::from_millis(50))
+        } else {
+            wait
+        };
+        let message = rx.recv_timeout(wait);
         let now = Instant::now();
         let mut ended: Vec<(usize, Result<(), String>, bool)> = Vec::new();
         if let Ok(Finished {
@@ -370,7 +417,7 @@ pub fn run_workflow(
             Ok(Finished { index, attempt, .. }) => stopping.retain(|s| *s != (index, attempt)),
             Err(_) => {
                 for (i, _) in &stopping {
-                    warn!(workflow_id = workflow.id(), job_id = jobs[*i].id(), runtime = %runtime_str, "job {} did not stop within {} of its timeout; leaving it behind", jobs[*i].id(), human(options.cancel_grace));
+                    warn!(workflow_id = workflow.id(), job_id = jobs[*i].id(), runtime = %runtime_str, "job {} did not stop within {} of being cancelled; leaving it behind", jobs[*i].id(), human(options.cancel_grace));
                 }
                 break;
             }
@@ -584,5 +631,53 @@ mod tests {
             report.outcomes[0].error.as_deref(),
             Some("job panicked: oops")
         );
+    }
+
+    #[test]
+    fn an_interrupt_cancels_running_attempts_and_starts_nothing_more() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let cleaned = Arc::new(AtomicU32::new(0));
+        let long = {
+            let cleaned = cleaned.clone();
+            job("long", move |ctx| {
+                // Work until cancelled, then clean up, as a Dataproc job does.
+                let result = ctx.sleep(Duration::from_secs(60));
+                cleaned.fetch_add(1, Ordering::SeqCst);
+                result.map_err(Into::into)
+            })
+        };
+        let after = recording("after", &log, 1);
+        let wf = Workflow::builder("w")
+            .graph([(&JobRef::new(long), vec![&after])])
+            .build()
+            .unwrap();
+        let interrupt = CancelToken::default();
+        let raise = interrupt.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            raise.cancel();
+        });
+        let started = Instant::now();
+        let report = run(
+            &wf,
+            RunOptions {
+                interrupt: Some(interrupt),
+                ..RunOptions::default()
+            },
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert!(report.interrupted());
+        let statuses: Vec<_> = report.outcomes.iter().map(|o| o.status).collect();
+        assert_eq!(statuses, [JobStatus::Interrupted, JobStatus::Interrupted]);
+        assert_eq!(
+            cleaned.load(Ordering::SeqCst),
+            1,
+            "the attempt did not clean up"
+        );
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "a job started after the interrupt"
+        );
+        assert!(report.summary_table().contains("interrupted"));
     }
 }

@@ -2,11 +2,15 @@
 //!
 //! The driver receives a `SparkSession` (Apache's `apache-spark-connect`
 //! client) and the job context. Where the session points is chosen by the
-//! workflow's config: a `spark_connect_url` property (`sc://host:port`, with
-//! `;token=…` for a bearer token and `;use_ssl=true` for TLS) means a remote
-//! Spark; without one the job starts a local Spark Connect server from the
-//! PySpark installation, waits until it accepts connections, runs the driver
-//! and always stops the server — also when the driver fails or times out.
+//! workflow's config:
+//! - `spark_target = "dataproc"`: a Dataproc Serverless Spark Connect session
+//!   is created for the job and always deleted afterwards
+//!   ([`crate::dataproc::Session`]; options from the `dataproc_*` properties);
+//! - a `spark_connect_url` property (`sc://host:port`, with `;token=…` for a
+//!   bearer token and `;use_ssl=true` for TLS): that remote Spark;
+//! - otherwise (`local`) the job starts a local Spark Connect server from the
+//!   PySpark installation, waits until it accepts connections, runs the driver
+//!   and always stops the server — also when the driver fails or times out.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +22,8 @@ use bigflow_core::{Job, JobContext, JobResult, JobSettings, WithSettings};
 pub use spark_connect::SparkSession;
 pub use spark_connect::row::Value;
 
-use crate::{SparkInstallation, check_java};
+use crate::dataproc::{DataprocOptions, Session};
+use crate::{SparkInstallation, TARGET_PROPERTY, check_java};
 
 /// The config property naming a remote Spark Connect endpoint.
 pub const URL_PROPERTY: &str = "spark_connect_url";
@@ -151,12 +156,33 @@ impl Job for SparkJob {
     }
 
     fn execute(&self, ctx: &JobContext) -> JobResult {
-        let (url, _server) = match ctx.config.get(URL_PROPERTY).and_then(|v| v.as_str()) {
-            Some(url) => (url.to_string(), None),
-            None => {
-                let server = LocalServer::start(&|| ctx.is_cancelled())?;
-                (server.url.clone(), Some(server))
+        let target = ctx.config.get(TARGET_PROPERTY).and_then(|v| v.as_str());
+        let remote = ctx.config.get(URL_PROPERTY).and_then(|v| v.as_str());
+        // Whatever is started here is stopped or deleted when these drop.
+        let mut _server = None;
+        let mut _session = None;
+        let url = match (target, remote) {
+            (Some("dataproc"), _) => {
+                let session = Session::create(ctx, DataprocOptions::from_context(ctx)?)?;
+                let url = session.url.clone();
+                _session = Some(session);
+                url
             }
+            (None | Some("remote"), Some(url)) => url.to_string(),
+            (Some("remote"), None) => bail!(
+                "config '{}': {TARGET_PROPERTY} = \"remote\" needs {URL_PROPERTY} (sc://host:port)",
+                ctx.env
+            ),
+            (None | Some("local"), _) => {
+                let server = LocalServer::start(&|| ctx.is_cancelled())?;
+                let url = server.url.clone();
+                _server = Some(server);
+                url
+            }
+            (Some(other), _) => bail!(
+                "config '{}': {TARGET_PROPERTY} = {other:?} is not a Spark Connect target; use local, remote or dataproc",
+                ctx.env
+            ),
         };
         let session = SparkSession::builder()
             .remote(&url)

@@ -2,10 +2,11 @@
 //!
 //! [`PySparkJob`] is BigFlow's `PySparkJob`: a Python driver from the
 //! project's `resources/`, arguments (with the same `{runtime}`/`{env}`/config
-//! placeholders as any external program) and Spark properties. Today it runs
-//! on a local Spark with `spark-submit --master local[*]`; the Dataproc
-//! targets (ephemeral cluster, serverless batch) come next and will use the
-//! same job definition.
+//! placeholders as any external program), pip packages and Spark properties.
+//! Where it runs ([`PySparkTarget`]) is set on the job or chosen by the
+//! config's `spark_target`: `local` (`spark-submit --master local[*]`, the
+//! default), `dataproc-cluster` (an ephemeral cluster, always deleted) or
+//! `dataproc-serverless` (a batch); see [`dataproc`].
 //!
 //! The local Spark is found through [`SparkInstallation::find`]: `SPARK_HOME`,
 //! else a PySpark virtualenv (`BIGFLOW_PYSPARK_VENV`, default
@@ -17,6 +18,7 @@
 
 #[cfg(feature = "connect")]
 pub mod connect;
+pub mod dataproc;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,6 +116,9 @@ pub fn check_java() -> anyhow::Result<()> {
     }
 }
 
+/// The config property choosing where Spark jobs run.
+pub const TARGET_PROPERTY: &str = "spark_target";
+
 /// Where a PySpark driver runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PySparkTarget {
@@ -122,6 +127,27 @@ pub enum PySparkTarget {
         /// The Spark master, e.g. `local[*]`.
         master: String,
     },
+    /// An ephemeral Dataproc cluster made for the job and always deleted.
+    DataprocCluster,
+    /// A Dataproc Serverless batch.
+    DataprocServerless,
+}
+
+impl PySparkTarget {
+    /// The target named by the config's `spark_target` (default `local`).
+    pub fn from_config(ctx: &JobContext) -> anyhow::Result<PySparkTarget> {
+        match ctx.config.get(TARGET_PROPERTY).and_then(|v| v.as_str()) {
+            None | Some("local") => Ok(PySparkTarget::Local {
+                master: "local[*]".into(),
+            }),
+            Some("dataproc-cluster") => Ok(PySparkTarget::DataprocCluster),
+            Some("dataproc-serverless") => Ok(PySparkTarget::DataprocServerless),
+            Some(other) => bail!(
+                "config '{}': {TARGET_PROPERTY} = {other:?} is not a PySpark target; use local, dataproc-cluster or dataproc-serverless",
+                ctx.env
+            ),
+        }
+    }
 }
 
 /// A PySpark driver as a job.
@@ -132,7 +158,8 @@ pub struct PySparkJob {
     args: Vec<String>,
     pip_packages: Vec<String>,
     properties: Vec<(String, String)>,
-    target: PySparkTarget,
+    /// `None`: chosen by the config's `spark_target`.
+    target: Option<PySparkTarget>,
     settings: JobSettings,
 }
 
@@ -145,9 +172,7 @@ impl PySparkJob {
             args: Vec::new(),
             pip_packages: Vec::new(),
             properties: Vec::new(),
-            target: PySparkTarget::Local {
-                master: "local[*]".into(),
-            },
+            target: None,
             settings: JobSettings::default(),
         }
     }
@@ -172,34 +197,56 @@ impl PySparkJob {
         self
     }
 
-    /// Runs on this machine with the given master (default `local[*]`).
-    pub fn local(mut self, master: impl Into<String>) -> Self {
-        self.target = PySparkTarget::Local {
+    /// Always runs on this machine with the given master, whatever the config says.
+    pub fn local(self, master: impl Into<String>) -> Self {
+        self.target(PySparkTarget::Local {
             master: master.into(),
-        };
+        })
+    }
+
+    /// Always runs on `target`, whatever the config says.
+    pub fn target(mut self, target: PySparkTarget) -> Self {
+        self.target = Some(target);
         self
     }
 
-    /// The `spark-submit` arguments for `ctx` (without the program itself).
-    pub fn submit_args(&self, ctx: &JobContext, driver: &Path) -> anyhow::Result<Vec<String>> {
-        let PySparkTarget::Local { master } = &self.target;
+    /// The driver's arguments with placeholders expanded.
+    fn expanded_args(&self, ctx: &JobContext) -> anyhow::Result<Vec<String>> {
+        self.args
+            .iter()
+            .map(|a| {
+                expand_argument(ctx, a)
+                    .with_context(|| format!("argument '{a}' of job {}", self.id))
+            })
+            .collect()
+    }
+
+    fn expanded_properties(&self, ctx: &JobContext) -> anyhow::Result<Vec<(String, String)>> {
+        self.properties
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), expand_argument(ctx, v)?)))
+            .collect()
+    }
+
+    /// The `spark-submit` arguments for `ctx` and a local `master` (without the program itself).
+    pub fn submit_args(
+        &self,
+        ctx: &JobContext,
+        master: &str,
+        driver: &Path,
+    ) -> anyhow::Result<Vec<String>> {
         let mut args = vec![
             "--master".to_string(),
-            master.clone(),
+            master.to_string(),
             "--name".to_string(),
             format!("{}.{}", ctx.workflow_id, ctx.job_id),
         ];
-        for (k, v) in &self.properties {
+        for (k, v) in self.expanded_properties(ctx)? {
             args.push("--conf".into());
-            args.push(format!("{k}={}", expand_argument(ctx, v)?));
+            args.push(format!("{k}={v}"));
         }
         args.push(driver.display().to_string());
-        for a in &self.args {
-            args.push(
-                expand_argument(ctx, a)
-                    .with_context(|| format!("argument '{a}' of job {}", self.id))?,
-            );
-        }
+        args.extend(self.expanded_args(ctx)?);
         Ok(args)
     }
 }
@@ -221,10 +268,31 @@ impl Job for PySparkJob {
         } else {
             ctx.resource(&self.driver)?
         };
+        let target = match &self.target {
+            Some(t) => t.clone(),
+            None => PySparkTarget::from_config(ctx)?,
+        };
+        let master = match target {
+            PySparkTarget::Local { master } => master,
+            PySparkTarget::DataprocCluster | PySparkTarget::DataprocServerless => {
+                let options = dataproc::DataprocOptions::from_context(ctx)?;
+                let spec = dataproc::PySparkSpec {
+                    driver: &driver,
+                    args: self.expanded_args(ctx)?,
+                    properties: self.expanded_properties(ctx)?,
+                    pip_packages: &self.pip_packages,
+                };
+                return if target == PySparkTarget::DataprocCluster {
+                    dataproc::run_on_cluster(ctx, options, spec)
+                } else {
+                    dataproc::run_batch(ctx, options, spec)
+                };
+            }
+        };
         let spark = SparkInstallation::find()?;
         check_java()?;
         let mut cmd = Command::new(spark.spark_submit());
-        cmd.args(self.submit_args(ctx, &driver)?)
+        cmd.args(self.submit_args(ctx, &master, &driver)?)
             .env("SPARK_HOME", &spark.spark_home)
             .env("PYSPARK_PYTHON", &spark.python)
             .env("PYSPARK_DRIVER_PYTHON", &spark.python);
@@ -245,8 +313,7 @@ mod tests {
     fn submit_arguments() {
         let job = PySparkJob::new("pi", "pi.py")
             .args(["{runtime_date}", "100"])
-            .spark_property("spark.executor.memory", "1g")
-            .local("local[2]");
+            .spark_property("spark.executor.memory", "1g");
         let ctx = JobContext::new(
             parse_runtime("2020-01-02").unwrap(),
             "wf",
@@ -254,7 +321,8 @@ mod tests {
             ResolvedConfig::empty("dev"),
         );
         assert_eq!(
-            job.submit_args(&ctx, Path::new("/r/pi.py")).unwrap(),
+            job.submit_args(&ctx, "local[2]", Path::new("/r/pi.py"))
+                .unwrap(),
             [
                 "--master",
                 "local[2]",

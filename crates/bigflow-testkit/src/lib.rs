@@ -142,7 +142,11 @@ print(urllib.request.urlopen(req).read().decode() or "{}")
 
     /// Names of the objects under `prefix`, sorted.
     pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let list = self.call("GET", &format!("/storage/v1/b/{bucket}/o?prefix={prefix}"), "");
+        let list = self.call(
+            "GET",
+            &format!("/storage/v1/b/{bucket}/o?prefix={prefix}"),
+            "",
+        );
         let mut names: Vec<String> = list["items"]
             .as_array()
             .into_iter()

@@ -1,6 +1,8 @@
 //! A project binary with one deliberately broken definition, chosen by the
 //! `BROKEN` environment variable; the CLI tests use it to check that each
-//! mistake gets one clear message and exit code 2.
+//! mistake gets one clear message and exit code 2. `BROKEN=slow` is a valid
+//! workflow whose job runs an external program for minutes, for the
+//! interrupt test.
 
 use bigflow::prelude::*;
 
@@ -24,6 +26,11 @@ fn main() -> std::process::ExitCode {
         Ok("duplicate_workflow") => project
             .workflow(Workflow::builder("same").jobs([ok()]))
             .workflow(Workflow::builder("same").jobs([ok()])),
+        Ok("slow") => {
+            let after = j("after");
+            let slow = JobRef::new(CommandJob::new("slow", "sh").args(["-c", "sleep 271828"]));
+            project.workflow(Workflow::builder("wf").graph([(&slow, vec![&after])]))
+        }
         Ok("bad_id") => project.workflow(Workflow::builder("wf").jobs([j("load-data")])),
         Ok("unknown_dependency") => {
             project.workflow(Workflow::builder("wf").job(ok()).edge("ok", "missing"))

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use bigflow_core::config::ResolvedConfig;
+use bigflow_core::context::CancelToken;
 use bigflow_core::executor::{RunOptions, run_workflow};
 use bigflow_core::runtime::{format_runtime, now, parse_runtime};
 use bigflow_core::{Project, Workflow};
@@ -22,6 +23,8 @@ use crate::logging::{LogFormat, init_logging};
 pub const EXIT_JOB_FAILED: u8 = 1;
 /// Exit code of a usage or configuration error.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -216,6 +219,7 @@ fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliE
     let options = RunOptions {
         parallelism: usize::from(args.parallelism),
         retries: args.retries,
+        interrupt: (!args.dry_run).then(interrupt_on_signals),
         ..RunOptions::default()
     };
     if args.dry_run {
@@ -241,6 +245,15 @@ fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliE
     eprint!("\n{}", report.summary_table());
     if report.succeeded() {
         Ok(())
+    } else if report.interrupted() {
+        Err(CliError {
+            code: EXIT_INTERRUPTED,
+            message: format!(
+                "workflow {} at {}: interrupted; running jobs were stopped",
+                workflow.id(),
+                format_runtime(&runtime)
+            ),
+        })
     } else {
         let failed: Vec<String> = report
             .outcomes
@@ -258,6 +271,23 @@ fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliE
             ),
         })
     }
+}
+
+/// A flag raised by the first SIGINT or SIGTERM; the run then cancels its
+/// running jobs so they stop programs and delete what they created (Dataproc
+/// clusters, Spark servers). A second signal exits at once.
+fn interrupt_on_signals() -> CancelToken {
+    let interrupt = CancelToken::default();
+    #[cfg(unix)]
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            signal,
+            i32::from(EXIT_INTERRUPTED),
+            interrupt.flag(),
+        );
+        let _ = signal_hook::flag::register(signal, interrupt.flag());
+    }
+    interrupt
 }
 
 fn resolve_config(
