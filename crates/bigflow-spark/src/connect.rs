@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bigflow_core::{Job, JobContext, JobResult, JobSettings, WithSettings};
-pub use spark_connect::SparkSession;
 pub use spark_connect::row::Value;
+pub use spark_connect::{DataFrame, SparkSession, functions};
 
 use crate::dataproc::{DataprocOptions, Session};
 use crate::{SparkInstallation, TARGET_PROPERTY, check_java};

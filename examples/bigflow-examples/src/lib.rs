@@ -22,6 +22,8 @@ pub fn project() -> Project {
         .workflow(reliability::workflow())
         .workflow(pi_estimator::pyspark_workflow());
     #[cfg(feature = "spark-connect")]
-    let project = project.workflow(pi_estimator::workflow());
+    let project = project
+        .workflow(pi_estimator::workflow())
+        .workflow(port_tonnage::workflow());
     project
 }

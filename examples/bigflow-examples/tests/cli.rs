@@ -457,3 +457,50 @@ fn pyspark_missing_is_a_clear_failure() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("PySpark not found (no SPARK_HOME, no virtualenv at /nonexistent/venv); install it with: python3 -m venv"), "{err}");
 }
+
+#[cfg(feature = "spark-connect")]
+#[test]
+fn spark_dataframe_job_aggregates_parquet_on_a_real_local_spark() {
+    let Some(venv) = pyspark_venv() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "run",
+            "--workflow",
+            "port_tonnage",
+            "--runtime",
+            "2020-01-01",
+        ])
+        .env("BIGFLOW_PYSPARK_VENV", &venv)
+        .env_remove("SPARK_HOME")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Sums of resources/port_calls.csv for 2020-01-01, largest first.
+    assert!(
+        stdout.contains(
+            "country tonnage calls (2020-01-01)\n\
+             NETHERLANDS 465000 3\n\
+             GERMANY 423000 3\n\
+             POLAND 238000 5\n\
+             BELGIUM 175000 1\n\
+             LITHUANIA 26000 1\n"
+        ),
+        "{stdout}"
+    );
+    let written = dir
+        .path()
+        .join(".bigflow/spark/country_tonnage/date=2020-01-01");
+    let parquet = std::fs::read_dir(&written)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with(".parquet"));
+    assert!(parquet, "no Parquet output in {}", written.display());
+    assert!(written.join("_SUCCESS").is_file());
+}
