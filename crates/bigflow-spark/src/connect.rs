@@ -150,6 +150,45 @@ impl Drop for LocalServer {
     }
 }
 
+/// `host:port` of an `sc://` URL (port 15002 when absent).
+fn endpoint_of(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("sc://")
+        .with_context(|| format!("{URL_PROPERTY} must start with sc://, not {url:?}"))?;
+    let authority = rest.split(['/', ';']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => (
+            host,
+            port.parse::<u16>()
+                .with_context(|| format!("bad port {port:?} in Spark Connect URL"))?,
+        ),
+        _ => (authority, 15002),
+    };
+    if host.is_empty() {
+        bail!("no host in Spark Connect URL sc://{authority}");
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// Fails fast, naming the endpoint, when nothing accepts connections there.
+fn check_reachable(url: &str) -> anyhow::Result<()> {
+    let (host, port) = endpoint_of(url)?;
+    let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .with_context(|| format!("cannot resolve the Spark Connect host {host}"))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    bail!(
+        "cannot reach the Spark Connect endpoint {host}:{port}: {}; check {URL_PROPERTY} and that the server is running",
+        last.map_or_else(|| "no address".to_string(), |e| e.to_string())
+    )
+}
+
 impl Job for SparkJob {
     fn id(&self) -> &str {
         &self.id
@@ -184,6 +223,9 @@ impl Job for SparkJob {
                 ctx.env
             ),
         };
+        // The client retries an unreachable server for many minutes (as
+        // PySpark does); a job should fail at once and let its retries act.
+        check_reachable(&url)?;
         let session = SparkSession::builder()
             .remote(&url)
             .get_or_create()
@@ -200,5 +242,28 @@ impl Job for SparkJob {
 
     fn settings(&self) -> JobSettings {
         self.settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_of_urls() {
+        assert_eq!(
+            endpoint_of("sc://127.0.0.1:15010").unwrap(),
+            ("127.0.0.1".into(), 15010)
+        );
+        assert_eq!(
+            endpoint_of("sc://spark.example.com/;use_ssl=true;token=x").unwrap(),
+            ("spark.example.com".into(), 15002)
+        );
+        assert_eq!(
+            endpoint_of("sc://host:443/;session_id=1").unwrap(),
+            ("host".into(), 443)
+        );
+        assert!(endpoint_of("http://host:1").is_err());
+        assert!(endpoint_of("sc://host:x").is_err());
     }
 }

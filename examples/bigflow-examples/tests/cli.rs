@@ -259,7 +259,6 @@ fn json_logs_are_cloud_logging_entries() {
 }
 
 // The snapshots hold the default feature set's workflows.
-#[cfg(not(feature = "spark-connect"))]
 #[test]
 fn list_manifest_and_dry_run() {
     let (code, out, _) = run(&["list"]);
