@@ -75,9 +75,28 @@ ensure_spark() {
   venv_install pyspark-4.0.1 -r "$PEER_PINS/pyspark-4.0.1.txt"
 }
 
+# Apache Beam's Python SDK: its DirectRunner and wordcount are what the Rust
+# pipelines are compared with (tests and bench/beam_wordcount.sh).
+ensure_beam() {
+  venv_install apache-beam-2.77.0 -r "$PEER_PINS/apache-beam-2.77.0.txt"
+}
+
+# The BigQuery REST API emulator. DuckDB would download its spatial
+# extension at start; the pinned wheel ships it, so it is put where DuckDB looks.
+ensure_bigquery_emulator() {
+  venv_install bqemulator-1.4 -r "$PEER_PINS/bqemulator-1.4.txt"
+  local ext ddir="$HOME/.duckdb/extensions/v1.5.5/linux_amd64"
+  if [ ! -f "$ddir/spatial.duckdb_extension" ]; then
+    ext="$(find "$PEERS_DIR/bqemulator-1.4" -name spatial.duckdb_extension | head -n 1)"
+    mkdir -p "$ddir" && cp "$ext" "$ddir/"
+  fi
+}
+
 ensure_peers() {
+  ensure_beam
   ensure_airflow
   ensure_image_tools
   ensure_storage_emulator
   ensure_spark
+  ensure_bigquery_emulator
 }

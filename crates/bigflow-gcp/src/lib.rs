@@ -1,6 +1,6 @@
 //! Google Cloud access shared by every client: credentials (registry pushes,
-//! the DAG bucket, later BigQuery), the retry policy ([`retry`]) and a Cloud
-//! Storage client ([`storage`]).
+//! the DAG bucket, BigQuery, Dataproc), the retry policy ([`retry`]), a Cloud
+//! Storage client ([`storage`]) and a BigQuery REST client ([`bigquery`]).
 //!
 //! - `local_account`: application default credentials, through Google's
 //!   official `google-cloud-auth` crate: `GOOGLE_APPLICATION_CREDENTIALS`,
@@ -13,6 +13,7 @@
 //! Tokens are [`Secret`]s: their `Debug` and `Display` never show the value,
 //! and errors never include them.
 
+pub mod bigquery;
 pub mod retry;
 pub mod storage;
 

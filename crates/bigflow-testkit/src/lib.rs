@@ -176,3 +176,46 @@ impl Drop for StorageEmulator {
         let _ = self.child.wait();
     }
 }
+
+/// The BigQuery emulator (PyPI `bqemulator`) on loopback, stopped on drop.
+pub struct BigQueryEmulator {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, what `BIGQUERY_EMULATOR_HOST` takes.
+    pub endpoint: String,
+    /// The emulator's default project.
+    pub project: String,
+}
+
+impl BigQueryEmulator {
+    /// Starts the emulator, or `None` (after [`peers_present`]) when it is not installed.
+    pub fn start() -> Option<BigQueryEmulator> {
+        let python = peers_dir().join("bqemulator-1.4/bin/python");
+        if !python.is_file() && !peers_present(&[python.display().to_string()]) {
+            return None;
+        }
+        let (rest, grpc) = (free_port(), free_port());
+        let child = Command::new(python)
+            .args(["-m", "bqemulator", "start", "--rest-host", "127.0.0.1"])
+            .args(["--rest-port", &rest.to_string()])
+            .args(["--grpc-host", "127.0.0.1", "--grpc-port", &grpc.to_string()])
+            .args(["--project", "p1", "--log-level", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start bqemulator");
+        let emulator = BigQueryEmulator {
+            child,
+            endpoint: format!("http://127.0.0.1:{rest}"),
+            project: "p1".into(),
+        };
+        wait_for_port(rest, Duration::from_secs(60), "BigQuery emulator");
+        Some(emulator)
+    }
+}
+
+impl Drop for BigQueryEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
