@@ -125,12 +125,29 @@ impl DataprocOptions {
     /// | `gcp_auth_method` | `local_account`, `service_account`, `vault`, `none` | `local_account` |
     /// | `gcp_service_account_key`, `vault_endpoint`, `vault_secret` | for those methods | |
     pub fn from_context(ctx: &JobContext) -> anyhow::Result<DataprocOptions> {
-        let p: ConfigProperties = ctx.config.deserialize().with_context(|| {
-            format!(
-                "the Dataproc properties of config '{}' have the wrong type",
-                ctx.env
-            )
-        })?;
+        Self::from_context_with(ctx, &BTreeMap::new())
+    }
+
+    /// Like [`DataprocOptions::from_context`], with a job's own settings
+    /// (same property names) taking precedence over the config's.
+    pub fn from_context_with(
+        ctx: &JobContext,
+        overrides: &BTreeMap<String, Value>,
+    ) -> anyhow::Result<DataprocOptions> {
+        let mut properties: serde_json::Map<String, Value> = ctx
+            .config
+            .properties()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        properties.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let p: ConfigProperties =
+            serde_json::from_value(Value::Object(properties)).with_context(|| {
+                format!(
+                    "the Dataproc properties of config '{}' (or of the job) have the wrong type",
+                    ctx.env
+                )
+            })?;
         let missing = |key: &str| {
             anyhow::anyhow!(
                 "config '{}' has no {key}; Dataproc targets need dataproc_project_id and dataproc_region (set them in the workflow's Config or as bf_{key})",

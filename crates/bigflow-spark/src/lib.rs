@@ -160,6 +160,8 @@ pub struct PySparkJob {
     properties: Vec<(String, String)>,
     /// `None`: chosen by the config's `spark_target`.
     target: Option<PySparkTarget>,
+    /// Dataproc settings of this job, over the config's `dataproc_*` properties.
+    dataproc: std::collections::BTreeMap<String, serde_json::Value>,
     settings: JobSettings,
 }
 
@@ -173,6 +175,7 @@ impl PySparkJob {
             pip_packages: Vec::new(),
             properties: Vec::new(),
             target: None,
+            dataproc: Default::default(),
             settings: JobSettings::default(),
         }
     }
@@ -202,6 +205,31 @@ impl PySparkJob {
         self.target(PySparkTarget::Local {
             master: master.into(),
         })
+    }
+
+    /// A Dataproc setting of this job, over the config's property of the
+    /// same name (see [`dataproc::DataprocOptions::from_context`]), e.g.
+    /// `.dataproc_setting("dataproc_worker_count", 4)`.
+    pub fn dataproc_setting(
+        mut self,
+        property: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
+        self.dataproc.insert(property.into(), value.into());
+        self
+    }
+
+    /// BigFlow's `gcp_project_id`, `gcp_region` and `bucket_id` for this job.
+    pub fn dataproc_project(self, project_id: &str, region: &str, bucket: &str) -> Self {
+        self.dataproc_setting("dataproc_project_id", project_id)
+            .dataproc_setting("dataproc_region", region)
+            .dataproc_setting("dataproc_bucket", bucket)
+    }
+
+    /// BigFlow's `worker_num_instances` and `worker_machine_type` for this job.
+    pub fn dataproc_workers(self, count: u32, machine_type: &str) -> Self {
+        self.dataproc_setting("dataproc_worker_count", count)
+            .dataproc_setting("dataproc_machine_type", machine_type)
     }
 
     /// Always runs on `target`, whatever the config says.
@@ -275,7 +303,7 @@ impl Job for PySparkJob {
         let master = match target {
             PySparkTarget::Local { master } => master,
             PySparkTarget::DataprocCluster | PySparkTarget::DataprocServerless => {
-                let options = dataproc::DataprocOptions::from_context(ctx)?;
+                let options = dataproc::DataprocOptions::from_context_with(ctx, &self.dataproc)?;
                 let spec = dataproc::PySparkSpec {
                     driver: &driver,
                     args: self.expanded_args(ctx)?,

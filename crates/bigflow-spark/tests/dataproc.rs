@@ -60,6 +60,8 @@ struct State {
     sessions: BTreeMap<String, (String, u32)>,
     /// Labels of every created resource.
     labels: Vec<Value>,
+    /// Bodies of clusters.create.
+    cluster_bodies: Vec<Value>,
     /// gs:// URIs of drivers, and whether each existed in storage when submitted.
     drivers: Vec<(String, bool)>,
     counter: u32,
@@ -529,6 +531,7 @@ fn handle(
         }
         s.clusters.insert(name, "CREATING".into());
         s.labels.push(body["labels"].clone());
+        s.cluster_bodies.push(body.clone());
         let op = format!("projects/{PROJECT}/regions/{REGION}/operations/create-{n}");
         let failure = s
             .scenario
@@ -1048,6 +1051,34 @@ fn serverless_batches_succeed_fail_and_are_cancelled_on_timeout() {
         assert_clean(&fake, Some(&gcs));
         assert!(fake.state().drivers.iter().all(|(_, staged)| *staged));
     }
+}
+
+#[test]
+fn job_settings_override_the_config() {
+    let Some(gcs) = emulator() else { return };
+    let dir = driver_dir();
+    let fake = Fake::start(Scenario::default(), Some(gcs.endpoint.clone()));
+    // The config names another region and bucket; the job's own settings win.
+    let config = config(
+        &fake,
+        Some(&gcs.endpoint),
+        &[
+            ("dataproc_region", "us-central1"),
+            ("dataproc_bucket", "elsewhere"),
+        ],
+    );
+    let job = pyspark_job(&dir, PySparkTarget::DataprocCluster)
+        .dataproc_project(PROJECT, REGION, BUCKET)
+        .dataproc_workers(5, "n2-highmem-8");
+    let (status, error) = run(job, &config, None);
+    assert_eq!(status, JobStatus::Succeeded, "{error}");
+    assert_clean(&fake, Some(&gcs));
+    let s = fake.state();
+    assert!(
+        s.drivers[0].0.starts_with("gs://staging/"),
+        "{:?}",
+        s.drivers
+    );
 }
 
 #[test]
