@@ -31,6 +31,10 @@ pub mod logging;
 #[cfg(feature = "spark")]
 pub use bigflow_spark as spark;
 
+/// Apache Beam pipelines in Rust: Pipeline API, DirectRunner, `BeamJob` (feature `beam`).
+#[cfg(feature = "beam")]
+pub use bigflow_beam as beam;
+
 /// Re-exported so jobs can return `anyhow` errors without another dependency.
 pub use anyhow;
 /// Re-exported for config values and manifests: `bigflow::json!(2)`.
@@ -49,6 +53,11 @@ macro_rules! project {
 /// What a project's `main` and workflow modules usually need.
 pub mod prelude {
     pub use crate::ProjectMain;
+    #[cfg(feature = "beam")]
+    pub use bigflow_beam::{
+        BeamJob, DoFn, DockerImage, PCollection, ParDo, Pipeline, PipelineOptions, ReadText,
+        TestPipeline, TupleTag, WindowFn, WriteText, assert_that, equal_to,
+    };
     pub use bigflow_core::{
         CommandJob, Config, Job, JobContext, JobRef, JobResult, JobSettings, StartTimeFactory,
         WithSettings, Workflow, WorkflowBuilder, job,

@@ -20,7 +20,8 @@ pub fn project() -> Project {
         .workflow(resources::workflow())
         .workflow(external::workflow())
         .workflow(reliability::workflow())
-        .workflow(pi_estimator::pyspark_workflow());
+        .workflow(pi_estimator::pyspark_workflow())
+        .workflow(wordcount::workflow());
     #[cfg(feature = "spark-connect")]
     let project = project
         .workflow(pi_estimator::workflow())

@@ -10,3 +10,4 @@ pub mod port_tonnage;
 pub mod reliability;
 pub mod resources;
 pub mod scheduling;
+pub mod wordcount;

@@ -1,0 +1,255 @@
+//! Benchmark driver for `bench/beam_wordcount.sh`.
+//!
+//! - `gen PATH MB`: writes about MB megabytes of generated English-like text
+//!   (a Zipf-distributed vocabulary, ASCII, with apostrophes and punctuation).
+//! - `wordcount INPUT OUTPUT_PREFIX`: Beam's canonical word count on the
+//!   DirectRunner (`[\w']+` tokens, `word: count` lines, one shard).
+//!   Both Rust variants find tokens with the same scanner (`words`), so the
+//!   comparison measures the runner, not the regex engine.
+//! - `handwritten INPUT OUTPUT`: the same word count as one hand-written
+//!   single pass (buffered lines, one hash map), the practical limit.
+//! - `gbk RECORDS BUDGET_MB`: a GroupByKey of RECORDS (key, 100-byte value)
+//!   pairs over 100k keys with the given memory budget; prints spill figures.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+
+use anyhow::{Result, bail};
+use bigflow_beam::prelude::*;
+
+/// Whether `c` is in `[\w']` (Python's `\w`: alphanumeric or `_`).
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '\''
+}
+
+/// The maximal runs of `[\w']` in `line`: the regex `[\w']+` without the
+/// regex engine (an ASCII fast path), shared by both Rust variants.
+fn words(line: &str) -> impl Iterator<Item = &str> {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        // Skip separators.
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 {
+                if b.is_ascii_alphanumeric() || b == b'_' || b == b'\'' {
+                    break;
+                }
+                i += 1;
+            } else {
+                let c = line[i..].chars().next()?;
+                if is_word_char(c) {
+                    break;
+                }
+                i += c.len_utf8();
+            }
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        let start = i;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 {
+                if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'\'') {
+                    break;
+                }
+                i += 1;
+            } else {
+                let c = line[i..].chars().next()?;
+                if !is_word_char(c) {
+                    break;
+                }
+                i += c.len_utf8();
+            }
+        }
+        Some(&line[start..i])
+    })
+}
+
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+struct ExtractWords;
+
+impl DoFn for ExtractWords {
+    type In = String;
+    type Out = String;
+    fn process(&mut self, line: &String, ctx: &mut Context<'_, String>) -> Result<()> {
+        for w in words(line) {
+            ctx.emit(w.to_string());
+        }
+        Ok(())
+    }
+}
+
+fn wordcount(input: &str, output: &str) -> Result<()> {
+    let p = Pipeline::new(PipelineOptions::default());
+    p.read_text("ReadLines", input)
+        .par_do("ExtractWords", ExtractWords)
+        .map("PairWithOne", |w| (w.clone(), 1i64))
+        .combine_per_key("GroupAndSum", Sum::new())
+        .map("Format", |(w, c)| format!("{w}: {c}"))
+        .write_text("Write", WriteText::to(output));
+    let r = p.run()?;
+    eprintln!("pipeline: {:?}", r.elapsed);
+    Ok(())
+}
+
+fn handwritten(input: &str, output: &str) -> Result<()> {
+    let mut r = BufReader::with_capacity(1 << 16, std::fs::File::open(input)?);
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    let mut line = String::new();
+    while r.read_line(&mut line)? > 0 {
+        for w in words(&line) {
+            match counts.get_mut(w) {
+                Some(c) => *c += 1,
+                None => {
+                    counts.insert(w.to_string(), 1);
+                }
+            }
+        }
+        line.clear();
+    }
+    let mut lines: Vec<String> = counts
+        .into_iter()
+        .map(|(w, c)| format!("{w}: {c}"))
+        .collect();
+    lines.sort();
+    let mut w = BufWriter::new(std::fs::File::create(output)?);
+    for l in lines {
+        writeln!(w, "{l}")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// xorshift64*: a fixed, dependency-free generator for reproducible text.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn gen_text(path: &str, mb: u64) -> Result<()> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let letters = b"etaoinshrdlcumwfgypbvkjxqz";
+    let vocab: Vec<String> = (0..50_000)
+        .map(|i| {
+            let len = 2 + rng.below(9) as usize;
+            let mut w: String = (0..len)
+                .map(|_| letters[(rng.below(26) * rng.below(26) / 26) as usize] as char)
+                .collect();
+            if i % 13 == 0 {
+                w.push_str("'s");
+            }
+            if i % 7 == 0 {
+                w[..1].make_ascii_uppercase();
+            }
+            w
+        })
+        .collect();
+    // Zipf-like: the k-th word drawn with probability ~ 1/k.
+    let weights: Vec<f64> = (1..=vocab.len()).map(|k| 1.0 / k as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cdf = Vec::with_capacity(vocab.len());
+    let mut acc = 0.0;
+    for w in &weights {
+        acc += w / total;
+        cdf.push(acc);
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let limit = mb << 20;
+    let mut written = 0u64;
+    let punct = [",", ".", ";", ":", "!", "?", " -", ""];
+    while written < limit {
+        let words = 5 + rng.below(11);
+        let mut line = String::new();
+        for i in 0..words {
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let k = cdf.partition_point(|c| *c < u).min(vocab.len() - 1);
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(&vocab[k]);
+            if rng.below(6) == 0 {
+                line.push_str(punct[rng.below(punct.len() as u64) as usize]);
+            }
+        }
+        line.push('\n');
+        written += line.len() as u64;
+        out.write_all(line.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn gbk(records: i64, budget_mb: usize) -> Result<()> {
+    let mut o = PipelineOptions::default();
+    o.direct.memory_budget_mb = Some(budget_mb);
+    let p = Pipeline::new(o);
+    let chunks = 64i64;
+    let per = records / chunks;
+    let payload = "v".repeat(100);
+    let sums = p
+        .create("Chunks", (0..chunks).collect())
+        .flat_map("Records", move |c| {
+            let payload = payload.clone();
+            (c * per..(c + 1) * per).map(move |i| (i % 100_000, format!("{i}{payload}")))
+        })
+        .group_by_key("Group")
+        .map("Size", |(_, vs)| vs.len() as i64)
+        .combine_globally("Total", Sum::new());
+    // The run fails unless every record came out of the shuffle.
+    assert_that(&sums, equal_to(vec![per * chunks]));
+    let r = p.run()?;
+    println!(
+        "gbk records={records} budget_mb={budget_mb} spilled_runs={} spilled_mib={:.1} elapsed={:.2?}",
+        r.spilled_runs,
+        r.spilled_bytes as f64 / (1 << 20) as f64,
+        r.elapsed
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scanner_matches_the_regex() {
+        let re = regex::Regex::new(r"[\w']+").unwrap();
+        for line in [
+            "Love's not Time's fool,",
+            "  a_b--c' 12x, zażółć gęślą!",
+            "",
+            "...",
+            "x",
+        ] {
+            let want: Vec<&str> = re.find_iter(line).map(|m| m.as_str()).collect();
+            assert_eq!(super::words(line).collect::<Vec<_>>(), want, "{line}");
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["gen", path, mb] => gen_text(path, mb.parse()?),
+        ["wordcount", input, output] => wordcount(input, output),
+        ["handwritten", input, output] => handwritten(input, output),
+        ["gbk", records, budget] => gbk(records.parse()?, budget.parse()?),
+        _ => bail!(
+            "usage: beam_bench gen PATH MB | wordcount INPUT PREFIX | handwritten INPUT OUTPUT | gbk RECORDS BUDGET_MB"
+        ),
+    }
+}

@@ -1,0 +1,570 @@
+//! Text and NDJSON files: `ReadFromText` and `WriteToText`.
+//!
+//! Reading takes a file name or glob. Plain files are split into byte
+//! ranges read in parallel (a range owns the lines that start in it, as in
+//! Beam); `.gz` files are decompressed as a stream, one bundle each. Lines
+//! are read one at a time, never the whole file. Line endings (`\n`, `\r\n`)
+//! are stripped; a line that is not UTF-8 fails the run naming the file.
+//!
+//! Writing shards the lines by a hash of their bytes into
+//! `prefix-00000-of-0000N` + suffix; each shard's lines are sorted, so the
+//! output is the same on every run. Shards are written under a temporary
+//! directory next to the output and renamed into place only when all of
+//! them are complete.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use crate::graph::{
+    Bundle, Element, Env, Maker, Receiver, RootOp, RunControl, run_bundles, vec_bundles,
+};
+use crate::pipeline::{PCollection, Pipeline, add_node};
+use crate::shuffle::{Record, Shuffle, partition_of};
+use crate::window::WindowedValue;
+
+/// How to read text files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadText {
+    /// A path or a glob (`data/*.txt`, `logs/**/*.gz`).
+    pub pattern: String,
+    /// Skip this many lines at the start of every file.
+    pub skip_header_lines: usize,
+}
+
+impl ReadText {
+    /// Reads the files matching `pattern`.
+    pub fn from(pattern: impl Into<String>) -> Self {
+        ReadText {
+            pattern: pattern.into(),
+            skip_header_lines: 0,
+        }
+    }
+}
+
+/// Bytes per bundle when splitting a plain file (at least).
+const MIN_SPLIT: u64 = 1 << 20;
+
+struct TextRoot {
+    label: String,
+    read: ReadText,
+}
+
+fn is_gzip(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// The files matching a pattern, sorted; an error if none.
+pub(crate) fn expand(label: &str, pattern: &str) -> Result<Vec<PathBuf>> {
+    let paths = glob::glob(pattern)
+        .map_err(|e| anyhow!("transform '{label}': invalid file pattern '{pattern}': {e}"))?;
+    let mut files = Vec::new();
+    for p in paths {
+        let p = p.map_err(|e| {
+            anyhow!(
+                "transform '{label}': cannot read {}: {}",
+                e.path().display(),
+                e.error()
+            )
+        })?;
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    if files.is_empty() {
+        bail!(
+            "transform '{label}': no files match '{pattern}'; check the path (relative paths are relative to the working directory)"
+        );
+    }
+    files.sort();
+    Ok(files)
+}
+
+impl RootOp for TextRoot {
+    fn run(&self, node: usize, env: &Env) -> Result<()> {
+        let files = expand(&self.label, &self.read.pattern)?;
+        let mut bundles: Vec<Box<dyn Bundle<String>>> = Vec::new();
+        let total: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let chunk = (total / (env.run.config.workers as u64 * 4).max(1)).max(MIN_SPLIT);
+        for f in files {
+            let len = std::fs::metadata(&f)
+                .with_context(|| {
+                    format!("transform '{}': cannot read {}", self.label, f.display())
+                })?
+                .len();
+            if is_gzip(&f) || self.read.skip_header_lines > 0 || len <= chunk {
+                bundles.push(Box::new(TextBundle {
+                    label: self.label.clone(),
+                    path: f,
+                    start: 0,
+                    end: u64::MAX,
+                    skip: self.read.skip_header_lines,
+                }));
+                continue;
+            }
+            let mut start = 0;
+            while start < len {
+                let end = (start + chunk).min(len);
+                bundles.push(Box::new(TextBundle {
+                    label: self.label.clone(),
+                    path: f.clone(),
+                    start,
+                    end,
+                    skip: 0,
+                }));
+                start = end;
+            }
+        }
+        run_bundles::<String>(node, env, bundles)
+    }
+}
+
+/// The lines starting in `[start, end)` of one file.
+struct TextBundle {
+    label: String,
+    path: PathBuf,
+    start: u64,
+    end: u64,
+    skip: usize,
+}
+
+impl TextBundle {
+    fn read_err(&self, e: std::io::Error) -> anyhow::Error {
+        let what = if is_gzip(&self.path) {
+            " (is it a valid gzip file?)"
+        } else {
+            ""
+        };
+        anyhow!(
+            "transform '{}': cannot read {}{what}: {e}",
+            self.label,
+            self.path.display()
+        )
+    }
+}
+
+impl Bundle<String> for TextBundle {
+    fn run(self: Box<Self>, out: &mut dyn Receiver<String>, control: &RunControl) -> Result<()> {
+        let file = File::open(&self.path).map_err(|e| self.read_err(e))?;
+        let mut pos = self.start;
+        let mut reader: Box<dyn BufRead> = if is_gzip(&self.path) {
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
+            ))
+        } else {
+            let mut r = BufReader::with_capacity(1 << 16, file);
+            if self.start > 0 {
+                // The line that starts before `start` belongs to the previous
+                // range: skip through the byte before `start` to the next line.
+                r.seek(SeekFrom::Start(self.start - 1))
+                    .map_err(|e| self.read_err(e))?;
+                let mut skipped = Vec::new();
+                let n = r
+                    .read_until(b'\n', &mut skipped)
+                    .map_err(|e| self.read_err(e))?;
+                pos = self.start - 1 + n as u64;
+            }
+            Box::new(r)
+        };
+        let mut buf = Vec::with_capacity(256);
+        let mut line_no = 0usize;
+        while pos < self.end {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| self.read_err(e))?;
+            if n == 0 {
+                break;
+            }
+            let line_start = pos;
+            pos += n as u64;
+            line_no += 1;
+            if line_no <= self.skip {
+                continue;
+            }
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+                if buf.last() == Some(&b'\r') {
+                    buf.pop();
+                }
+            }
+            if line_no.is_multiple_of(128) {
+                control.check()?;
+            }
+            // Hand the buffer over (no copy); the next line gets a new one.
+            let bytes = std::mem::replace(&mut buf, Vec::with_capacity(n.max(64) + 16));
+            let line = match String::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(e) => bail!(
+                    "transform '{}': {}: the line at byte {line_start} is not UTF-8 text ({})",
+                    self.label,
+                    self.path.display(),
+                    e.utf8_error()
+                ),
+            };
+            out.receive(WindowedValue::global(line))?;
+        }
+        // Drain a gzip stream to its end so a corrupt trailer is noticed.
+        if is_gzip(&self.path) {
+            std::io::copy(&mut reader.take(u64::MAX), &mut std::io::sink())
+                .map_err(|e| self.read_err(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Pipeline {
+    /// The lines of the files matching `pattern` (Beam's `ReadFromText`).
+    pub fn read_text(&self, label: &str, pattern: impl Into<String>) -> PCollection<String> {
+        self.read_text_with(label, ReadText::from(pattern))
+    }
+
+    /// Reads text with options.
+    pub fn read_text_with(&self, label: &str, read: ReadText) -> PCollection<String> {
+        let spec = serde_json::json!({"pattern": read.pattern, "skip_header_lines": read.skip_header_lines});
+        let node = add_node(
+            &self.graph,
+            label,
+            "ReadFromText",
+            &[],
+            <String as crate::coders::Coded>::urn(),
+            spec,
+        );
+        self.graph.borrow_mut().nodes[node].root = Some(Arc::new(TextRoot {
+            label: label.to_string(),
+            read,
+        }));
+        self.collection(node)
+    }
+
+    /// One value per line of NDJSON (JSON Lines) files; blank lines are
+    /// skipped, a line that does not parse fails the run naming it.
+    pub fn read_ndjson<T: Element + serde::de::DeserializeOwned>(
+        &self,
+        label: &str,
+        pattern: impl Into<String>,
+    ) -> PCollection<T> {
+        self.read_text(&format!("{label}/Read"), pattern)
+            .filter(&format!("{label}/SkipBlank"), |l| !l.trim().is_empty())
+            .try_map(label, |line| {
+                serde_json::from_str::<T>(line)
+                    .map_err(|e| anyhow!("not valid JSON for this type: {e}"))
+            })
+    }
+}
+
+/// How to write text files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteText {
+    /// Output path prefix (`out/counts` → `out/counts-00000-of-00001`).
+    pub prefix: String,
+    /// Appended to each file name (e.g. `.txt`).
+    pub suffix: String,
+    /// Number of shards (files); at least 1.
+    pub num_shards: usize,
+    /// Compress with gzip (adds `.gz` unless the suffix has it).
+    pub gzip: bool,
+}
+
+impl WriteText {
+    /// Writes to `prefix-SSSSS-of-NNNNN`, one shard.
+    pub fn to(prefix: impl Into<String>) -> Self {
+        WriteText {
+            prefix: prefix.into(),
+            suffix: String::new(),
+            num_shards: 1,
+            gzip: false,
+        }
+    }
+
+    /// Sets the suffix.
+    pub fn suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.suffix = suffix.into();
+        self
+    }
+
+    /// Sets the number of shards.
+    pub fn shards(mut self, n: usize) -> Self {
+        self.num_shards = n;
+        self
+    }
+
+    /// Gzip-compresses the shards.
+    pub fn gzip(mut self) -> Self {
+        self.gzip = true;
+        self
+    }
+
+    /// The file name of shard `i`.
+    pub fn shard_name(&self, i: usize) -> String {
+        let gz = if self.gzip && !self.suffix.ends_with(".gz") {
+            ".gz"
+        } else {
+            ""
+        };
+        format!(
+            "{}-{i:05}-of-{:05}{}{gz}",
+            self.prefix, self.num_shards, self.suffix
+        )
+    }
+}
+
+struct WriteSink {
+    shuffle: Arc<Shuffle>,
+    local: Vec<Vec<Record>>,
+    bytes: usize,
+}
+
+impl WriteSink {
+    fn flush(&mut self) -> Result<()> {
+        for (p, b) in self.local.iter_mut().enumerate() {
+            if !b.is_empty() {
+                self.shuffle.add(p, b)?;
+            }
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+impl Receiver<String> for WriteSink {
+    fn start_bundle(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn receive(&mut self, wv: WindowedValue<String>) -> Result<()> {
+        let line = wv.value.into_bytes();
+        let p = partition_of(&line, self.local.len());
+        self.bytes += line.len() + 64;
+        self.local[p].push((line, Vec::new()));
+        if self.bytes > (1 << 20) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn finish_bundle(&mut self) -> Result<()> {
+        self.flush()
+    }
+    fn teardown(&mut self) {}
+}
+
+struct WriteRoot {
+    label: String,
+    write: WriteText,
+}
+
+impl WriteRoot {
+    fn write_shard(
+        &self,
+        shuffle: &Shuffle,
+        shard: usize,
+        path: &Path,
+        control: &RunControl,
+    ) -> Result<()> {
+        let file = File::create(path).with_context(|| {
+            format!(
+                "transform '{}': cannot create {}",
+                self.label,
+                path.display()
+            )
+        })?;
+        let w = BufWriter::with_capacity(1 << 20, file);
+        let mut w: Box<dyn Write> = if self.write.gzip {
+            Box::new(flate2::write::GzEncoder::new(
+                w,
+                flate2::Compression::default(),
+            ))
+        } else {
+            Box::new(w)
+        };
+        let mut merged = shuffle.drain(shard)?;
+        let mut n = 0u64;
+        while let Some((line, _)) = merged.next_record()? {
+            n += 1;
+            if n.is_multiple_of(128) {
+                control.check()?;
+            }
+            w.write_all(&line)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush().with_context(|| {
+            format!(
+                "transform '{}': cannot write {}",
+                self.label,
+                path.display()
+            )
+        })?;
+        drop(w);
+        Ok(())
+    }
+}
+
+impl RootOp for WriteRoot {
+    fn run(&self, node: usize, env: &Env) -> Result<()> {
+        let shuffle = env.state::<Shuffle>(node)?;
+        let finals: Vec<PathBuf> = (0..self.write.num_shards)
+            .map(|i| PathBuf::from(self.write.shard_name(i)))
+            .collect();
+        let dir = finals[0]
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::fs::create_dir_all(&dir).with_context(|| {
+            format!(
+                "transform '{}': cannot create directory {}",
+                self.label,
+                dir.display()
+            )
+        })?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".bigflow-temp-")
+            .tempdir_in(&dir)
+            .with_context(|| {
+                format!(
+                    "transform '{}': cannot create a temporary directory in {}",
+                    self.label,
+                    dir.display()
+                )
+            })?;
+        let temps: Vec<PathBuf> = (0..finals.len())
+            .map(|i| tmp.path().join(format!("shard-{i}")))
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = env.run.config.workers.clamp(1, finals.len());
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| -> Result<()> {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= temps.len() {
+                                return Ok(());
+                            }
+                            self.write_shard(&shuffle, i, &temps[i], &env.run.control)?;
+                        }
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a writer thread panicked")))
+                })
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+        // Every shard is complete: move them into place.
+        for (t, f) in temps.iter().zip(&finals) {
+            std::fs::rename(t, f).with_context(|| {
+                format!(
+                    "transform '{}': cannot move {} to {}",
+                    self.label,
+                    t.display(),
+                    f.display()
+                )
+            })?;
+        }
+        drop(tmp);
+        let names = finals
+            .iter()
+            .map(|f| WindowedValue::global(f.display().to_string()))
+            .collect();
+        run_bundles::<String>(node, env, vec_bundles(names, 1))
+    }
+}
+
+impl PCollection<String> {
+    /// Writes one line per element (Beam's `WriteToText`); the result holds
+    /// the names of the files written.
+    pub fn write_text(&self, label: &str, write: WriteText) -> PCollection<String> {
+        let mut write = write;
+        if write.num_shards == 0 {
+            self.graph.borrow_mut().errors.push(format!(
+                "transform '{label}': num_shards must be at least 1"
+            ));
+            write.num_shards = 1;
+        }
+        if write.prefix.is_empty() {
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(format!("transform '{label}': the output prefix is empty"));
+        }
+        let spec = serde_json::json!({"prefix": write.prefix, "suffix": write.suffix, "num_shards": write.num_shards, "gzip": write.gzip});
+        let node = add_node(
+            &self.graph,
+            label,
+            "WriteToText",
+            &[self.node],
+            <String as crate::coders::Coded>::urn(),
+            spec,
+        );
+        let maker: Maker<String> = Arc::new(move |env| {
+            let shuffle = env.state::<Shuffle>(node)?;
+            let parts = shuffle.num_parts();
+            Ok(Box::new(WriteSink {
+                shuffle,
+                local: (0..parts).map(|_| Vec::new()).collect(),
+                bytes: 0,
+            }))
+        });
+        let shards = write.num_shards;
+        let l = label.to_string();
+        let mut g = self.graph.borrow_mut();
+        g.add_consumer(self.node, node, maker);
+        let n = &mut g.nodes[node];
+        n.barrier = true;
+        n.root = Some(Arc::new(WriteRoot {
+            label: l.clone(),
+            write,
+        }));
+        n.init_state = Some(Arc::new(move |cfg| {
+            Ok(Arc::new(Shuffle::new(
+                &l,
+                shards,
+                cfg.memory_budget,
+                cfg.temp_dir.clone(),
+                cfg.spill.clone(),
+            )))
+        }));
+        drop(g);
+        self.derive(node)
+    }
+}
+
+impl<T: Element + serde::Serialize> PCollection<T> {
+    /// Writes one JSON document per line (NDJSON).
+    pub fn write_ndjson(&self, label: &str, write: WriteText) -> PCollection<String> {
+        self.try_map(&format!("{label}/ToJson"), |v| {
+            serde_json::to_string(v).map_err(|e| anyhow!("cannot serialize to JSON: {e}"))
+        })
+        .write_text(label, write)
+    }
+}
+
+/// Reads every file matching `pattern` into lines (handy in tests).
+pub fn read_lines(pattern: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in expand("read_lines", pattern)? {
+        let file = File::open(&f)?;
+        let r: Box<dyn Read> = if is_gzip(&f) {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        for line in BufReader::new(r).lines() {
+            out.push(line.with_context(|| format!("reading {}", f.display()))?);
+        }
+    }
+    Ok(out)
+}
