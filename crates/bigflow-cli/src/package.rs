@@ -155,6 +155,7 @@ pub fn build_package(project: &ProjectDir) -> Result<PathBuf> {
         .map_err(|e| ToolError::failed(format!("cannot create a pipe: {e}")))?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["test", "--color", "never"])
+        .args(project.cargo_feature_args())
         .current_dir(&project.root)
         .stdout(writer)
         .stderr(writer_err);

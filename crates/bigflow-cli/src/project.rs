@@ -1,9 +1,10 @@
 //! A BigFlow project on disk: `bigflow.toml`, building its binary, running it.
 //!
 //! `bigflow.toml` holds the project name (and optionally the Cargo binary
-//! that holds its workflows) and the `[deployment]` configuration, readable
-//! without compiling anything. Commands that need the workflows build the
-//! binary with Cargo and ask it (`run`, `list`, `manifest`).
+//! that holds its workflows and the Cargo features to build it with) and the
+//! `[deployment]` configuration, readable without compiling anything.
+//! Commands that need the workflows build the binary with Cargo and ask it
+//! (`run`, `list`, `manifest`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,6 +37,13 @@ pub struct ProjectMeta {
     pub name: String,
     /// The Cargo binary with the workflows (default: the name).
     pub binary: Option<String>,
+    /// Cargo features to build with (`BIGFLOW_FEATURES`, a comma- or
+    /// space-separated list, overrides it).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Whether the package's default features are on (default true;
+    /// `BIGFLOW_NO_DEFAULT_FEATURES=1` turns them off).
+    pub default_features: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -73,11 +81,35 @@ impl ProjectDir {
             &format!("{} [deployment]", path.display()),
         )
         .map_err(ToolError::usage)?;
+        let mut meta = file.project;
+        if let Ok(list) = std::env::var("BIGFLOW_FEATURES") {
+            meta.features = list
+                .split([',', ' '])
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        if std::env::var("BIGFLOW_NO_DEFAULT_FEATURES").as_deref() == Ok("1") {
+            meta.default_features = Some(false);
+        }
         Ok(ProjectDir {
             root: root.to_path_buf(),
-            meta: file.project,
+            meta,
             deployment,
         })
+    }
+
+    /// The Cargo arguments selecting the project's features.
+    pub fn cargo_feature_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.meta.default_features == Some(false) {
+            args.push("--no-default-features".to_string());
+        }
+        if !self.meta.features.is_empty() {
+            args.push("--features".to_string());
+            args.push(self.meta.features.join(","));
+        }
+        args
     }
 
     /// The Cargo binary target holding the workflows.
@@ -97,6 +129,7 @@ impl ProjectDir {
                 "--bin",
                 bin,
             ])
+            .args(self.cargo_feature_args())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if release {
@@ -159,5 +192,36 @@ impl ProjectDir {
                 binary.display()
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_come_from_bigflow_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(PROJECT_FILE),
+            "[project]\nname = \"p\"\nfeatures = [\"bigquery\", \"beam\"]\ndefault_features = false\n",
+        )
+        .unwrap();
+        let project = ProjectDir::load(dir.path()).unwrap();
+        if std::env::var_os("BIGFLOW_FEATURES").is_none()
+            && std::env::var_os("BIGFLOW_NO_DEFAULT_FEATURES").is_none()
+        {
+            assert_eq!(
+                project.cargo_feature_args(),
+                ["--no-default-features", "--features", "bigquery,beam"]
+            );
+        }
+        std::fs::write(dir.path().join(PROJECT_FILE), "[project]\nname = \"p\"\n").unwrap();
+        let plain = ProjectDir::load(dir.path()).unwrap();
+        if std::env::var_os("BIGFLOW_FEATURES").is_none()
+            && std::env::var_os("BIGFLOW_NO_DEFAULT_FEATURES").is_none()
+        {
+            assert!(plain.cargo_feature_args().is_empty());
+        }
     }
 }
