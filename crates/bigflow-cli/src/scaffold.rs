@@ -63,6 +63,16 @@ const FILES: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        "src/workflows/wordcount.rs",
+        include_str!("../../../examples/bigflow-examples/src/workflows/wordcount.rs"),
+        false,
+    ),
+    (
+        "resources/wordcount.txt",
+        include_str!("../../../examples/bigflow-examples/resources/wordcount.txt"),
+        false,
+    ),
+    (
         "tests/hello_world.rs",
         include_str!("../templates/start-project/tests/hello_world.rs.j2"),
         true,
@@ -114,7 +124,7 @@ pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Resul
     }
     let dependency = match source {
         BigflowSource::Registry => format!(
-            "{{ version = \"{}\", features = [\"spark\"] }}",
+            "{{ version = \"{}\", features = [\"spark\", \"beam\"] }}",
             env!("CARGO_PKG_VERSION")
         ),
         BigflowSource::Path(p) => {
@@ -133,7 +143,7 @@ pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Resul
                 .to_string()
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"");
-            format!("{{ path = \"{text}\", features = [\"spark\"] }}")
+            format!("{{ path = \"{text}\", features = [\"spark\", \"beam\"] }}")
         }
     };
     let mut env = Environment::new();

@@ -89,7 +89,7 @@ fn started_project_builds_tests_and_runs() {
     );
     assert_eq!(
         list,
-        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\npi_estimator_pyspark (@daily)\n  estimate_pi\n"
+        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\npi_estimator_pyspark (@daily)\n  estimate_pi\nwordcount (@daily)\n  count_words\n"
     );
     let test = Std::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--quiet"])
@@ -293,14 +293,24 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
         "pi_estimator_pyspark__v0_dev1_g{}__2020_08_01_10_00_00_dag.py",
         &head[..8]
     );
+    let wordcount_file = format!(
+        "wordcount__v0_dev1_g{}__2020_08_01_10_00_00_dag.py",
+        &head[..8]
+    );
     assert_eq!(
         first.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        [dag_file.as_str(), "image_version.txt", pi_file.as_str()]
+        [
+            dag_file.as_str(),
+            "image_version.txt",
+            pi_file.as_str(),
+            wordcount_file.as_str()
+        ]
     );
     assert!(
         out.ends_with(&format!(
-            ".dags/{dag_file}\n{}\n{}\n",
+            ".dags/{dag_file}\n{}\n{}\n{}\n",
             dags.join(&pi_file).display(),
+            dags.join(&wordcount_file).display(),
             dags.join("image_version.txt").display()
         )),
         "{out}"
@@ -446,6 +456,7 @@ fn logs_links_each_workflow_to_cloud_logging() {
     );
     let (code, out, err) = tool_in_examples(&["logs", "--config", "prod"], &[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().count(), 9, "{out}");
+    // The example's workflows without its engine features (see tool_in_examples).
+    assert_eq!(out.lines().count(), 10, "{out}");
     assert!(out.contains("graph_workflow: https://console.cloud.google.com/logs/query;query=labels.workflow_id%3D%22graph_workflow%22?project=bigflow-examples-prod"), "{out}");
 }
