@@ -2,7 +2,7 @@
 //!
 //! - [`scaffold`]: the `start-project` command.
 //! - [`project`]: finding `bigflow.toml`, building and running the project binary
-//!   (`run`, `list` delegate to it).
+//!   (`run`, `list`, `warehouse` delegate to it).
 //! - [`version`]: the `project-version` and `release` commands, from git tags.
 //! - [`dags`]: the `build-dags` command, Airflow DAG files for Composer.
 //! - [`image`]: the `build-image` command, the project's OCI image without Docker.
@@ -63,6 +63,13 @@ enum Command {
     },
     /// Build the project and list its workflows and jobs.
     List,
+    /// Build the project and run ad-hoc SQL on its local BigQuery warehouse.
+    #[command(disable_help_flag = true)]
+    Warehouse {
+        /// Arguments of the project binary's `warehouse`: query "<SQL>" [--format table|json|csv] …
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Generate one Airflow DAG file per workflow into .dags/.
     BuildDags(dags::BuildDagsOptions),
     /// Run the project's tests (JUnit XML into build/junit-reports/), then build it with --release.
@@ -170,6 +177,7 @@ fn execute(command: Command) -> Result<()> {
         }
         Command::Run { release, args } => delegate(release, "run", args),
         Command::List => delegate(false, "list", Vec::new()),
+        Command::Warehouse { args } => delegate(false, "warehouse", args),
         Command::BuildDags(options) => {
             let project = ProjectDir::discover(&cwd()?)?;
             for path in dags::build_dags(&project, &options)? {

@@ -60,6 +60,29 @@ enum Command {
         #[arg(long, short = 'w')]
         workflow: Option<String>,
     },
+    /// Ad-hoc SQL on the project's local BigQuery warehouse.
+    #[cfg(feature = "bigquery")]
+    #[command(subcommand)]
+    Warehouse(WarehouseCommand),
+}
+
+#[cfg(feature = "bigquery")]
+#[derive(Debug, Subcommand)]
+enum WarehouseCommand {
+    /// Run BigQuery SQL on the local warehouse and print the result.
+    Query {
+        /// The SQL (BigQuery dialect; tables as `project.dataset.table`).
+        sql: String,
+        /// Output format.
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json", "csv"])]
+        format: String,
+        /// The warehouse directory (default: $BIGFLOW_WAREHOUSE, else .bigflow/warehouse).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Where bare table names live, as PROJECT.DATASET.
+        #[arg(long)]
+        dataset: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +180,27 @@ fn execute(project: &Project, command: Command, out: &mut dyn Write) -> Result<(
             let manifest = project.manifest(start);
             let json = serde_json::to_string_pretty(&manifest).map_err(CliError::usage)?;
             writeln!(out, "{json}").map_err(CliError::usage)
+        }
+        #[cfg(feature = "bigquery")]
+        Command::Warehouse(WarehouseCommand::Query {
+            sql,
+            format,
+            dir,
+            dataset,
+        }) => {
+            use bigflow_bigquery::{adhoc, format::Format};
+            let format: Format = format.parse().map_err(CliError::usage)?;
+            let dir = dir.unwrap_or_else(bigflow_bigquery::local::default_dir);
+            let text =
+                adhoc::query(&dir, &sql, dataset.as_deref(), format).map_err(|e| CliError {
+                    code: if adhoc::is_input_error(&e) {
+                        EXIT_USAGE
+                    } else {
+                        EXIT_JOB_FAILED
+                    },
+                    message: e.to_string(),
+                })?;
+            write!(out, "{text}").map_err(CliError::usage)
         }
         Command::Config { workflow } => {
             let workflows: Vec<&Workflow> = match &workflow {

@@ -31,6 +31,10 @@ pub mod logging;
 #[cfg(feature = "spark")]
 pub use bigflow_spark as spark;
 
+/// BigQuery: the Dataset API (feature `bigquery`).
+#[cfg(feature = "bigquery")]
+pub use bigflow_bigquery as bigquery;
+
 /// Apache Beam pipelines in Rust: Pipeline API, DirectRunner, `BeamJob` (feature `beam`).
 #[cfg(feature = "beam")]
 pub use bigflow_beam as beam;
@@ -57,6 +61,11 @@ pub mod prelude {
     pub use bigflow_beam::{
         BeamJob, DoFn, DockerImage, PCollection, ParDo, Pipeline, PipelineOptions, ReadText,
         TestPipeline, TupleTag, WindowFn, WriteText, assert_that, equal_to,
+    };
+    #[cfg(feature = "bigquery")]
+    pub use bigflow_bigquery::{
+        Component, Dataset, DatasetConfig, DatasetJob, DatasetManager, Operation, component,
+        component_of,
     };
     pub use bigflow_core::{
         CommandJob, Config, Job, JobContext, JobRef, JobResult, JobSettings, StartTimeFactory,

@@ -22,6 +22,10 @@ pub fn project() -> Project {
         .workflow(reliability::workflow())
         .workflow(pi_estimator::pyspark_workflow())
         .workflow(wordcount::workflow());
+    #[cfg(feature = "bigquery")]
+    let project = project
+        .workflow(internationalports::workflow())
+        .workflow(data_latency::workflow());
     #[cfg(feature = "spark-connect")]
     let project = project
         .workflow(pi_estimator::workflow())

@@ -1,0 +1,457 @@
+//! BigQuery functions DataFusion lacks, as scalar UDFs named `bq_*`.
+//!
+//! The SQL rewriter ([`super::dialect`]) turns BigQuery's spelling into calls
+//! of these: `TIMESTAMP_DIFF(a, b, MINUTE)` → `bq_timestamp_diff(a, b, 'MINUTE')`,
+//! `DATE_SUB(d, INTERVAL 3 DAY)` → `bq_date_add(d, -(3), 'DAY')`, and so on.
+//! Arguments are coerced by DataFusion to the declared types, so a DATETIME
+//! or a nanosecond timestamp arrives here as TIMESTAMP (µs, UTC).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::DataType;
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
+use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+
+use crate::schema::timestamp_type;
+
+type DfResult<T> = datafusion::common::Result<T>;
+
+fn exec_err(msg: String) -> DataFusionError {
+    DataFusionError::Execution(msg)
+}
+
+const EPOCH_DAYS_CE: i32 = 719_163; // NaiveDate::from_ymd(1970,1,1).num_days_from_ce()
+
+fn date_of(days: i32) -> DfResult<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_CE)
+        .ok_or_else(|| exec_err(format!("date out of range: {days} days from 1970-01-01")))
+}
+
+fn days_of(d: NaiveDate) -> i32 {
+    d.num_days_from_ce() - EPOCH_DAYS_CE
+}
+
+fn micros_unit(function: &str, unit: &str) -> DfResult<i64> {
+    Ok(match unit.to_ascii_uppercase().as_str() {
+        "MICROSECOND" => 1,
+        "MILLISECOND" => 1_000,
+        "SECOND" => 1_000_000,
+        "MINUTE" => 60_000_000,
+        "HOUR" => 3_600_000_000,
+        "DAY" => 86_400_000_000,
+        other => {
+            return Err(exec_err(format!(
+                "{function}: unsupported date part {other} (MICROSECOND, MILLISECOND, SECOND, MINUTE, HOUR, DAY)"
+            )));
+        }
+    })
+}
+
+fn add_months(d: NaiveDate, months: i64) -> DfResult<NaiveDate> {
+    let r = if months >= 0 {
+        d.checked_add_months(Months::new(months as u32))
+    } else {
+        d.checked_sub_months(Months::new(months.unsigned_abs() as u32))
+    };
+    r.ok_or_else(|| exec_err(format!("date out of range: {d} + {months} months")))
+}
+
+fn add_to_date(function: &str, d: NaiveDate, n: i64, unit: &str) -> DfResult<NaiveDate> {
+    let days = |k: i64| {
+        d.checked_add_signed(chrono::Duration::days(k))
+            .ok_or_else(|| exec_err(format!("{function}: date out of range")))
+    };
+    match unit.to_ascii_uppercase().as_str() {
+        "DAY" => days(n),
+        "WEEK" => days(n * 7),
+        "MONTH" => add_months(d, n),
+        "QUARTER" => add_months(d, n * 3),
+        "YEAR" => add_months(d, n * 12),
+        other => Err(exec_err(format!(
+            "{function}: unsupported date part {other} (DAY, WEEK, MONTH, QUARTER, YEAR)"
+        ))),
+    }
+}
+
+fn arrays(args: &[ColumnarValue]) -> DfResult<Vec<ArrayRef>> {
+    ColumnarValue::values_to_arrays(args)
+}
+
+fn downcast<'a, T: 'static>(a: &'a ArrayRef, function: &str) -> DfResult<&'a T> {
+    a.as_any().downcast_ref::<T>().ok_or_else(|| {
+        exec_err(format!(
+            "{function}: unexpected argument type {}",
+            a.data_type()
+        ))
+    })
+}
+
+fn all_scalar(args: &[ColumnarValue]) -> bool {
+    args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)))
+}
+
+/// Wraps an array result back into a scalar when every input was a scalar.
+fn finish(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarValue> {
+    if all_scalar(args) && out.len() == 1 {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+    } else {
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn timestamp_diff(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let x = downcast::<TimestampMicrosecondArray>(&a[0], "TIMESTAMP_DIFF")?;
+    let y = downcast::<TimestampMicrosecondArray>(&a[1], "TIMESTAMP_DIFF")?;
+    let unit = downcast::<StringArray>(&a[2], "TIMESTAMP_DIFF")?;
+    let mut out = Int64Array::builder(x.len());
+    for i in 0..x.len() {
+        if x.is_null(i) || y.is_null(i) || unit.is_null(i) {
+            out.append_null();
+        } else {
+            let u = micros_unit("TIMESTAMP_DIFF", unit.value(i))?;
+            out.append_value((x.value(i) - y.value(i)) / u);
+        }
+    }
+    finish(args, Arc::new(out.finish()))
+}
+
+fn timestamp_add(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let ts = downcast::<TimestampMicrosecondArray>(&a[0], "TIMESTAMP_ADD")?;
+    let n = downcast::<Int64Array>(&a[1], "TIMESTAMP_ADD")?;
+    let unit = downcast::<StringArray>(&a[2], "TIMESTAMP_ADD")?;
+    let mut out = Vec::with_capacity(ts.len());
+    for i in 0..ts.len() {
+        if ts.is_null(i) || n.is_null(i) || unit.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let u = unit.value(i).to_ascii_uppercase();
+        let v = if matches!(u.as_str(), "WEEK" | "MONTH" | "QUARTER" | "YEAR") {
+            let dt = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
+                .ok_or_else(|| exec_err("TIMESTAMP_ADD: timestamp out of range".into()))?
+                .naive_utc();
+            let d = add_to_date("TIMESTAMP_ADD", dt.date(), n.value(i), &u)?;
+            NaiveDateTime::new(d, dt.time())
+                .and_utc()
+                .timestamp_micros()
+        } else {
+            let m = micros_unit("TIMESTAMP_ADD", &u)?;
+            n.value(i)
+                .checked_mul(m)
+                .and_then(|d| ts.value(i).checked_add(d))
+                .ok_or_else(|| exec_err("TIMESTAMP_ADD: timestamp out of range".into()))?
+        };
+        out.push(Some(v));
+    }
+    let arr = TimestampMicrosecondArray::from(out).with_timezone("UTC");
+    finish(args, Arc::new(arr))
+}
+
+fn date_add(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let d = downcast::<Date32Array>(&a[0], "DATE_ADD")?;
+    let n = downcast::<Int64Array>(&a[1], "DATE_ADD")?;
+    let unit = downcast::<StringArray>(&a[2], "DATE_ADD")?;
+    let mut out = Vec::with_capacity(d.len());
+    for i in 0..d.len() {
+        if d.is_null(i) || n.is_null(i) || unit.is_null(i) {
+            out.push(None);
+        } else {
+            let r = add_to_date("DATE_ADD", date_of(d.value(i))?, n.value(i), unit.value(i))?;
+            out.push(Some(days_of(r)));
+        }
+    }
+    finish(args, Arc::new(Date32Array::from(out)))
+}
+
+fn date_diff(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let x = downcast::<Date32Array>(&a[0], "DATE_DIFF")?;
+    let y = downcast::<Date32Array>(&a[1], "DATE_DIFF")?;
+    let unit = downcast::<StringArray>(&a[2], "DATE_DIFF")?;
+    let mut out = Int64Array::builder(x.len());
+    for i in 0..x.len() {
+        if x.is_null(i) || y.is_null(i) || unit.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let (dx, dy) = (date_of(x.value(i))?, date_of(y.value(i))?);
+        let months = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
+        let v = match unit.value(i).to_ascii_uppercase().as_str() {
+            "DAY" => i64::from(x.value(i) - y.value(i)),
+            // Weeks start on Sunday: count the Sundays crossed.
+            "WEEK" => {
+                let week = |days: i32| (i64::from(days) + 4).div_euclid(7);
+                week(x.value(i)) - week(y.value(i))
+            }
+            "MONTH" => months(dx) - months(dy),
+            "QUARTER" => months(dx).div_euclid(3) - months(dy).div_euclid(3),
+            "YEAR" => i64::from(dx.year() - dy.year()),
+            other => {
+                return Err(exec_err(format!(
+                    "DATE_DIFF: unsupported date part {other} (DAY, WEEK, MONTH, QUARTER, YEAR)"
+                )));
+            }
+        };
+        out.append_value(v);
+    }
+    finish(args, Arc::new(out.finish()))
+}
+
+/// Formats with a strftime pattern, an error (not a panic) for a bad pattern.
+fn strftime(
+    function: &str,
+    fmt: &str,
+    f: impl FnOnce(StrftimeItems<'_>) -> String,
+) -> DfResult<String> {
+    let items = StrftimeItems::new(fmt);
+    if items.clone().any(|i| matches!(i, Item::Error)) {
+        return Err(exec_err(format!(
+            "{function}: invalid format string '{fmt}'"
+        )));
+    }
+    Ok(f(items))
+}
+
+fn format_date(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let fmt = downcast::<StringArray>(&a[0], "FORMAT_DATE")?;
+    let d = downcast::<Date32Array>(&a[1], "FORMAT_DATE")?;
+    let mut out = Vec::with_capacity(d.len());
+    for i in 0..d.len() {
+        if fmt.is_null(i) || d.is_null(i) {
+            out.push(None);
+        } else {
+            let date = date_of(d.value(i))?;
+            out.push(Some(strftime("FORMAT_DATE", fmt.value(i), |items| {
+                let mut s = String::new();
+                let _ = write!(s, "{}", date.format_with_items(items));
+                s
+            })?));
+        }
+    }
+    finish(args, Arc::new(StringArray::from(out)))
+}
+
+fn format_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let fmt = downcast::<StringArray>(&a[0], "FORMAT_TIMESTAMP")?;
+    let ts = downcast::<TimestampMicrosecondArray>(&a[1], "FORMAT_TIMESTAMP")?;
+    let mut out = Vec::with_capacity(ts.len());
+    for i in 0..ts.len() {
+        if fmt.is_null(i) || ts.is_null(i) {
+            out.push(None);
+        } else {
+            let t = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
+                .ok_or_else(|| exec_err("FORMAT_TIMESTAMP: timestamp out of range".into()))?;
+            out.push(Some(strftime("FORMAT_TIMESTAMP", fmt.value(i), |items| {
+                let mut s = String::new();
+                let _ = write!(s, "{}", t.format_with_items(items));
+                s
+            })?));
+        }
+    }
+    finish(args, Arc::new(StringArray::from(out)))
+}
+
+fn parse_date(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let fmt = downcast::<StringArray>(&a[0], "PARSE_DATE")?;
+    let s = downcast::<StringArray>(&a[1], "PARSE_DATE")?;
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if fmt.is_null(i) || s.is_null(i) {
+            out.push(None);
+        } else {
+            let d = NaiveDate::parse_from_str(s.value(i), fmt.value(i)).map_err(|e| {
+                exec_err(format!(
+                    "PARSE_DATE: cannot parse '{}' with format '{}': {e}",
+                    s.value(i),
+                    fmt.value(i)
+                ))
+            })?;
+            out.push(Some(days_of(d)));
+        }
+    }
+    finish(args, Arc::new(Date32Array::from(out)))
+}
+
+fn parse_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let fmt = downcast::<StringArray>(&a[0], "PARSE_TIMESTAMP")?;
+    let s = downcast::<StringArray>(&a[1], "PARSE_TIMESTAMP")?;
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if fmt.is_null(i) || s.is_null(i) {
+            out.push(None);
+        } else {
+            let t = NaiveDateTime::parse_from_str(s.value(i), fmt.value(i)).map_err(|e| {
+                exec_err(format!(
+                    "PARSE_TIMESTAMP: cannot parse '{}' with format '{}': {e}",
+                    s.value(i),
+                    fmt.value(i)
+                ))
+            })?;
+            out.push(Some(t.and_utc().timestamp_micros()));
+        }
+    }
+    finish(
+        args,
+        Arc::new(TimestampMicrosecondArray::from(out).with_timezone("UTC")),
+    )
+}
+
+fn safe_divide(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let x = downcast::<Float64Array>(&a[0], "SAFE_DIVIDE")?;
+    let y = downcast::<Float64Array>(&a[1], "SAFE_DIVIDE")?;
+    let out: Float64Array = (0..x.len())
+        .map(|i| {
+            if x.is_null(i) || y.is_null(i) || y.value(i) == 0.0 {
+                None
+            } else {
+                Some(x.value(i) / y.value(i))
+            }
+        })
+        .collect();
+    finish(args, Arc::new(out))
+}
+
+fn current_timestamp(_args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    Ok(ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(
+        Some(Utc::now().timestamp_micros()),
+        Some("UTC".into()),
+    )))
+}
+
+/// The UDFs, for registration in a session.
+pub fn udfs() -> Vec<ScalarUDF> {
+    let ts = timestamp_type;
+    vec![
+        create_udf(
+            "bq_current_timestamp",
+            vec![],
+            ts(),
+            Volatility::Stable,
+            Arc::new(current_timestamp),
+        ),
+        create_udf(
+            "bq_timestamp_diff",
+            vec![ts(), ts(), DataType::Utf8],
+            DataType::Int64,
+            Volatility::Immutable,
+            Arc::new(timestamp_diff),
+        ),
+        create_udf(
+            "bq_timestamp_add",
+            vec![ts(), DataType::Int64, DataType::Utf8],
+            ts(),
+            Volatility::Immutable,
+            Arc::new(timestamp_add),
+        ),
+        create_udf(
+            "bq_date_add",
+            vec![DataType::Date32, DataType::Int64, DataType::Utf8],
+            DataType::Date32,
+            Volatility::Immutable,
+            Arc::new(date_add),
+        ),
+        create_udf(
+            "bq_date_diff",
+            vec![DataType::Date32, DataType::Date32, DataType::Utf8],
+            DataType::Int64,
+            Volatility::Immutable,
+            Arc::new(date_diff),
+        ),
+        create_udf(
+            "bq_format_date",
+            vec![DataType::Utf8, DataType::Date32],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(format_date),
+        ),
+        create_udf(
+            "bq_format_timestamp",
+            vec![DataType::Utf8, ts()],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(format_timestamp),
+        ),
+        create_udf(
+            "bq_parse_date",
+            vec![DataType::Utf8, DataType::Utf8],
+            DataType::Date32,
+            Volatility::Immutable,
+            Arc::new(parse_date),
+        ),
+        create_udf(
+            "bq_parse_timestamp",
+            vec![DataType::Utf8, DataType::Utf8],
+            ts(),
+            Volatility::Immutable,
+            Arc::new(parse_timestamp),
+        ),
+        create_udf(
+            "bq_safe_divide",
+            vec![DataType::Float64, DataType::Float64],
+            DataType::Float64,
+            Volatility::Immutable,
+            Arc::new(safe_divide),
+        ),
+    ]
+}
+
+/// Registers every UDF in `ctx`.
+pub fn register(ctx: &SessionContext) {
+    for f in udfs() {
+        ctx.register_udf(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_arithmetic_follows_bigquery() {
+        let d = NaiveDate::from_ymd_opt(2020, 1, 31).unwrap();
+        assert_eq!(
+            add_to_date("f", d, 1, "MONTH").unwrap(),
+            NaiveDate::from_ymd_opt(2020, 2, 29).unwrap()
+        );
+        assert_eq!(
+            add_to_date("f", d, -1, "year").unwrap(),
+            NaiveDate::from_ymd_opt(2019, 1, 31).unwrap()
+        );
+        assert_eq!(
+            add_to_date("f", d, 2, "WEEK").unwrap(),
+            NaiveDate::from_ymd_opt(2020, 2, 14).unwrap()
+        );
+        assert!(
+            add_to_date("f", d, 1, "HOUR")
+                .unwrap_err()
+                .to_string()
+                .contains("unsupported date part HOUR")
+        );
+        assert_eq!(days_of(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
+        assert_eq!(
+            date_of(0).unwrap(),
+            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_format_is_an_error_not_a_panic() {
+        let e = strftime("FORMAT_DATE", "%Q%", |_| String::new()).unwrap_err();
+        assert!(e.to_string().contains("invalid format string"), "{e}");
+    }
+}

@@ -1,0 +1,1258 @@
+//! The embedded local warehouse: BigQuery SQL on DataFusion over Parquet files.
+//!
+//! - [`storage`]: the files, manifests and atomic commits;
+//! - [`dialect`]: BigQuery SQL rewritten for DataFusion;
+//! - [`functions`]: BigQuery functions as UDFs;
+//! - this module: [`LocalWarehouse`], the [`Backend`] on top of them:
+//!   statements (`CREATE TABLE`, `INSERT`, `DROP TABLE`, queries), writes of
+//!   query results with the table's schema enforced, partitions, loads.
+
+pub mod dialect;
+pub mod functions;
+pub mod storage;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array};
+use arrow::compute::{cast, take_record_batch};
+use arrow::datatypes::{DataType, Date32Type, Schema, SchemaRef};
+use chrono::{NaiveDate, Utc};
+use datafusion::common::{Column, DataFusionError, ScalarValue};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::options::JsonReadOptions;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{Expr as DfExpr, lit};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, DataType as SqlType, Expr as SqlExpr, ObjectType, Query, Statement, TableObject,
+};
+use futures_util::StreamExt;
+use indexmap::IndexMap;
+
+use crate::backend::{
+    Backend, DryRun, FileFormat, Partitioning, QueryContext, QueryResult, TableInfo, WriteMode,
+};
+use crate::error::{BqError, Position, Result};
+use crate::names::{TableId, partition_id};
+use crate::schema::{Field, from_arrow_schema, to_arrow_schema};
+
+use dialect::{Rewriter, TableRef, object_name_span, object_name_text, position, resolve};
+use storage::{DataFile, Manifest, Staged, Storage};
+
+/// The environment variable that overrides the warehouse directory.
+pub const WAREHOUSE_ENV: &str = "BIGFLOW_WAREHOUSE";
+
+/// The default warehouse directory: `$BIGFLOW_WAREHOUSE`, else `.bigflow/warehouse`
+/// under the working directory.
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os(WAREHOUSE_ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(".bigflow").join("warehouse"),
+    }
+}
+
+/// The embedded warehouse.
+pub struct LocalWarehouse {
+    storage: Storage,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for LocalWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWarehouse")
+            .field("root", &self.storage.root())
+            .finish()
+    }
+}
+
+fn df_error(e: DataFusionError) -> BqError {
+    let position = e.diagnostic().and_then(|d| d.span).and_then(|s| {
+        (s.start.line > 0).then_some(Position {
+            line: s.start.line,
+            column: s.start.column,
+        })
+    });
+    let message = e.strip_backtrace().to_string();
+    match e.find_root() {
+        DataFusionError::NotImplemented(m) => BqError::Unsupported {
+            construct: m.clone(),
+            position,
+        },
+        DataFusionError::IoError(_)
+        | DataFusionError::ParquetError(_)
+        | DataFusionError::ArrowError(..)
+        | DataFusionError::Execution(_)
+        | DataFusionError::External(_) => BqError::Engine(message),
+        _ => BqError::Sql { message, position },
+    }
+}
+
+fn statement_kind(stmt: &Statement) -> String {
+    let text = stmt.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    match words.as_slice() {
+        [a, b]
+            if matches!(
+                a.to_ascii_uppercase().as_str(),
+                "CREATE" | "DROP" | "ALTER" | "TRUNCATE"
+            ) =>
+        {
+            format!(
+                "{} {} statement",
+                a.to_ascii_uppercase(),
+                b.to_ascii_uppercase()
+            )
+        }
+        [a, ..] => format!("{} statement", a.to_ascii_uppercase()),
+        [] => "empty statement".into(),
+    }
+}
+
+fn unknown_table(t: &TableId, position: Option<Position>) -> BqError {
+    BqError::UnknownTable {
+        table: t.to_string(),
+        position,
+        hint: " in the local warehouse; create it first (create_table, CREATE TABLE)".into(),
+    }
+}
+
+/// `true` if a value of `src` can be stored in a column of `dst` without loss of meaning.
+fn compatible(src: &DataType, dst: &DataType) -> bool {
+    use DataType::*;
+    if src == dst || matches!(src, Null) {
+        return true;
+    }
+    match (src, dst) {
+        (
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32,
+            Int64 | Float64 | Decimal128(..) | Decimal256(..),
+        ) => true,
+        (UInt64, Int64 | Float64) => true,
+        (Float16 | Float32 | Float64, Float64 | Decimal128(..) | Decimal256(..)) => true,
+        (
+            Decimal128(..) | Decimal256(..) | Decimal32(..) | Decimal64(..),
+            Decimal128(..) | Decimal256(..) | Float64,
+        ) => true,
+        (Utf8 | LargeUtf8 | Utf8View, Utf8) => true,
+        (Binary | LargeBinary | BinaryView | FixedSizeBinary(_), Binary) => true,
+        (Date32 | Date64, Date32) => true,
+        (Timestamp(..), Timestamp(..)) => true,
+        (Time32(_) | Time64(_), Time64(_)) => true,
+        (List(a) | LargeList(a) | ListView(a) | FixedSizeList(a, _), List(b)) => {
+            compatible(a.data_type(), b.data_type())
+        }
+        (Struct(a), Struct(b)) => {
+            a.len() == b.len()
+                && a.iter().zip(b.iter()).all(|(x, y)| {
+                    x.name().eq_ignore_ascii_case(y.name())
+                        && compatible(x.data_type(), y.data_type())
+                })
+        }
+        _ => false,
+    }
+}
+
+fn bq_name(t: &DataType) -> String {
+    crate::schema::bq_type_of(t)
+        .map(|(name, _, repeated)| {
+            if repeated {
+                format!("ARRAY<{name}>")
+            } else {
+                name.to_string()
+            }
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Maps result columns onto a table's columns, by name.
+struct Conform {
+    table: String,
+    target: SchemaRef,
+    /// For each target column: the source column index.
+    sources: Vec<Option<usize>>,
+}
+
+impl Conform {
+    fn new(table: &TableId, src: &Schema, target: SchemaRef) -> Result<Conform> {
+        let mismatch = |column: &str, cause: String| BqError::TypeMismatch {
+            table: table.to_string(),
+            column: column.to_string(),
+            cause,
+        };
+        for f in src.fields() {
+            if !target
+                .fields()
+                .iter()
+                .any(|t| t.name().eq_ignore_ascii_case(f.name()))
+            {
+                let names: Vec<&str> = target.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(mismatch(
+                    f.name(),
+                    format!(
+                        "the table has no such column (its columns: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut sources = Vec::new();
+        for t in target.fields() {
+            let idx = src
+                .fields()
+                .iter()
+                .position(|f| f.name().eq_ignore_ascii_case(t.name()));
+            match idx {
+                Some(i) => {
+                    let s = src.field(i).data_type();
+                    if !compatible(s, t.data_type()) {
+                        return Err(mismatch(
+                            t.name(),
+                            format!(
+                                "the column is {} but the value is {}",
+                                bq_name(t.data_type()),
+                                bq_name(s)
+                            ),
+                        ));
+                    }
+                }
+                None if !t.is_nullable() => {
+                    return Err(mismatch(
+                        t.name(),
+                        "the column is REQUIRED but no value is given".into(),
+                    ));
+                }
+                None => {}
+            }
+            sources.push(idx);
+        }
+        Ok(Conform {
+            table: table.to_string(),
+            target,
+            sources,
+        })
+    }
+
+    fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.sources.len());
+        for (t, src) in self.target.fields().iter().zip(&self.sources) {
+            let col = match src {
+                Some(i) => {
+                    cast(batch.column(*i), t.data_type()).map_err(|e| BqError::TypeMismatch {
+                        table: self.table.clone(),
+                        column: t.name().clone(),
+                        cause: e.to_string(),
+                    })?
+                }
+                None => new_null_array(t.data_type(), batch.num_rows()),
+            };
+            if !t.is_nullable() && col.null_count() > 0 {
+                return Err(BqError::TypeMismatch {
+                    table: self.table.clone(),
+                    column: t.name().clone(),
+                    cause: "NULL in a REQUIRED column".into(),
+                });
+            }
+            columns.push(col);
+        }
+        RecordBatch::try_new(self.target.clone(), columns)
+            .map_err(|e| BqError::Engine(format!("writing into `{}`: {e}", self.table)))
+    }
+}
+
+/// How a write assigns rows to partitions.
+enum Splitter {
+    None,
+    Fixed(String),
+    Column { index: usize, only: Option<String> },
+}
+
+const NULL_PARTITION: &str = "__NULL__";
+
+impl Splitter {
+    fn split(
+        &self,
+        table: &TableId,
+        batch: RecordBatch,
+    ) -> Result<Vec<(Option<String>, RecordBatch)>> {
+        match self {
+            Splitter::None => Ok(vec![(None, batch)]),
+            Splitter::Fixed(p) => Ok(vec![(Some(p.clone()), batch)]),
+            Splitter::Column { index, only } => {
+                let days = cast(batch.column(*index), &DataType::Date32)
+                    .map_err(|e| BqError::Engine(e.to_string()))?;
+                let days = days.as_primitive::<Date32Type>();
+                let mut groups: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
+                for i in 0..days.len() {
+                    let k = (!days.is_null(i)).then(|| days.value(i));
+                    groups.entry(k).or_default().push(i as u32);
+                }
+                let mut out = Vec::new();
+                for (k, rows) in groups {
+                    let key = match k {
+                        Some(d) => partition_id(
+                            NaiveDate::from_num_days_from_ce_opt(d + 719_163).unwrap_or_default(),
+                        ),
+                        None => NULL_PARTITION.to_string(),
+                    };
+                    if let Some(only) = only
+                        && &key != only
+                    {
+                        return Err(BqError::WrongPartition {
+                            table: table.to_string(),
+                            partition: Some(only.clone()),
+                            cause: if key == NULL_PARTITION {
+                                format!(
+                                    "{} row(s) have NULL in the partitioning column",
+                                    rows.len()
+                                )
+                            } else {
+                                format!("{} row(s) belong to partition {key}", rows.len())
+                            },
+                        });
+                    }
+                    let b = if rows.len() == batch.num_rows() {
+                        batch.clone()
+                    } else {
+                        take_record_batch(&batch, &UInt32Array::from(rows))
+                            .map_err(|e| BqError::Engine(e.to_string()))?
+                    };
+                    out.push((Some(key), b));
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Paths removed on drop unless cleared.
+struct TmpFiles(Vec<PathBuf>);
+
+impl Drop for TmpFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// One staged file being written.
+struct PartWriter {
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    rows: u64,
+}
+
+impl LocalWarehouse {
+    /// The warehouse in `dir` (created when first written).
+    pub fn open(dir: impl Into<PathBuf>) -> Result<LocalWarehouse> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+                    .min(8),
+            )
+            .thread_name("bigflow-warehouse")
+            .enable_all()
+            .build()
+            .map_err(|e| BqError::Engine(format!("cannot start the query runtime: {e}")))?;
+        Ok(LocalWarehouse {
+            storage: Storage::new(dir),
+            runtime,
+        })
+    }
+
+    /// The warehouse directory.
+    pub fn dir(&self) -> &Path {
+        self.storage.root()
+    }
+
+    /// Tables of a dataset.
+    pub fn list_tables(&self, project: &str, dataset: &str) -> Vec<String> {
+        self.storage.list_tables(project, dataset)
+    }
+
+    fn session(&self) -> SessionContext {
+        let mut config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_target_partitions(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            );
+        let opts = config.options_mut();
+        opts.sql_parser.enable_ident_normalization = false;
+        opts.sql_parser.map_string_types_to_utf8view = false;
+        opts.sql_parser.collect_spans = true;
+        opts.execution.time_zone = Some("UTC".into());
+        opts.execution.parquet.schema_force_view_types = false;
+        let ctx = SessionContext::new_with_config(config);
+        functions::register(&ctx);
+        ctx
+    }
+
+    /// Runs a future to completion; from inside another tokio runtime (an
+    /// async caller) it runs on a helper thread, where blocking is allowed.
+    fn block_on<F>(&self, f: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.runtime.block_on(f);
+        }
+        std::thread::scope(|s| match s.spawn(|| self.runtime.block_on(f)).join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    }
+
+    fn manifest(&self, id: &TableId, pos: Option<Position>) -> Result<Manifest> {
+        self.storage
+            .read_manifest(id)?
+            .ok_or_else(|| unknown_table(id, pos))
+    }
+
+    async fn table_frame(
+        &self,
+        session: &SessionContext,
+        t: &TableRef,
+        pseudo: bool,
+    ) -> Result<DataFrame> {
+        let m = self.manifest(&t.id, t.position)?;
+        let schema = to_arrow_schema(&m.schema)?;
+        let path_of = |f: &DataFile| {
+            self.storage
+                .data_path(&t.id, &f.name)
+                .to_string_lossy()
+                .to_string()
+        };
+        let read = |paths: Vec<String>| {
+            let schema = schema.clone();
+            async move {
+                if paths.is_empty() {
+                    session.read_batch(RecordBatch::new_empty(Arc::new(schema)))
+                } else {
+                    session
+                        .read_parquet(paths, ParquetReadOptions::default().schema(&schema))
+                        .await
+                }
+            }
+        };
+        if !(pseudo && m.partitioning == Some(Partitioning::Ingestion)) {
+            return read(m.files.iter().map(path_of).collect())
+                .await
+                .map_err(df_error);
+        }
+        let mut by_partition: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+        for f in &m.files {
+            by_partition
+                .entry(f.partition.clone())
+                .or_default()
+                .push(path_of(f));
+        }
+        if by_partition.is_empty() {
+            by_partition.insert(None, vec![]);
+        }
+        let mut union: Option<DataFrame> = None;
+        for (p, paths) in by_partition {
+            let day = p
+                .as_deref()
+                .and_then(|p| NaiveDate::parse_from_str(p, "%Y%m%d").ok());
+            let ts = day.map(|d| {
+                d.and_hms_opt(0, 0, 0)
+                    .unwrap_or_default()
+                    .and_utc()
+                    .timestamp_micros()
+            });
+            let days = day.map(|d| (d - NaiveDate::default()).num_days() as i32);
+            let mut cols: Vec<DfExpr> = schema
+                .fields()
+                .iter()
+                .map(|f| DfExpr::Column(Column::new_unqualified(f.name())))
+                .collect();
+            cols.push(
+                lit(ScalarValue::TimestampMicrosecond(ts, Some("UTC".into())))
+                    .alias("_PARTITIONTIME"),
+            );
+            cols.push(lit(ScalarValue::Date32(days)).alias("_PARTITIONDATE"));
+            let df = read(paths)
+                .await
+                .map_err(df_error)?
+                .select(cols)
+                .map_err(df_error)?;
+            union = Some(match union {
+                None => df,
+                Some(u) => u.union(df).map_err(df_error)?,
+            });
+        }
+        union.ok_or_else(|| BqError::Engine("no partitions".into()))
+    }
+
+    /// Rewrites and plans a query; returns the frame and the tables it reads.
+    async fn plan_query(
+        &self,
+        mut query: Query,
+        ctx: &QueryContext,
+    ) -> Result<(DataFrame, Vec<TableRef>)> {
+        let session = self.session();
+        let state = session.state();
+        let known = |name: &str| {
+            state.scalar_functions().contains_key(name)
+                || state.aggregate_functions().contains_key(name)
+                || state.window_functions().contains_key(name)
+        };
+        let mut rw = Rewriter::new(ctx, &known);
+        rw.rewrite_query(&mut query)?;
+        for t in &rw.tables {
+            let df = self.table_frame(&session, t, rw.pseudo_columns).await?;
+            session
+                .register_table(t.name.as_str(), df.into_view())
+                .map_err(df_error)?;
+        }
+        let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(query))));
+        let plan = session
+            .state()
+            .statement_to_plan(stmt)
+            .await
+            .map_err(df_error)?;
+        let df = session.execute_logical_plan(plan).await.map_err(df_error)?;
+        Ok((df, rw.tables))
+    }
+
+    async fn collect(&self, df: DataFrame) -> Result<QueryResult> {
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(df_error)?;
+        Ok(QueryResult {
+            schema,
+            batches,
+            affected_rows: None,
+        })
+    }
+
+    /// Streams a frame's rows into `table` (or one partition), then commits.
+    async fn write_frame(
+        &self,
+        table: &TableId,
+        partition: Option<NaiveDate>,
+        mode: WriteMode,
+        df: DataFrame,
+        create: Option<(Option<Partitioning>, IndexMap<String, String>)>,
+    ) -> Result<u64> {
+        let src: Schema = df.schema().as_arrow().clone();
+        let existing = self.storage.read_manifest(table)?;
+        let (fields, partitioning) = match (&existing, mode, &create) {
+            (_, WriteMode::CreateOrReplace, _) => (
+                relaxed(from_arrow_schema(&src)?),
+                create.as_ref().and_then(|c| c.0.clone()),
+            ),
+            (Some(m), _, _) => (m.schema.clone(), m.partitioning.clone()),
+            (None, _, Some((p, _))) => (relaxed(from_arrow_schema(&src)?), p.clone()),
+            (None, _, None) => {
+                return Err(BqError::UnknownTable {
+                    table: table.to_string(),
+                    position: None,
+                    hint: format!(
+                        "; {} needs an existing table: create it first (create_table, CREATE TABLE)",
+                        if mode == WriteMode::Truncate {
+                            "write_truncate"
+                        } else {
+                            "write_append"
+                        }
+                    ),
+                });
+            }
+        };
+        let target = Arc::new(to_arrow_schema(&fields)?);
+        let conform = Conform::new(table, &src, target.clone())?;
+        let splitter = match (&partitioning, partition) {
+            (None, Some(day)) => {
+                return Err(BqError::WrongPartition {
+                    table: table.to_string(),
+                    partition: Some(partition_id(day)),
+                    cause:
+                        "the table is not partitioned; write the whole table (partitioned=false)"
+                            .into(),
+                });
+            }
+            (None, None) => Splitter::None,
+            (Some(Partitioning::Ingestion), day) => {
+                Splitter::Fixed(partition_id(day.unwrap_or_else(|| Utc::now().date_naive())))
+            }
+            (Some(Partitioning::Column { column }), day) => Splitter::Column {
+                index: target.index_of(column).map_err(|_| {
+                    BqError::Engine(format!("partitioning column {column} missing in `{table}`"))
+                })?,
+                only: day.map(partition_id),
+            },
+        };
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut writers: BTreeMap<Option<String>, PartWriter> = BTreeMap::new();
+        // Files being written are removed if the write fails half-way.
+        let mut guard = TmpFiles(Vec::new());
+        let mut stream = df.execute_stream().await.map_err(df_error)?;
+        let mut total = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = conform.apply(&batch.map_err(df_error)?)?;
+            for (key, part) in splitter.split(table, batch)? {
+                if part.num_rows() == 0 {
+                    continue;
+                }
+                let w = match writers.entry(key) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        let path = self.storage.staging_path(table)?;
+                        guard.0.push(path.clone());
+                        let file = File::create(&path).map_err(|e| BqError::io(&path, e))?;
+                        let writer =
+                            ArrowWriter::try_new(file, target.clone(), Some(props.clone()))
+                                .map_err(|e| BqError::Engine(e.to_string()))?;
+                        v.insert(PartWriter {
+                            path,
+                            writer,
+                            rows: 0,
+                        })
+                    }
+                };
+                w.rows += part.num_rows() as u64;
+                total += part.num_rows() as u64;
+                w.writer
+                    .write(&part)
+                    .map_err(|e| BqError::Engine(e.to_string()))?;
+            }
+        }
+        let mut staged = Vec::new();
+        for (key, w) in writers {
+            let PartWriter { path, writer, rows } = w;
+            // Registered first so the file is removed if anything below fails.
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let mut s = Staged {
+                path: path.clone(),
+                file: DataFile {
+                    name,
+                    partition: key,
+                    rows,
+                    bytes: 0,
+                },
+            };
+            let file = writer
+                .into_inner()
+                .map_err(|e| BqError::Engine(e.to_string()))?;
+            file.sync_all().map_err(|e| BqError::io(&path, e))?;
+            s.file.bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+            staged.push(s);
+        }
+        // From here on the staged files clean up after themselves.
+        guard.0.clear();
+        let replace_key = partition.map(partition_id);
+        let labels = create.map(|c| c.1).unwrap_or_default();
+        self.storage.commit(table, staged, move |current| {
+            let m = match (current, mode) {
+                (current, WriteMode::CreateOrReplace) => storage::replace(
+                    current,
+                    Manifest::new(fields.clone(), partitioning.clone(), labels),
+                ),
+                (Some(mut m), _) => {
+                    if m.schema != fields {
+                        return Err(BqError::Engine(format!(
+                            "`{table}` was changed by another writer during this write; run it again"
+                        )));
+                    }
+                    if mode == WriteMode::Truncate {
+                        m.drop_files(replace_key.as_deref());
+                    }
+                    m
+                }
+                (None, _) => return Err(unknown_table(table, None)),
+            };
+            Ok((Some(m), total))
+        })
+    }
+
+    fn create_table_statement(
+        &self,
+        stmt: &datafusion::sql::sqlparser::ast::CreateTable,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        let id = resolve(&stmt.name, ctx)?;
+        let span = object_name_span(&stmt.name);
+        let unsupported = |what: &str| BqError::Unsupported {
+            construct: what.to_string(),
+            position: position(span),
+        };
+        if stmt.temporary {
+            return Err(unsupported("CREATE TEMP TABLE"));
+        }
+        if stmt.like.is_some() || stmt.clone.is_some() {
+            return Err(unsupported("CREATE TABLE LIKE/CLONE"));
+        }
+        let exists = self.storage.read_manifest(&id)?.is_some();
+        if exists && stmt.if_not_exists {
+            return Ok(empty_result());
+        }
+        if exists && !stmt.or_replace {
+            return Err(BqError::TableExists {
+                table: id.to_string(),
+            });
+        }
+        let mut fields = Vec::new();
+        for c in &stmt.columns {
+            let mut f = sql_type_to_field(&c.name.value, &c.data_type).map_err(|what| {
+                BqError::Unsupported {
+                    construct: format!("column type {what} of `{}`", c.name.value),
+                    position: position(c.name.span),
+                }
+            })?;
+            if c.options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::NotNull))
+            {
+                f.mode = "REQUIRED".into();
+            }
+            fields.push(f);
+        }
+        let spec = |fields: &[Field]| -> Result<Option<Partitioning>> {
+            match &stmt.partition_by {
+                None => Ok(None),
+                Some(e) => {
+                    partition_spec(e, fields)
+                        .map(Some)
+                        .map_err(|cause| BqError::Unsupported {
+                            construct: format!("PARTITION BY {e} ({cause})"),
+                            position: position(span),
+                        })
+                }
+            }
+        };
+        let labels = ctx.table_labels.clone();
+        if let Some(q) = &stmt.query {
+            let q = (**q).clone();
+            return self.block_on(async {
+                let (df, _) = self.plan_query(q, ctx).await?;
+                let partitioning = spec(&relaxed(from_arrow_schema(df.schema().as_arrow())?))?;
+                let n = self
+                    .write_frame(
+                        &id,
+                        None,
+                        WriteMode::CreateOrReplace,
+                        df,
+                        Some((partitioning, labels)),
+                    )
+                    .await?;
+                Ok(QueryResult {
+                    affected_rows: Some(n),
+                    ..empty_result()
+                })
+            });
+        }
+        let partitioning = spec(&fields)?;
+        if fields.is_empty() {
+            return Err(BqError::Sql {
+                message: format!("CREATE TABLE `{id}` has no columns"),
+                position: position(span),
+            });
+        }
+        to_arrow_schema(&fields)?;
+        let manifest = Manifest::new(fields, partitioning, labels);
+        let if_not_exists = stmt.if_not_exists;
+        self.storage
+            .commit(&id, vec![], move |current| match current {
+                Some(old) if if_not_exists => Ok((Some(old), ())),
+                current => Ok((Some(storage::replace(current, manifest)), ())),
+            })?;
+        Ok(empty_result())
+    }
+
+    fn insert_statement(
+        &self,
+        ins: &datafusion::sql::sqlparser::ast::Insert,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        let TableObject::TableName(name) = &ins.table else {
+            return Err(BqError::Unsupported {
+                construct: "INSERT INTO a table function".into(),
+                position: None,
+            });
+        };
+        let id = resolve(name, ctx)?;
+        let pos = position(object_name_span(name));
+        let m = self.manifest(&id, pos)?;
+        let Some(source) = &ins.source else {
+            return Err(BqError::Unsupported {
+                construct: "INSERT without VALUES or SELECT".into(),
+                position: pos,
+            });
+        };
+        let targets: Vec<String> = if ins.columns.is_empty() {
+            m.schema.iter().map(|f| f.name.clone()).collect()
+        } else {
+            ins.columns.iter().map(object_name_text).collect()
+        };
+        let q = (**source).clone();
+        self.block_on(async {
+            let (df, _) = self.plan_query(q, ctx).await?;
+            let width = df.schema().fields().len();
+            if width != targets.len() {
+                return Err(BqError::Sql {
+                    message: format!(
+                        "INSERT INTO `{id}` names {} column(s) but gives {width} value(s) per row",
+                        targets.len()
+                    ),
+                    position: pos,
+                });
+            }
+            let cols: Vec<DfExpr> = df
+                .schema()
+                .columns()
+                .into_iter()
+                .zip(&targets)
+                .map(|(c, t)| DfExpr::Column(c).alias(t))
+                .collect();
+            let df = df.select(cols).map_err(df_error)?;
+            let n = self
+                .write_frame(&id, None, WriteMode::Append, df, None)
+                .await?;
+            Ok(QueryResult {
+                affected_rows: Some(n),
+                ..empty_result()
+            })
+        })
+    }
+
+    fn run_statement(&self, stmt: Statement, ctx: &QueryContext) -> Result<QueryResult> {
+        match stmt {
+            Statement::Query(q) => self.block_on(async {
+                let (df, _) = self.plan_query(*q, ctx).await?;
+                self.collect(df).await
+            }),
+            Statement::CreateTable(ct) => self.create_table_statement(&ct, ctx),
+            Statement::Insert(ins) => self.insert_statement(&ins, ctx),
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => {
+                for n in &names {
+                    let id = resolve(n, ctx)?;
+                    if self.storage.read_manifest(&id)?.is_none() {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(unknown_table(&id, position(object_name_span(n))));
+                    }
+                    self.storage.commit(&id, vec![], |_| Ok((None, ())))?;
+                }
+                Ok(empty_result())
+            }
+            other => Err(BqError::Unsupported {
+                construct: statement_kind(&other),
+                position: None,
+            }),
+        }
+    }
+
+    fn single_query(sql: &str, what: &str) -> Result<Query> {
+        let mut stmts = dialect::parse(sql)?;
+        if stmts.len() != 1 {
+            return Err(BqError::Sql {
+                message: format!(
+                    "{what} takes one SELECT query, got {} statements",
+                    stmts.len()
+                ),
+                position: None,
+            });
+        }
+        match stmts.remove(0) {
+            Statement::Query(q) => Ok(*q),
+            other => Err(BqError::Sql {
+                message: format!(
+                    "{what} takes a SELECT query, got a {}",
+                    statement_kind(&other)
+                ),
+                position: None,
+            }),
+        }
+    }
+}
+
+/// Query results make NULLABLE columns in BigQuery (REPEATED stays).
+fn relaxed(fields: Vec<Field>) -> Vec<Field> {
+    fields
+        .into_iter()
+        .map(|mut f| {
+            if f.mode == "REQUIRED" {
+                f.mode = "NULLABLE".into();
+            }
+            f.fields = relaxed(f.fields);
+            f
+        })
+        .collect()
+}
+
+fn empty_result() -> QueryResult {
+    QueryResult {
+        schema: Arc::new(Schema::empty()),
+        batches: vec![],
+        affected_rows: None,
+    }
+}
+
+/// A BigQuery column type of CREATE TABLE → a schema field; `Err(type)` if unknown.
+fn sql_type_to_field(name: &str, t: &SqlType) -> std::result::Result<Field, String> {
+    use datafusion::sql::sqlparser::ast::ArrayElemTypeDef;
+    let simple = |ty: &str| Ok(Field::new(name, ty));
+    match t {
+        SqlType::String(_) | SqlType::Varchar(_) | SqlType::Text => simple("STRING"),
+        SqlType::Bytes(_) => simple("BYTES"),
+        SqlType::Int64
+        | SqlType::Integer(_)
+        | SqlType::Int(_)
+        | SqlType::BigInt(_)
+        | SqlType::SmallInt(_)
+        | SqlType::TinyInt(_) => simple("INT64"),
+        SqlType::Float64 | SqlType::Float(_) | SqlType::Double(_) => simple("FLOAT64"),
+        SqlType::Numeric(_) | SqlType::Decimal(_) => simple("NUMERIC"),
+        SqlType::BigNumeric(_) | SqlType::BigDecimal(_) => simple("BIGNUMERIC"),
+        SqlType::Bool | SqlType::Boolean => simple("BOOL"),
+        SqlType::Date => simple("DATE"),
+        SqlType::Datetime(_) => simple("DATETIME"),
+        SqlType::Timestamp(_, _) => simple("TIMESTAMP"),
+        SqlType::Time(_, _) => simple("TIME"),
+        SqlType::JSON => simple("JSON"),
+        SqlType::Array(ArrayElemTypeDef::AngleBracket(inner)) => {
+            let f = sql_type_to_field(name, inner)?;
+            if f.mode == "REPEATED" {
+                return Err(format!("{t} (arrays of arrays)"));
+            }
+            Ok(f.mode("REPEATED"))
+        }
+        SqlType::Struct(fields, _) => {
+            let sub = fields
+                .iter()
+                .enumerate()
+                .map(|(i, sf)| {
+                    let n = sf
+                        .field_name
+                        .as_ref()
+                        .map(|n| n.value.clone())
+                        .unwrap_or_else(|| format!("_field_{}", i + 1));
+                    sql_type_to_field(&n, &sf.field_type)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(Field::new(name, "STRUCT").fields(sub))
+        }
+        other => Err(other.to_string()),
+    }
+}
+
+/// `PARTITION BY …` → the partitioning.
+fn partition_spec(e: &SqlExpr, fields: &[Field]) -> std::result::Result<Partitioning, String> {
+    let column = |c: &str, allowed: &[&str]| -> std::result::Result<Partitioning, String> {
+        let f = fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(c))
+            .ok_or_else(|| format!("no column {c}"))?;
+        if !allowed.contains(&f.field_type.as_str()) || f.mode == "REPEATED" {
+            return Err(format!(
+                "column {c} is {}, expected {}",
+                f.field_type,
+                allowed.join(" or ")
+            ));
+        }
+        Ok(Partitioning::Column {
+            column: f.name.clone(),
+        })
+    };
+    match e {
+        SqlExpr::Identifier(i) if i.value.eq_ignore_ascii_case("_PARTITIONDATE") => Ok(Partitioning::Ingestion),
+        SqlExpr::Identifier(i) => column(&i.value, &["DATE"]),
+        SqlExpr::Function(f) => {
+            let name = object_name_text(&f.name).to_ascii_lowercase();
+            let args: Vec<String> = match &f.args {
+                datafusion::sql::sqlparser::ast::FunctionArguments::List(l) => {
+                    l.args.iter().map(|a| a.to_string()).collect()
+                }
+                _ => vec![],
+            };
+            match (name.as_str(), args.as_slice()) {
+                ("date", [a]) if a.eq_ignore_ascii_case("_PARTITIONTIME") => Ok(Partitioning::Ingestion),
+                ("date", [a]) => column(a, &["TIMESTAMP", "DATETIME"]),
+                ("timestamp_trunc" | "datetime_trunc" | "date_trunc", [a, unit]) if unit.eq_ignore_ascii_case("DAY") => {
+                    if a.eq_ignore_ascii_case("_PARTITIONTIME") {
+                        Ok(Partitioning::Ingestion)
+                    } else {
+                        column(a, &["TIMESTAMP", "DATETIME", "DATE"])
+                    }
+                }
+                _ => Err("only day partitioning: _PARTITIONDATE, DATE(_PARTITIONTIME), a DATE column, DATE(ts) or TIMESTAMP_TRUNC(ts, DAY)".into()),
+            }
+        }
+        _ => Err("only day partitioning: _PARTITIONDATE, DATE(_PARTITIONTIME), a DATE column, DATE(ts) or TIMESTAMP_TRUNC(ts, DAY)".into()),
+    }
+}
+
+impl Backend for LocalWarehouse {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn execute(&self, sql: &str, ctx: &QueryContext) -> Result<QueryResult> {
+        let stmts = dialect::parse(sql)?;
+        let mut last = empty_result();
+        for stmt in stmts {
+            last = self.run_statement(stmt, ctx)?;
+        }
+        Ok(last)
+    }
+
+    fn write_query(
+        &self,
+        table: &TableId,
+        partition: Option<NaiveDate>,
+        mode: WriteMode,
+        sql: &str,
+        ctx: &QueryContext,
+    ) -> Result<u64> {
+        let what = match mode {
+            WriteMode::Truncate => "write_truncate",
+            WriteMode::Append => "write_append",
+            WriteMode::CreateOrReplace => "write_tmp",
+        };
+        let q = Self::single_query(sql, what)?;
+        let labels = ctx.table_labels.clone();
+        self.block_on(async {
+            let (df, _) = self.plan_query(q, ctx).await?;
+            let create = (mode == WriteMode::CreateOrReplace).then_some((None, labels));
+            self.write_frame(table, partition, mode, df, create).await
+        })
+    }
+
+    fn dry_run(&self, sql: &str, ctx: &QueryContext) -> Result<DryRun> {
+        let q = Self::single_query(sql, "dry_run")?;
+        self.block_on(async {
+            let (df, tables) = self.plan_query(q, ctx).await?;
+            let mut bytes = 0;
+            for t in tables {
+                if let Some(m) = self.storage.read_manifest(&t.id)? {
+                    bytes += m.files.iter().map(|f| f.bytes).sum::<u64>();
+                }
+            }
+            Ok(DryRun {
+                schema: Arc::new(df.schema().as_arrow().clone()),
+                bytes_processed: bytes,
+            })
+        })
+    }
+
+    fn table_exists(&self, table: &TableId) -> Result<bool> {
+        Ok(self.storage.read_manifest(table)?.is_some())
+    }
+
+    fn table_info(&self, table: &TableId) -> Result<TableInfo> {
+        let m = self.manifest(table, None)?;
+        Ok(TableInfo {
+            num_rows: m.num_rows(),
+            schema: m.schema,
+            partitioning: m.partitioning,
+            labels: m.labels,
+        })
+    }
+
+    fn create_table(
+        &self,
+        table: &TableId,
+        schema: &[Field],
+        partitioning: Option<Partitioning>,
+        labels: &IndexMap<String, String>,
+        if_not_exists: bool,
+    ) -> Result<()> {
+        to_arrow_schema(schema)?;
+        if let Some(Partitioning::Column { column }) = &partitioning {
+            let ok = schema.iter().any(|f| {
+                &f.name == column
+                    && matches!(f.field_type.as_str(), "DATE" | "TIMESTAMP" | "DATETIME")
+                    && f.mode != "REPEATED"
+            });
+            if !ok {
+                return Err(BqError::Config(format!(
+                    "`{table}`: the partitioning column {column} must be a DATE, TIMESTAMP or DATETIME column of the schema"
+                )));
+            }
+        }
+        let manifest = Manifest::new(schema.to_vec(), partitioning, labels.clone());
+        self.storage.commit(table, vec![], |current| match current {
+            Some(old) if if_not_exists => Ok((Some(old), ())),
+            Some(_) => Err(BqError::TableExists {
+                table: table.to_string(),
+            }),
+            None => Ok((Some(manifest), ())),
+        })
+    }
+
+    fn insert_rows(
+        &self,
+        table: &TableId,
+        partition: Option<NaiveDate>,
+        rows: &[serde_json::Value],
+    ) -> Result<u64> {
+        let m = self.manifest(table, None)?;
+        let schema = Arc::new(to_arrow_schema(&m.schema)?);
+        let input = |cause: String| BqError::Input {
+            table: table.to_string(),
+            cause,
+        };
+        for (i, r) in rows.iter().enumerate() {
+            if !r.is_object() {
+                return Err(input(format!("row {} is not a JSON object: {r}", i + 1)));
+            }
+        }
+        let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+            .with_strict_mode(true)
+            .build_decoder()
+            .map_err(|e| input(e.to_string()))?;
+        decoder.serialize(rows).map_err(|e| input(e.to_string()))?;
+        let batch = decoder
+            .flush()
+            .map_err(|e| input(e.to_string()))?
+            .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        self.write_batches(table, partition, vec![batch], WriteMode::Append)
+    }
+
+    fn load_file(
+        &self,
+        table: &TableId,
+        partition: Option<NaiveDate>,
+        path: &Path,
+        format: FileFormat,
+        mode: WriteMode,
+    ) -> Result<u64> {
+        if !path.is_file() {
+            return Err(BqError::Input {
+                table: table.to_string(),
+                cause: format!("{} is not a file", path.display()),
+            });
+        }
+        let existing = self.storage.read_manifest(table)?;
+        let schema = match &existing {
+            Some(m) => Some(to_arrow_schema(&m.schema)?),
+            None if mode == WriteMode::CreateOrReplace => None,
+            None => return Err(unknown_table(table, None)),
+        };
+        let p = path.to_string_lossy().to_string();
+        self.block_on(async {
+            let session = self.session();
+            let df = match format {
+                FileFormat::Parquet => session.read_parquet(p, ParquetReadOptions::default()).await,
+                FileFormat::Csv => {
+                    let mut o = CsvReadOptions::new().has_header(true).file_extension("");
+                    if let Some(s) = &schema {
+                        o = o.schema(s);
+                    }
+                    session.read_csv(p, o).await
+                }
+                FileFormat::NdJson => {
+                    let mut o = JsonReadOptions::default().file_extension("");
+                    if let Some(s) = &schema {
+                        o = o.schema(s);
+                    }
+                    session.read_json(p, o).await
+                }
+            }
+            .map_err(|e| BqError::Input {
+                table: table.to_string(),
+                cause: format!("{}: {}", path.display(), e.strip_backtrace()),
+            })?;
+            self.write_frame(table, partition, mode, df, None)
+                .await
+                .map_err(|e| match e {
+                    BqError::Engine(m) => BqError::Input {
+                        table: table.to_string(),
+                        cause: format!("{}: {m}", path.display()),
+                    },
+                    other => other,
+                })
+        })
+    }
+
+    fn write_batches(
+        &self,
+        table: &TableId,
+        partition: Option<NaiveDate>,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+    ) -> Result<u64> {
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => return Ok(0),
+        };
+        self.block_on(async {
+            let session = self.session();
+            let provider = datafusion::datasource::MemTable::try_new(schema, vec![batches])
+                .map_err(df_error)?;
+            let df = session.read_table(Arc::new(provider)).map_err(df_error)?;
+            self.write_frame(table, partition, mode, df, None).await
+        })
+    }
+
+    fn delete_dataset(&self, project: &str, dataset: &str) -> Result<()> {
+        self.storage.delete_dataset(project, dataset)
+    }
+
+    fn set_dataset_labels(
+        &self,
+        project: &str,
+        dataset: &str,
+        labels: &IndexMap<String, String>,
+    ) -> Result<()> {
+        let dir = self.storage.dataset_dir(project, dataset);
+        std::fs::create_dir_all(&dir).map_err(|e| BqError::io(&dir, e))?;
+        let path = dir.join("_dataset.json");
+        let tmp = dir.join(format!(".tmp-{}", storage::unique_name("json")));
+        let json = serde_json::json!({ "labels": labels });
+        std::fs::write(&tmp, json.to_string()).map_err(|e| BqError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| BqError::io(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn works_when_called_from_async_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = LocalWarehouse::open(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async { w.execute("SELECT 1 AS one", &QueryContext::default()) });
+        assert_eq!(r.unwrap().num_rows(), 1);
+    }
+
+    #[test]
+    fn compatible_types() {
+        use arrow::datatypes::TimeUnit;
+        assert!(compatible(&DataType::Int32, &DataType::Float64));
+        assert!(compatible(&DataType::Utf8View, &DataType::Utf8));
+        assert!(compatible(
+            &DataType::Timestamp(TimeUnit::Nanosecond, None),
+            &crate::schema::timestamp_type()
+        ));
+        assert!(!compatible(&DataType::Utf8, &DataType::Int64));
+        assert!(!compatible(&DataType::Float64, &DataType::Int64));
+        assert!(!compatible(&DataType::Date32, &DataType::Utf8));
+    }
+}

@@ -1,0 +1,64 @@
+//! BigFlow's starter BigQuery workflow: create the `ports` table, insert four
+//! ports, and select the Polish ones into `polish_ports` (write_truncate).
+//!
+//! It runs offline on the embedded warehouse (`.bigflow/warehouse/` under the
+//! working directory, or `$BIGFLOW_WAREHOUSE`):
+//!
+//! ```text
+//! cargo run -p bigflow-examples -- run --workflow internationalports
+//! cargo run -p bigflow-examples -- warehouse query \
+//!     "SELECT port_name FROM \`my-project-dev.internationalports.polish_ports\`"
+//! ```
+
+use bigflow::prelude::*;
+
+/// The dataset: `my-project-<env>.internationalports`.
+pub fn dataset() -> Dataset {
+    DatasetConfig::new("dev", "my-project-dev", "internationalports")
+        .internal_tables(["ports", "polish_ports"])
+        .add_configuration("prod", "my-project-prod", "internationalports")
+        .create_dataset()
+}
+
+/// Four jobs in a row: two CREATE TABLEs, the INSERT, the write_truncate.
+pub fn workflow() -> WorkflowBuilder {
+    let ds = dataset();
+    let create_polish_ports_table = ds.create_table(
+        "CREATE TABLE IF NOT EXISTS polish_ports (
+           port_name STRING,
+           port_latitude FLOAT64,
+           port_longitude FLOAT64)",
+    );
+    let create_ports_table = ds.create_table(
+        "CREATE TABLE IF NOT EXISTS ports (
+           port_name STRING,
+           port_latitude FLOAT64,
+           port_longitude FLOAT64,
+           country STRING,
+           index_number STRING)",
+    );
+    let populate_ports_table = ds.collect(
+        "INSERT INTO `{ports}` (port_name, port_latitude, port_longitude, country, index_number)
+         VALUES
+           ('GDYNIA', 54.533333, 18.55, 'POL', '28740'),
+           ('GDANSK', 54.35, 18.666667, 'POL', '28710'),
+           ('SANKT-PETERBURG', 59.933333, 30.3, 'RUS', '28370'),
+           ('TEXAS', 34.8, 31.3, 'USA', '28870')",
+    );
+    let select_polish_ports = ds
+        .write_truncate(
+            "polish_ports",
+            "SELECT port_name, port_latitude, port_longitude
+             FROM `{ports}`
+             WHERE country = 'POL'",
+        )
+        .partitioned(false);
+    Workflow::builder("internationalports")
+        .schedule_interval("@once")
+        .jobs([
+            create_ports_table.to_job("create_ports_table"),
+            create_polish_ports_table.to_job("create_polish_ports_table"),
+            populate_ports_table.to_job("populate_ports_table"),
+            select_polish_ports.to_job("select_polish_ports"),
+        ])
+}

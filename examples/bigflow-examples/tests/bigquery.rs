@@ -1,0 +1,177 @@
+//! The BigQuery examples through the project binary, offline on the embedded
+//! warehouse: `run --workflow internationalports`, then `warehouse query`.
+#![cfg(feature = "bigquery")]
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("bigflow-examples").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("bf_env")
+        .env_remove("BIGFLOW_WAREHOUSE")
+        .env_remove("BIGFLOW_LOG_FORMAT")
+        .env("BIGFLOW_LOG", "warn");
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = bin(dir).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const POLISH: &str =
+    "SELECT port_name FROM `my-project-dev.internationalports.polish_ports` ORDER BY port_name";
+
+#[test]
+fn internationalports_then_warehouse_query_returns_gdansk_and_gdynia() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "run",
+            "--workflow",
+            "internationalports",
+            "--runtime",
+            "2020-08-01",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("select_polish_ports"), "summary: {err}");
+    assert!(
+        dir.path()
+            .join(
+                ".bigflow/warehouse/my-project-dev/internationalports/polish_ports/_manifest.json"
+            )
+            .is_file()
+    );
+
+    let (code, out, err) = run(
+        dir.path(),
+        &["warehouse", "query", POLISH, "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([{"port_name": "GDANSK"}, {"port_name": "GDYNIA"}])
+    );
+
+    let (code, out, _) = run(dir.path(), &["warehouse", "query", POLISH]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("| port_name |")
+            && out.contains("| GDANSK    |")
+            && out.contains("| GDYNIA    |"),
+        "{out}"
+    );
+
+    let (code, out, _) = run(
+        dir.path(),
+        &["warehouse", "query", POLISH, "--format", "csv"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, "port_name\nGDANSK\nGDYNIA\n");
+
+    // Bare names with --dataset.
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "warehouse",
+            "query",
+            "SELECT COUNT(*) AS n FROM ports",
+            "--dataset",
+            "my-project-dev.internationalports",
+            "-f",
+            "csv",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "n\n4\n");
+
+    // Bad SQL: one clear error, exit code 2.
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "warehouse",
+            "query",
+            "SELECT port_name FROM `my-project-dev.internationalports.nope`",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.contains(
+            "table `my-project-dev.internationalports.nope` does not exist at line 1, column 23"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn warehouse_query_without_a_warehouse_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(dir.path(), &["warehouse", "query", "SELECT * FROM p.d.t"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no local warehouse at .bigflow/warehouse"),
+        "{err}"
+    );
+}
+
+#[test]
+fn data_latency_monitoring_fails_until_a_fresh_partition_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let runs = |args: &[&str]| {
+        let out = bin(dir.path())
+            .env("BIGFLOW_WAREHOUSE", &wh)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let check = [
+        "run",
+        "--workflow",
+        "data_latency_monitoring",
+        "--runtime",
+        "2020-08-01 10:00:00",
+    ];
+    // No table: the job fails (exit code 1) naming it.
+    let (code, _, err) = runs(&check);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("my-project-dev.events.page_views"), "{err}");
+    // An empty table: no partition in the last three days.
+    let (code, _, err) = runs(&[
+        "warehouse",
+        "query",
+        "CREATE TABLE `my-project-dev.events.page_views` (url STRING) PARTITION BY _PARTITIONDATE",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = runs(&check);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Your data is late! No partition in the last 3 days"),
+        "{err}"
+    );
+    // A row inserted now lands in today's partition: fresh.
+    let (code, _, err) = runs(&[
+        "warehouse",
+        "query",
+        "INSERT INTO `my-project-dev.events.page_views` VALUES ('/')",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = runs(&check);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Data is fresh: newest partition "), "{out}");
+}
