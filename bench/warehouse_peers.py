@@ -3,6 +3,7 @@
     python warehouse_peers.py generate DIR ROWS   star schema as Parquet in DIR
     python warehouse_peers.py duckdb DIR          the queries on DuckDB over DIR's Parquet
     python warehouse_peers.py emulator DIR URL    the same SQL on bqemulator at URL
+    python warehouse_peers.py queries             the queries as JSON (for the Rust half)
 
 Data (deterministic): a fact table `sales` of ROWS rows over 31 days of
 January 2024, and dimensions `stores` (1 000), `products` (10 000),
@@ -179,6 +180,8 @@ if __name__ == "__main__":
         generate(sys.argv[2], int(sys.argv[3]))
     elif command == "duckdb":
         duckdb_peer(sys.argv[2])
+    elif command == "queries":
+        print(json.dumps(QUERIES))
     elif command == "emulator":
         emulator_peer(sys.argv[2], sys.argv[3])
     else:
