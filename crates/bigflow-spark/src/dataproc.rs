@@ -604,44 +604,64 @@ impl Dataproc {
         .await
         .map_err(|e| anyhow::anyhow!("submitting job {job_id} to cluster {cluster}: {e}"))?;
         tracing::info!("Dataproc job {job_id} submitted to cluster {cluster}");
-        let url = self.regional(&format!("jobs/{job_id}"));
+        let cancel = self.regional(&format!("jobs/{job_id}:cancel"));
+        self.follow(
+            &format!("job {job_id}"),
+            &self.regional(&format!("jobs/{job_id}")),
+            Some(&cancel),
+            stop,
+            |job| {
+                let state = job["status"]["state"]
+                    .as_str()
+                    .unwrap_or("STATE_UNSPECIFIED");
+                let details = job["status"]["details"].as_str().unwrap_or("");
+                match state {
+                    "DONE" => Some(Ok(())),
+                    "ERROR" | "ATTEMPT_FAILURE" => Some(Err(anyhow::anyhow!(
+                        "Dataproc job {job_id} failed: {}; driver output: {}",
+                        if details.is_empty() { state } else { details },
+                        job["driverOutputResourceUri"].as_str().unwrap_or("(none)")
+                    ))),
+                    "CANCELLED" => {
+                        Some(Err(anyhow::anyhow!("Dataproc job {job_id} was cancelled")))
+                    }
+                    _ => None,
+                }
+            },
+        )
+        .await
+    }
+
+    /// Polls `url` until `finished` says the resource ended. When `stop()`
+    /// turns true, POSTs to `cancel_url` (if any) and fails. There is no
+    /// deadline of its own: the job's execution_timeout raises `stop`.
+    async fn follow(
+        &self,
+        what: &str,
+        url: &str,
+        cancel_url: Option<&str>,
+        stop: &dyn Fn() -> bool,
+        finished: impl Fn(&Value) -> Option<anyhow::Result<()>>,
+    ) -> anyhow::Result<()> {
         loop {
-            let job = self
-                .call(reqwest::Method::GET, &url, None)
+            let resource = self
+                .call(reqwest::Method::GET, url, None)
                 .await
-                .map_err(|e| anyhow::anyhow!("polling job {job_id}: {e}"))?;
-            let state = job["status"]["state"]
-                .as_str()
-                .unwrap_or("STATE_UNSPECIFIED");
-            let details = job["status"]["details"].as_str().unwrap_or("");
-            match state {
-                "DONE" => return Ok(()),
-                "ERROR" | "ATTEMPT_FAILURE" => bail!(
-                    "Dataproc job {job_id} failed: {}; driver output: {}",
-                    if details.is_empty() { state } else { details },
-                    job["driverOutputResourceUri"].as_str().unwrap_or("(none)")
-                ),
-                "CANCELLED" => bail!("Dataproc job {job_id} was cancelled"),
-                _ => {}
+                .map_err(|e| anyhow::anyhow!("polling {what}: {e}"))?;
+            if let Some(end) = finished(&resource) {
+                return end;
             }
             if stop() {
-                let _ = self
-                    .call(
-                        reqwest::Method::POST,
-                        &self.regional(&format!("jobs/{job_id}:cancel")),
-                        Some(&json!({})),
-                    )
-                    .await;
-                bail!("cancelled: Dataproc job {job_id} was asked to stop");
+                if let Some(cancel) = cancel_url {
+                    let _ = self
+                        .call(reqwest::Method::POST, cancel, Some(&json!({})))
+                        .await;
+                }
+                bail!("cancelled: Dataproc {what} was asked to stop");
             }
-            // Jobs have no deadline of their own: the job's execution_timeout ends them.
-            self.pause(
-                Instant::now() + Duration::from_secs(86_400),
-                stop,
-                &format!("job {job_id}"),
-            )
-            .await
-            .ok();
+            self.pause(Instant::now() + Duration::from_secs(86_400), stop, what)
+                .await
+                .ok();
         }
     }
 
@@ -679,42 +699,25 @@ impl Dataproc {
             .map_err(|e| anyhow::anyhow!("creating Dataproc batch {batch_id}: {e}"))?;
         let op_name = op["name"].as_str().unwrap_or_default().to_string();
         tracing::info!("Dataproc batch {batch_id} created");
-        let url = self.located(&format!("batches/{batch_id}"));
-        loop {
-            let batch = self
-                .call(reqwest::Method::GET, &url, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("polling batch {batch_id}: {e}"))?;
-            let state = batch["state"].as_str().unwrap_or("STATE_UNSPECIFIED");
-            match state {
-                "SUCCEEDED" => return Ok(()),
-                "FAILED" => bail!(
+        let cancel = (!op_name.is_empty()).then(|| self.url(&format!("{op_name}:cancel")));
+        self.follow(
+            &format!("batch {batch_id}"),
+            &self.located(&format!("batches/{batch_id}")),
+            cancel.as_deref(),
+            stop,
+            |batch| match batch["state"].as_str().unwrap_or("STATE_UNSPECIFIED") {
+                "SUCCEEDED" => Some(Ok(())),
+                "FAILED" => Some(Err(anyhow::anyhow!(
                     "Dataproc batch {batch_id} failed: {}",
                     batch["stateMessage"].as_str().unwrap_or("(no message)")
-                ),
-                "CANCELLED" => bail!("Dataproc batch {batch_id} was cancelled"),
-                _ => {}
-            }
-            if stop() {
-                if !op_name.is_empty() {
-                    let _ = self
-                        .call(
-                            reqwest::Method::POST,
-                            &self.url(&format!("{op_name}:cancel")),
-                            Some(&json!({})),
-                        )
-                        .await;
-                }
-                bail!("cancelled: Dataproc batch {batch_id} was asked to stop");
-            }
-            self.pause(
-                Instant::now() + Duration::from_secs(86_400),
-                stop,
-                &format!("batch {batch_id}"),
-            )
-            .await
-            .ok();
-        }
+                ))),
+                "CANCELLED" => Some(Err(anyhow::anyhow!(
+                    "Dataproc batch {batch_id} was cancelled"
+                ))),
+                _ => None,
+            },
+        )
+        .await
     }
 
     /// Creates a Spark Connect session and waits until it is active; returns
