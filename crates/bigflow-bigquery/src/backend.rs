@@ -170,8 +170,8 @@ pub trait Backend: Send + Sync {
     /// Deletes a dataset and its tables; a missing dataset is not an error.
     fn delete_dataset(&self, project: &str, dataset: &str) -> Result<()>;
 
-    /// Sets a dataset's labels (creating the dataset if needed).
-    fn set_dataset_labels(
+    /// Creates the dataset if it is missing; sets its labels unless `labels` is empty.
+    fn ensure_dataset(
         &self,
         project: &str,
         dataset: &str,

@@ -47,23 +47,46 @@ fn position_in(message: &str) -> Option<Position> {
     })
 }
 
+/// The table a BigQuery message names ("Not found: Table p:d.t was not
+/// found", "Already Exists: Table p:d.t"), as `p.d.t`.
+fn table_in(message: &str) -> Option<String> {
+    let rest = &message[message.find("Table ")? + "Table ".len()..];
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '$'))
+        .collect();
+    let name = name.trim_end_matches('.').replacen(':', ".", 1);
+    (name.matches('.').count() == 2).then_some(name)
+}
+
 /// The Dataset API's error for a REST failure.
 fn error(table: Option<&TableId>, e: BigQueryError) -> BqError {
+    let name = |what: String, message: &str| {
+        table
+            .map(ToString::to_string)
+            .or_else(|| table_in(message))
+            .unwrap_or(what)
+    };
     match e {
         BigQueryError::NotFound { what, message } => BqError::UnknownTable {
-            table: table.map(ToString::to_string).unwrap_or(what),
+            table: name(what, &message),
             position: position_in(&message),
             hint: format!(" ({message})"),
         },
-        BigQueryError::AlreadyExists { what, .. } => BqError::TableExists {
-            table: table.map(ToString::to_string).unwrap_or(what),
+        BigQueryError::AlreadyExists { what, message } => BqError::TableExists {
+            table: name(what, &message),
         },
         BigQueryError::Failed {
             message, reason, ..
         } if reason.as_deref() == Some("notFound") => BqError::UnknownTable {
-            table: table.map(ToString::to_string).unwrap_or_default(),
+            table: name(String::new(), &message),
             position: position_in(&message),
             hint: format!(" ({message})"),
+        },
+        BigQueryError::Failed {
+            message, reason, ..
+        } if reason.as_deref() == Some("duplicate") => BqError::TableExists {
+            table: name(String::new(), &message),
         },
         BigQueryError::Failed {
             message, reason, ..
@@ -131,11 +154,14 @@ fn cell(field: &Field, v: &Value, repeated_done: bool) -> Value {
             .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
             .unwrap_or(Value::Null),
         "BOOL" | "BOOLEAN" => Value::Bool(text.eq_ignore_ascii_case("true")),
-        // Seconds since the epoch, as a float in text.
-        "TIMESTAMP" => text
+        // Microseconds since the epoch (results are read with
+        // `formatOptions.useInt64Timestamp`), or BigQuery's default
+        // format, float seconds in text ("1.5778422E9").
+        "TIMESTAMP" if text.contains(['.', 'e', 'E']) => text
             .parse::<f64>()
             .map(|s| Value::from((s * 1_000_000.0).round() as i64))
             .unwrap_or(Value::Null),
+        "TIMESTAMP" => text.parse::<i64>().map(Value::from).unwrap_or(Value::Null),
         "STRUCT" | "RECORD" => {
             let values = v["f"].as_array().cloned().unwrap_or_default();
             Value::Object(
@@ -178,6 +204,11 @@ fn to_batches(fields: &[Field], rows: &[Value]) -> Result<(SchemaRef, Vec<Record
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| BqError::Engine(format!("reading BigQuery rows: {e}")))?;
     Ok((schema, batches))
+}
+
+/// A count the REST API sends as a decimal string (`"numRows": "42"`); 0 when absent.
+fn count(v: &Value) -> u64 {
+    v.as_str().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 fn fields_of(schema: &Value) -> Vec<Field> {
@@ -237,6 +268,7 @@ impl Backend for BigQueryBackend {
                 json!({ "projectId": ctx.default_project, "datasetId": ctx.default_dataset });
         }
         let job = self.query_job("query", json!({ "query": query }), &ctx.job_labels, None)?;
+        self.label_created_table(&job, &ctx.table_labels)?;
         let id = job["jobReference"]["jobId"]
             .as_str()
             .unwrap_or_default()
@@ -271,11 +303,25 @@ impl Backend for BigQueryBackend {
         sql: &str,
         ctx: &QueryContext,
     ) -> Result<u64> {
-        if mode != WriteMode::CreateOrReplace && !self.table_exists(table)? {
+        let existing = self
+            .runtime
+            .block_on(
+                self.client
+                    .get_table(&table.project, &table.dataset, &table.table),
+            )
+            .map_err(|e| error(Some(table), e))?;
+        if mode != WriteMode::CreateOrReplace && existing.is_none() {
             return Err(BqError::UnknownTable {
                 table: table.to_string(),
                 position: None,
-                hint: "; create it first (create_table) or use write_tmp".into(),
+                hint: format!(
+                    "; {} needs an existing table: create it first (create_table, CREATE TABLE) or use write_tmp",
+                    if mode == WriteMode::Truncate {
+                        "write_truncate"
+                    } else {
+                        "write_append"
+                    }
+                ),
             });
         }
         let (write, create) = disposition(mode);
@@ -296,10 +342,28 @@ impl Backend for BigQueryBackend {
             &ctx.job_labels,
             Some(table),
         )?;
-        Ok(job["statistics"]["query"]["totalRows"]
-            .as_str()
+        // Rows written: the output stage of the query plan says it. Without
+        // a plan (emulators), the size of the job's result, which for
+        // WRITE_APPEND is the whole table after the write (for an appended
+        // partition this counts the partition's earlier rows too).
+        if let Some(n) = job["statistics"]["query"]["queryPlan"]
+            .as_array()
+            .and_then(|stages| stages.last())
+            .and_then(|stage| stage["recordsWritten"].as_str())
             .and_then(|n| n.parse().ok())
-            .unwrap_or(0))
+        {
+            return Ok(n);
+        }
+        let id = job["jobReference"]["jobId"].as_str().unwrap_or_default();
+        let total = self
+            .runtime
+            .block_on(self.client.result_rows(id))
+            .map_err(|e| error(Some(table), e))?;
+        let before = match (mode, partition, &existing) {
+            (WriteMode::Append, None, Some(t)) => count(&t["numRows"]),
+            _ => 0,
+        };
+        Ok(total.saturating_sub(before))
     }
 
     fn dry_run(&self, sql: &str, _ctx: &QueryContext) -> Result<DryRun> {
@@ -357,10 +421,7 @@ impl Backend for BigQueryBackend {
                 .flatten()
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                 .collect(),
-            num_rows: t["numRows"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0),
+            num_rows: count(&t["numRows"]),
         })
     }
 
@@ -439,7 +500,15 @@ impl Backend for BigQueryBackend {
             FileFormat::Csv => "CSV",
             FileFormat::NdJson => "NEWLINE_DELIMITED_JSON",
         };
+        // A file BigQuery cannot read: say which file, for which table.
         self.load_bytes(table, partition, data, source, mode)
+            .map_err(|e| match e {
+                BqError::Engine(cause) => BqError::Input {
+                    table: table.to_string(),
+                    cause: format!("loading {}: {cause}", path.display()),
+                },
+                other => other,
+            })
     }
 
     fn write_batches(
@@ -473,7 +542,7 @@ impl Backend for BigQueryBackend {
             .map_err(|e| error(None, e))
     }
 
-    fn set_dataset_labels(
+    fn ensure_dataset(
         &self,
         project: &str,
         dataset: &str,
@@ -489,6 +558,36 @@ impl Backend for BigQueryBackend {
 }
 
 impl BigQueryBackend {
+    /// Puts the table labels on the table a `CREATE TABLE` job created
+    /// (`statistics.query.ddlTargetTable`), as the local warehouse does.
+    fn label_created_table(&self, job: &Value, labels: &IndexMap<String, String>) -> Result<()> {
+        let stats = &job["statistics"]["query"];
+        let created = matches!(
+            stats["ddlOperationPerformed"].as_str(),
+            Some("CREATE" | "REPLACE")
+        );
+        let target = &stats["ddlTargetTable"];
+        let (Some(project), Some(dataset), Some(table)) = (
+            target["projectId"].as_str(),
+            target["datasetId"].as_str(),
+            target["tableId"].as_str(),
+        ) else {
+            return Ok(());
+        };
+        if !created || labels.is_empty() {
+            return Ok(());
+        }
+        self.runtime
+            .block_on(self.client.patch_table(
+                project,
+                dataset,
+                table,
+                &json!({ "labels": labels_map(labels) }),
+            ))
+            .map(|_| ())
+            .map_err(|e| error(None, e))
+    }
+
     fn load_bytes(
         &self,
         table: &TableId,
@@ -557,6 +656,47 @@ mod tests {
         assert!(
             text.contains("[port, pl]") && text.contains("{a: 7}"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn timestamps_come_as_int64_micros_or_float_seconds() {
+        let field = Field::new("at", "TIMESTAMP");
+        // 2020-01-01T01:30:00.000001Z: exact as microseconds.
+        assert_eq!(
+            cell(&field, &json!("1577842200000001"), false),
+            json!(1_577_842_200_000_001_i64)
+        );
+        assert_eq!(
+            cell(&field, &json!("1.5778422E9"), false),
+            json!(1_577_842_200_000_000_i64)
+        );
+        assert_eq!(cell(&field, &json!("soon"), false), Value::Null);
+    }
+
+    #[test]
+    fn tables_are_named_from_bigquery_messages() {
+        assert_eq!(
+            table_in("Not found: Table p-1:ds.t_2 was not found in location US").as_deref(),
+            Some("p-1.ds.t_2")
+        );
+        assert_eq!(
+            table_in("Already Exists: Table p:ds.t").as_deref(),
+            Some("p.ds.t")
+        );
+        assert_eq!(table_in("Not found: Dataset p:ds"), None);
+        let e = error(
+            None,
+            BigQueryError::Failed {
+                context: "query".into(),
+                message: "Not found: Table p:d.t was not found in location US".into(),
+                reason: Some("notFound".into()),
+                location: None,
+            },
+        );
+        assert!(
+            e.to_string().starts_with("table `p.d.t` does not exist"),
+            "{e}"
         );
     }
 

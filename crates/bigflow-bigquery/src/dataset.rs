@@ -147,13 +147,12 @@ impl Dataset {
             job_labels: settings.job_labels.clone(),
             table_labels: settings.table_labels.clone(),
         };
-        if !settings.dataset_labels.is_empty() {
-            backend.set_dataset_labels(
-                &settings.project_id,
-                &settings.dataset_name,
-                &settings.dataset_labels,
-            )?;
-        }
+        // As BigFlow's dataset manager does: the dataset exists from the start.
+        backend.ensure_dataset(
+            &settings.project_id,
+            &settings.dataset_name,
+            &settings.dataset_labels,
+        )?;
         Ok(DatasetManager {
             settings,
             backend,

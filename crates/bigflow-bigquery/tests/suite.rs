@@ -1,26 +1,135 @@
 //! The behavioural suite of the Dataset operations, written against the
-//! `Backend` trait: every test gets a fresh backend from [`backends`] and
-//! uses only the public Dataset API, so the BigQuery client runs the same
-//! tests against an emulator. Today: the local warehouse.
+//! `Backend` trait: every test runs on each backend from [`backends`] — the
+//! local warehouse, and BigQuery's REST client on the real emulator
+//! (`bqemulator`, installed by `scripts/test`) — using only the public
+//! Dataset API.
+//!
+//! Where the emulator lacks a feature, the check is skipped for the emulator
+//! only, through [`Env::lacks`] with a [`Gap`] that gives the reason; the
+//! client is never bent to an emulator gap. Checks of the local warehouse's
+//! own behaviour (its error texts, what it refuses) run on it alone
+//! ([`Env::is_local`]).
 
 use std::sync::Arc;
 
 use bigflow_bigquery::{
-    Backend, BqError, DatasetConfig, DatasetManager, Field, FileFormat, LocalWarehouse, RunContext,
-    WriteMode, dataset::Dataset,
+    AuthMethod, Backend, BigQueryBackend, BqError, DatasetConfig, DatasetManager, Field,
+    FileFormat, LocalWarehouse, Partitioning, RunContext, WriteMode, dataset::Dataset,
 };
+use bigflow_testkit::BigQueryEmulator;
 use serde_json::{Value, json};
+
+/// What bqemulator 1.4 does not do, found by running this suite on it
+/// (and confirmed in its source). Listed in `docs/bigquery.md` too.
+#[derive(Debug, Clone, Copy)]
+enum Gap {
+    /// Query jobs with a `destinationTable` return their rows but leave the
+    /// table unchanged (WRITE_TRUNCATE, WRITE_APPEND, CREATE_IF_NEEDED):
+    /// `write_truncate`, `write_append` and `write_tmp`.
+    DestinationTable,
+    /// No day partitions: `PARTITION BY _PARTITIONDATE` and
+    /// `PARTITION BY DATE(col)` leave the table unpartitioned, and `$YYYYMMDD`
+    /// decorators are ignored (streamed rows land in today's partition).
+    DayPartitions,
+    /// Syntax errors carry sqlglot's text ("Line 2, Col: 37") instead of
+    /// BigQuery's `[2:37]` position.
+    SyntaxErrorPosition,
+    /// `CREATE TABLE` jobs do not report `statistics.query.ddlTargetTable`,
+    /// so the client cannot label the table the statement created.
+    DdlTargetTable,
+    /// A load job's `outputRows` is the table's size after the load, not the
+    /// number of rows loaded.
+    LoadOutputRows,
+    /// A WRITE_TRUNCATE load that fails has already emptied the table.
+    AtomicLoads,
+    /// Load jobs accept rows that break the table's schema (NULL in a
+    /// REQUIRED column, a field the table does not have).
+    LoadSchemaChecks,
+}
+
+impl Gap {
+    fn reason(self) -> &'static str {
+        match self {
+            Gap::DestinationTable => {
+                "bqemulator 1.4 does not write a query job's result into its destinationTable"
+            }
+            Gap::DayPartitions => {
+                "bqemulator 1.4 has no day partitions (DDL partitioning and $YYYYMMDD decorators are ignored)"
+            }
+            Gap::SyntaxErrorPosition => {
+                "bqemulator 1.4 reports syntax errors without BigQuery's [line:column]"
+            }
+            Gap::DdlTargetTable => {
+                "bqemulator 1.4 does not report the ddlTargetTable of CREATE TABLE jobs"
+            }
+            Gap::LoadOutputRows => {
+                "bqemulator 1.4 reports the table's size as a load job's outputRows"
+            }
+            Gap::AtomicLoads => {
+                "bqemulator 1.4 empties the table before a WRITE_TRUNCATE load fails"
+            }
+            Gap::LoadSchemaChecks => "bqemulator 1.4 loads rows that break the table's schema",
+        }
+    }
+}
 
 /// A backend and what keeps it alive.
 struct Env {
-    _dir: tempfile::TempDir,
+    /// `local` or `bqemulator`.
+    name: &'static str,
     backend: Arc<dyn Backend>,
+    /// The local warehouse's directory.
+    _dir: Option<tempfile::TempDir>,
+    _emulator: Option<BigQueryEmulator>,
 }
 
+impl Env {
+    fn is_local(&self) -> bool {
+        self.name == "local"
+    }
+
+    /// Whether this backend lacks `gap` (then the caller skips that check, loudly).
+    fn lacks(&self, gap: Gap) -> bool {
+        if self.is_local() {
+            return false;
+        }
+        eprintln!("SKIPPED on {}: {}", self.name, gap.reason());
+        true
+    }
+}
+
+/// The local warehouse, and (when installed) a fresh emulator with the
+/// suite's datasets.
 fn backends() -> Vec<Env> {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(LocalWarehouse::open(dir.path().join("wh")).unwrap());
-    vec![Env { _dir: dir, backend }]
+    let local: Arc<dyn Backend> = Arc::new(LocalWarehouse::open(dir.path().join("wh")).unwrap());
+    let mut envs = vec![Env {
+        name: "local",
+        backend: local,
+        _dir: Some(dir),
+        _emulator: None,
+    }];
+    if let Some(emulator) = BigQueryEmulator::start() {
+        let backend = BigQueryBackend::connect(
+            "test-project",
+            Some(&emulator.endpoint),
+            None,
+            &AuthMethod::None,
+        )
+        .unwrap();
+        // BigQuery has no `CREATE TABLE` into a missing dataset; the
+        // external alias's dataset belongs to another project.
+        backend
+            .ensure_dataset("other-project", "shared", &Default::default())
+            .unwrap();
+        envs.push(Env {
+            name: "bqemulator",
+            backend: Arc::new(backend),
+            _dir: None,
+            _emulator: Some(emulator),
+        });
+    }
+    envs
 }
 
 fn config() -> DatasetConfig {
@@ -76,8 +185,17 @@ fn create_insert_write_truncate_collect() {
     for env in backends() {
         let ds = manager(&env, "2020-08-01");
         ports(&ds);
+        // collect gives Arrow batches that print as a table.
+        let r = ds
+            .collect("SELECT port_name FROM `{ports}` WHERE country = 'POL' ORDER BY 1 LIMIT 1")
+            .unwrap();
+        let table = bigflow_bigquery::format::Table(&r).to_string();
+        assert!(table.contains("| GDANSK    |"), "{table}");
         ds.create_table("CREATE TABLE polish_ports (port_name STRING, port_latitude FLOAT64, port_longitude FLOAT64)")
             .unwrap();
+        if env.lacks(Gap::DestinationTable) {
+            continue;
+        }
         let n = ds
             .write_truncate(
                 "polish_ports",
@@ -115,12 +233,6 @@ fn create_insert_write_truncate_collect() {
             names(&ds, "SELECT COUNT(*) FROM test-project.suite.polish_ports"),
             [json!(3)]
         );
-        // collect gives Arrow batches that print as a table.
-        let r = ds
-            .collect("SELECT port_name FROM `{polish_ports}` ORDER BY 1 LIMIT 1")
-            .unwrap();
-        let table = bigflow_bigquery::format::Table(&r).to_string();
-        assert!(table.contains("| GDANSK    |"), "{table}");
     }
 }
 
@@ -163,6 +275,9 @@ fn day_partitions_and_pseudo_columns() {
             .unwrap();
         ds.create_table("CREATE TABLE daily (id INT64, n INT64) PARTITION BY _PARTITIONDATE")
             .unwrap();
+        if env.lacks(Gap::DayPartitions) {
+            continue;
+        }
         for (day, ids) in [("2020-08-01", vec![1, 2]), ("2020-08-02", vec![3])] {
             let d = manager(&env, day);
             let rows: Vec<Value> = ids
@@ -220,6 +335,19 @@ fn column_partitioned_tables_check_the_partition() {
         let ds = manager(&env, "2020-08-01");
         ds.create_table("CREATE TABLE events (id INT64, day DATE) PARTITION BY day")
             .unwrap();
+        let info = ds
+            .backend()
+            .table_info(&ds.table_id("events").unwrap())
+            .unwrap();
+        assert_eq!(
+            info.partitioning,
+            Some(Partitioning::Column {
+                column: "day".into()
+            })
+        );
+        if env.lacks(Gap::DestinationTable) {
+            continue;
+        }
         ds.write_truncate("events", "SELECT 1 AS id, DATE '2020-08-01' AS day", true)
             .unwrap();
         ds.write_append("events", "SELECT 2 AS id, DATE '2020-08-02' AS day", false)
@@ -247,27 +375,29 @@ fn write_tmp_create_from_schema_exists_and_delete() {
     for env in backends() {
         let ds = manager(&env, "2020-08-01");
         assert!(!ds.table_exists("tmp").unwrap());
-        ds.write_tmp(
-            "tmp",
-            "SELECT 1 AS a, 'x' AS b, [1, 2] AS arr, STRUCT(1 AS x, 'y' AS y) AS s",
-        )
-        .unwrap();
-        assert!(ds.table_exists("tmp").unwrap());
-        let info = ds
-            .backend()
-            .table_info(&ds.table_id("tmp").unwrap())
+        if !env.lacks(Gap::DestinationTable) {
+            ds.write_tmp(
+                "tmp",
+                "SELECT 1 AS a, 'x' AS b, [1, 2] AS arr, STRUCT(1 AS x, 'y' AS y) AS s",
+            )
             .unwrap();
-        let types: Vec<(String, String, String)> = info
-            .schema
-            .iter()
-            .map(|f| (f.name.clone(), f.field_type.clone(), f.mode.clone()))
-            .collect();
-        assert_eq!(types[0], ("a".into(), "INT64".into(), "NULLABLE".into()));
-        assert_eq!(types[2], ("arr".into(), "INT64".into(), "REPEATED".into()));
-        assert_eq!(types[3].1, "STRUCT");
-        // write_tmp replaces table and schema.
-        ds.write_tmp("tmp", "SELECT 'only' AS c").unwrap();
-        assert_eq!(names(&ds, "SELECT c FROM `{tmp}`"), [json!("only")]);
+            assert!(ds.table_exists("tmp").unwrap());
+            let info = ds
+                .backend()
+                .table_info(&ds.table_id("tmp").unwrap())
+                .unwrap();
+            let types: Vec<(String, String, String)> = info
+                .schema
+                .iter()
+                .map(|f| (f.name.clone(), f.field_type.clone(), f.mode.clone()))
+                .collect();
+            assert_eq!(types[0], ("a".into(), "INT64".into(), "NULLABLE".into()));
+            assert_eq!(types[2], ("arr".into(), "INT64".into(), "REPEATED".into()));
+            assert_eq!(types[3].1, "STRUCT");
+            // write_tmp replaces table and schema.
+            ds.write_tmp("tmp", "SELECT 'only' AS c").unwrap();
+            assert_eq!(names(&ds, "SELECT c FROM `{tmp}`"), [json!("only")]);
+        }
 
         ds.create_table_from_schema(
             "people",
@@ -277,32 +407,37 @@ fn write_tmp_create_from_schema_exists_and_delete() {
             ],
         )
         .unwrap();
+        // Into the runtime's partition (`people$20200801`).
+        let partitioned = !env.lacks(Gap::DayPartitions);
         ds.insert(
             "people",
             &[json!({"name": "Ala", "age": 30}), json!({"name": "Ola"})],
-            true,
+            partitioned,
         )
         .unwrap();
         let rows = ds
             .collect_list("SELECT name, age, _PARTITIONDATE AS d FROM `{people}` ORDER BY name")
             .unwrap();
         assert_eq!(rows[1]["age"], Value::Null);
-        assert_eq!(rows[0]["d"], json!("2020-08-01"));
-        let e = ds
-            .insert("people", &[json!({"age": 1})], true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("name") && e.contains("people"), "{e}");
-        let e = ds
-            .insert("people", &[json!({"name": "x", "nope": 1})], true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("nope"), "{e}");
-        assert_eq!(names(&ds, "SELECT COUNT(*) FROM `{people}`"), [json!(2)]);
+        if partitioned {
+            assert_eq!(rows[0]["d"], json!("2020-08-01"));
+        }
+        if !env.lacks(Gap::LoadSchemaChecks) {
+            let e = ds
+                .insert("people", &[json!({"age": 1})], partitioned)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("name") && e.contains("people"), "{e}");
+            let e = ds
+                .insert("people", &[json!({"name": "x", "nope": 1})], partitioned)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("nope"), "{e}");
+            assert_eq!(names(&ds, "SELECT COUNT(*) FROM `{people}`"), [json!(2)]);
+        }
 
         ds.delete_dataset().unwrap();
         assert!(!ds.table_exists("people").unwrap());
-        assert!(!ds.table_exists("tmp").unwrap());
     }
 }
 
@@ -317,36 +452,30 @@ fn load_csv_ndjson_parquet() {
         std::fs::write(&nd, "{\"name\":\"Ela\",\"age\":7}\n").unwrap();
         ds.create_table("CREATE TABLE loaded (name STRING, age INT64)")
             .unwrap();
-        assert_eq!(
-            ds.load_table("loaded", &csv, FileFormat::Csv, WriteMode::Append, false)
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            ds.load_table("loaded", &nd, FileFormat::NdJson, WriteMode::Append, false)
-                .unwrap(),
-            1
-        );
+        let n = ds
+            .load_table("loaded", &csv, FileFormat::Csv, WriteMode::Append, false)
+            .unwrap();
+        assert_eq!(n, 2);
+        let n = ds
+            .load_table("loaded", &nd, FileFormat::NdJson, WriteMode::Append, false)
+            .unwrap();
+        if !env.lacks(Gap::LoadOutputRows) {
+            assert_eq!(n, 1);
+        }
         assert_eq!(names(&ds, "SELECT SUM(age) FROM `{loaded}`"), [json!(37)]);
-        // Parquet: export a table's file and load it back truncating.
-        ds.write_tmp("tmp", "SELECT 'Zed' AS name, 99 AS age")
-            .unwrap();
-        let info_dir = walk_parquet(env._dir.path());
-        let pq = info_dir
-            .iter()
-            .find(|p| p.to_string_lossy().contains("/tmp/data/"))
-            .unwrap();
-        assert_eq!(
-            ds.load_table(
+        // Parquet, truncating.
+        let pq = dir.path().join("p.parquet");
+        write_parquet(&pq, "Zed", 99);
+        let n = ds
+            .load_table(
                 "loaded",
-                pq,
+                &pq,
                 FileFormat::Parquet,
                 WriteMode::Truncate,
-                false
+                false,
             )
-            .unwrap(),
-            1
-        );
+            .unwrap();
+        assert_eq!(n, 1);
         assert_eq!(names(&ds, "SELECT name FROM `{loaded}`"), [json!("Zed")]);
         let bad = dir.path().join("bad.csv");
         std::fs::write(&bad, "name,age\nAla,notanumber\n").unwrap();
@@ -355,6 +484,9 @@ fn load_csv_ndjson_parquet() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("loaded") && e.contains("bad.csv"), "{e}");
+        if env.lacks(Gap::AtomicLoads) {
+            continue;
+        }
         assert_eq!(
             names(&ds, "SELECT name FROM `{loaded}`"),
             [json!("Zed")],
@@ -363,17 +495,27 @@ fn load_csv_ndjson_parquet() {
     }
 }
 
-fn walk_parquet(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk_parquet(&p));
-        } else if p.extension().is_some_and(|x| x == "parquet") {
-            out.push(p);
-        }
-    }
-    out
+/// A one-row Parquet file `(name STRING, age INT64)`.
+fn write_parquet(path: &std::path::Path, name: &str, age: i64) {
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    let schema = Arc::new(Schema::new(vec![
+        ArrowField::new("name", DataType::Utf8, true),
+        ArrowField::new("age", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![name])),
+            Arc::new(Int64Array::from(vec![age])),
+        ],
+    )
+    .unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
 }
 
 #[test]
@@ -469,23 +611,28 @@ fn bad_input_gives_one_clear_error() {
     for env in backends() {
         let ds = manager(&env, "2020-08-01");
         ports(&ds);
+        let local = env.is_local();
         // Malformed SQL: position.
         let e = ds
             .collect("SELECT port_name\nFROM `{ports}` WHERE")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("invalid SQL at line 2"), "{e}");
-        // Unknown table: name and position.
+        assert!(e.starts_with("invalid SQL"), "{e}");
+        if !env.lacks(Gap::SyntaxErrorPosition) {
+            assert!(e.starts_with("invalid SQL at line 2"), "{e}");
+        }
+        // Unknown table: its name (and, locally, the position).
         let e = ds
             .collect("SELECT a FROM `{polish_ports}`")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains(
-                "table `test-project.suite.polish_ports` does not exist at line 1, column 15"
-            ),
+            e.contains("table `test-project.suite.polish_ports` does not exist"),
             "{e}"
         );
+        if local {
+            assert!(e.contains("does not exist at line 1, column 15"), "{e}");
+        }
         // Write into a missing table.
         let e = ds
             .write_truncate("polish_ports", "SELECT 1 AS a", false)
@@ -496,46 +643,30 @@ fn bad_input_gives_one_clear_error() {
                 && e.contains("write_truncate"),
             "{e}"
         );
-        // Type mismatch: named table, column and types; nothing written.
+        // Type mismatch: named column (locally, table and types too); nothing written.
         let e = ds
             .collect("INSERT INTO `{ports}` (port_name, port_latitude) VALUES ('X', 'north')")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`test-project.suite.ports`, column `port_latitude`: the column is FLOAT64 but the value is STRING"), "{e}");
-        let e = ds
-            .write_append("ports", "SELECT 'X' AS port_name, 1 AS nope", false)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("column `nope`: the table has no such column"),
-            "{e}"
-        );
+        assert!(e.contains("port_latitude"), "{e}");
+        if local {
+            assert!(e.contains("`test-project.suite.ports`, column `port_latitude`: the column is FLOAT64 but the value is STRING"), "{e}");
+        }
+        if !env.lacks(Gap::DestinationTable) {
+            let e = ds
+                .write_append("ports", "SELECT 'X' AS port_name, 1 AS nope", false)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("nope"), "{e}");
+            if local {
+                assert!(
+                    e.contains("column `nope`: the table has no such column"),
+                    "{e}"
+                );
+            }
+        }
         assert_eq!(names(&ds, "SELECT COUNT(*) FROM `{ports}`"), [json!(4)]);
-        // Unsupported constructs are named.
-        let e = ds
-            .collect("UPDATE `{ports}` SET country = 'X' WHERE TRUE")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("unsupported by the local warehouse: UPDATE statement"),
-            "{e}"
-        );
-        let e = ds
-            .collect("SELECT FARM_FINGERPRINT(port_name) FROM `{ports}`")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(
-                "unsupported by the local warehouse at line 1, column 8: function FARM_FINGERPRINT"
-            ),
-            "{e}"
-        );
-        // Wrong partition: the table is not partitioned.
-        let e = ds
-            .write_truncate("ports", "SELECT * FROM `{ports}`", true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("wrong partition for `test-project.suite.ports` (partition 20200801): the table is not partitioned"), "{e}");
+        // A partition that is not a day.
         let e = ds
             .write_truncate("ports$2020", "SELECT * FROM `{ports}`", false)
             .unwrap_err()
@@ -558,13 +689,43 @@ fn bad_input_gives_one_clear_error() {
             .create_table("CREATE TABLE ports (a INT64)")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("already exists"), "{e}");
-        // Bad column type.
+        assert!(
+            e.contains("`test-project.suite.ports` already exists"),
+            "{e}"
+        );
+        if !local {
+            continue;
+        }
+        // What the local warehouse refuses (BigQuery runs all of it).
+        let e = ds
+            .collect("UPDATE `{ports}` SET country = 'X' WHERE TRUE")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unsupported by the local warehouse: UPDATE statement"),
+            "{e}"
+        );
+        let e = ds
+            .collect("SELECT FARM_FINGERPRINT(port_name) FROM `{ports}`")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "unsupported by the local warehouse at line 1, column 8: function FARM_FINGERPRINT"
+            ),
+            "{e}"
+        );
         let e = ds
             .create_table("CREATE TABLE tmp (a GEOGRAPHY)")
             .unwrap_err()
             .to_string();
         assert!(e.contains("column type") && e.contains("GEOGRAPHY"), "{e}");
+        // Wrong partition: the table is not partitioned.
+        let e = ds
+            .write_truncate("ports", "SELECT * FROM `{ports}`", true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wrong partition for `test-project.suite.ports` (partition 20200801): the table is not partitioned"), "{e}");
     }
 }
 
@@ -678,7 +839,9 @@ fn more_bigquery_sql() {
             .table_info(&ds.table_id("tmp").unwrap())
             .unwrap();
         assert_eq!(info.num_rows, 2);
-        assert!(info.partitioning.is_some());
+        if !env.lacks(Gap::DayPartitions) {
+            assert!(info.partitioning.is_some());
+        }
         ds.collect("DROP TABLE tmp").unwrap();
         assert!(!ds.table_exists("tmp").unwrap());
         ds.collect("DROP TABLE IF EXISTS tmp").unwrap();
@@ -689,7 +852,10 @@ fn more_bigquery_sql() {
             .collect("INSERT INTO `{people}` (name) VALUES (NULL)")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("column `name`") && e.contains("REQUIRED"), "{e}");
+        assert!(e.contains("name"), "{e}");
+        if env.is_local() {
+            assert!(e.contains("column `name`") && e.contains("REQUIRED"), "{e}");
+        }
     }
 }
 
@@ -717,7 +883,9 @@ fn labels_external_tables_and_workflow_config_in_templates() {
             .backend
             .table_info(&ds.table_id("ports").unwrap())
             .unwrap();
-        assert_eq!(info.labels.get("team").map(String::as_str), Some("data"));
+        if !env.lacks(Gap::DdlTargetTable) {
+            assert_eq!(info.labels.get("team").map(String::as_str), Some("data"));
+        }
         // A value of the workflow's config fills a template too.
         let wf_config = Config::new("dev", [("min_len", serde_json::json!(2))])
             .resolve(Some("dev"))
@@ -735,11 +903,13 @@ fn labels_external_tables_and_workflow_config_in_templates() {
             "copy",
             wf_config,
         );
-        job.execute(&ctx).unwrap();
-        assert_eq!(
-            names(&ds, "SELECT port_name FROM `{ports}`"),
-            [json!("HEL")]
-        );
+        if !env.lacks(Gap::DestinationTable) {
+            job.execute(&ctx).unwrap();
+            assert_eq!(
+                names(&ds, "SELECT port_name FROM `{ports}`"),
+                [json!("HEL")]
+            );
+        }
         // An environment the dataset does not know is an error naming it.
         let prod = Config::new("prod", [("min_len", serde_json::json!(2))])
             .resolve(Some("prod"))
@@ -762,12 +932,15 @@ fn documented_functions_work() {
             ds.collect_list(sql)
                 .unwrap_or_else(|e| panic!("{sql}\n=> {e}"))
         };
-        let r = q(
-            "SELECT port_name FROM `test-project:suite.ports` WHERE country = 'POL'
+        let r = q("SELECT port_name FROM `{ports}` WHERE country = 'POL'
                    EXCEPT DISTINCT SELECT 'GDYNIA'
-                   INTERSECT DISTINCT SELECT port_name FROM `{ports}`",
-        );
+                   INTERSECT DISTINCT SELECT port_name FROM `{ports}`");
         assert_eq!(r.len(), 1, "{r:?}");
+        if env.is_local() {
+            // The local warehouse also reads legacy `project:dataset.table` names.
+            let r = q("SELECT port_name FROM `test-project:suite.ports` WHERE country = 'POL'");
+            assert_eq!(r.len(), 2, "{r:?}");
+        }
         let r = q("SELECT a.port_name, b.country FROM `{ports}` a FULL JOIN (SELECT 'DEU' AS country) b ON a.country = b.country
                    RIGHT JOIN (SELECT 1 AS one) c ON TRUE");
         assert_eq!(r.len(), 5);

@@ -373,30 +373,9 @@ impl BigQuery {
         let mut token: Option<String> = None;
         let started = Instant::now();
         loop {
-            let mut url = format!(
-                "{}?maxResults={}&timeoutMs=10000",
-                self.url(&format!("projects/{}/queries/{job_id}", self.project)),
-                self.page_size
-            );
-            if let Some(location) = &self.location {
-                url.push_str(&format!("&location={location}"));
-            }
-            if let Some(t) = &token {
-                url.push_str(&format!("&pageToken={}", crate::storage::encode(t)));
-            }
             let page = self
-                .call(reqwest::Method::GET, &url, None)
-                .await
-                .map_err(|f| failed(format!("reading the results of job {job_id}"), &f))?;
-            if page["jobComplete"] == false {
-                if started.elapsed() > self.job_deadline {
-                    return Err(BigQueryError::Timeout {
-                        job_id: job_id.to_string(),
-                        waited: started.elapsed(),
-                    });
-                }
-                continue;
-            }
+                .results_page(job_id, self.page_size, token.as_deref(), started)
+                .await?;
             if out.fields.is_empty() {
                 out.fields = page["schema"]["fields"]
                     .as_array()
@@ -414,6 +393,52 @@ impl BigQuery {
             match page["pageToken"].as_str() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(out),
+            }
+        }
+    }
+
+    /// How many rows a finished job's result has (`totalRows`), without reading them.
+    pub async fn result_rows(&self, job_id: &str) -> Result<u64> {
+        let page = self.results_page(job_id, 0, None, Instant::now()).await?;
+        Ok(page["totalRows"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// One complete page of `jobs.getQueryResults`, waiting (until the
+    /// deadline, counted from `started`) while the job is not complete.
+    async fn results_page(
+        &self,
+        job_id: &str,
+        max_results: u32,
+        token: Option<&str>,
+        started: Instant,
+    ) -> Result<Value> {
+        loop {
+            let mut url = format!(
+                // Timestamps as exact int64 microseconds, not float seconds.
+                "{}?maxResults={max_results}&timeoutMs=10000&formatOptions.useInt64Timestamp=true",
+                self.url(&format!("projects/{}/queries/{job_id}", self.project)),
+            );
+            if let Some(location) = &self.location {
+                url.push_str(&format!("&location={location}"));
+            }
+            if let Some(t) = token {
+                url.push_str(&format!("&pageToken={}", crate::storage::encode(t)));
+            }
+            let page = self
+                .call(reqwest::Method::GET, &url, None)
+                .await
+                .map_err(|f| failed(format!("reading the results of job {job_id}"), &f))?;
+            if page["jobComplete"] != false {
+                return Ok(page);
+            }
+            if started.elapsed() > self.job_deadline {
+                return Err(BigQueryError::Timeout {
+                    job_id: job_id.to_string(),
+                    waited: started.elapsed(),
+                });
             }
         }
     }
@@ -469,6 +494,23 @@ impl BigQuery {
                 },
                 _ => failed(format!("creating table {project}.{dataset}.{name}"), &f),
             })
+    }
+
+    /// Updates some of a table's fields (`{"labels": {…}}`); others are kept.
+    pub async fn patch_table(
+        &self,
+        project: &str,
+        dataset: &str,
+        table: &str,
+        fields: &Value,
+    ) -> Result<Value> {
+        self.call(
+            reqwest::Method::PATCH,
+            &self.table_url(project, dataset, table),
+            Some(fields),
+        )
+        .await
+        .map_err(|f| failed(format!("updating table {project}.{dataset}.{table}"), &f))
     }
 
     /// Deletes a table; a missing one is not an error.

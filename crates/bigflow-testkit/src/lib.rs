@@ -48,12 +48,22 @@ pub fn missing_commands(tools: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and never handed out before
+/// in this process: parallel tests that each start a server would otherwise
+/// sometimes get the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until a loopback port accepts connections; fails the test after `limit`.
@@ -193,23 +203,29 @@ impl BigQueryEmulator {
         if !python.is_file() && !peers_present(&[python.display().to_string()]) {
             return None;
         }
-        let (rest, grpc) = (free_port(), free_port());
-        let child = Command::new(python)
-            .args(["-m", "bqemulator", "start", "--rest-host", "127.0.0.1"])
-            .args(["--rest-port", &rest.to_string()])
-            .args(["--grpc-host", "127.0.0.1", "--grpc-port", &grpc.to_string()])
-            .args(["--project", "p1", "--log-level", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start bqemulator");
-        let emulator = BigQueryEmulator {
-            child,
-            endpoint: format!("http://127.0.0.1:{rest}"),
-            project: "p1".into(),
-        };
-        wait_for_port(rest, Duration::from_secs(60), "BigQuery emulator");
-        Some(emulator)
+        // Another process may take a port between free_port and the bind: retry.
+        for _ in 0..3 {
+            let (rest, grpc) = (free_port(), free_port());
+            let child = Command::new(&python)
+                .args(["-m", "bqemulator", "start", "--rest-host", "127.0.0.1"])
+                .args(["--rest-port", &rest.to_string()])
+                .args(["--grpc-host", "127.0.0.1", "--grpc-port", &grpc.to_string()])
+                .args(["--project", "p1", "--log-level", "warning"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot start bqemulator");
+            let mut emulator = BigQueryEmulator {
+                child,
+                endpoint: format!("http://127.0.0.1:{rest}"),
+                project: "p1".into(),
+            };
+            wait_for_port(rest, Duration::from_secs(60), "BigQuery emulator");
+            if matches!(emulator.child.try_wait(), Ok(None)) {
+                return Some(emulator);
+            }
+        }
+        panic!("the BigQuery emulator exited at start three times");
     }
 }
 

@@ -1211,7 +1211,7 @@ impl Backend for LocalWarehouse {
         self.storage.delete_dataset(project, dataset)
     }
 
-    fn set_dataset_labels(
+    fn ensure_dataset(
         &self,
         project: &str,
         dataset: &str,
@@ -1220,6 +1220,9 @@ impl Backend for LocalWarehouse {
         let dir = self.storage.dataset_dir(project, dataset);
         std::fs::create_dir_all(&dir).map_err(|e| BqError::io(&dir, e))?;
         let path = dir.join("_dataset.json");
+        if labels.is_empty() && path.exists() {
+            return Ok(());
+        }
         let tmp = dir.join(format!(".tmp-{}", storage::unique_name("json")));
         let json = serde_json::json!({ "labels": labels });
         std::fs::write(&tmp, json.to_string()).map_err(|e| BqError::io(&tmp, e))?;

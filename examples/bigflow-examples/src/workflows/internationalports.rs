@@ -9,14 +9,29 @@
 //! cargo run -p bigflow-examples -- warehouse query \
 //!     "SELECT port_name FROM \`my-project-dev.internationalports.polish_ports\`"
 //! ```
+//!
+//! and on a BigQuery emulator (or any endpoint) by switching the config:
+//!
+//! ```text
+//! BIGQUERY_EMULATOR_HOST=http://127.0.0.1:9050 \
+//!     cargo run -p bigflow-examples -- run --workflow internationalports --config emulator
+//! ```
 
+use bigflow::bigquery::{AuthMethod, BackendKind};
 use bigflow::prelude::*;
 
-/// The dataset: `my-project-<env>.internationalports`.
+/// The dataset: `my-project-<env>.internationalports`; the `emulator`
+/// environment runs it on BigQuery's REST API at `$BIGQUERY_EMULATOR_HOST`.
 pub fn dataset() -> Dataset {
     DatasetConfig::new("dev", "my-project-dev", "internationalports")
         .internal_tables(["ports", "polish_ports"])
         .add_configuration("prod", "my-project-prod", "internationalports")
+        .add_configuration("emulator", "my-project-dev", "internationalports")
+        .backend(BackendKind::BigQuery {
+            endpoint: None,
+            location: None,
+            auth: AuthMethod::None,
+        })
         .create_dataset()
 }
 
