@@ -53,6 +53,11 @@ const FILES: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        "src/workflows/internationalports.rs",
+        include_str!("../../../examples/bigflow-examples/src/workflows/internationalports.rs"),
+        false,
+    ),
+    (
         "src/workflows/pi_estimator.rs",
         include_str!("../../../examples/bigflow-examples/src/workflows/pi_estimator.rs"),
         false,

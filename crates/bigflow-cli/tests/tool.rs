@@ -62,11 +62,13 @@ fn started_project_builds_tests_and_runs() {
         "README.md",
         "src/main.rs",
         "src/workflows/hello_world.rs",
+        "src/workflows/internationalports.rs",
         "tests/hello_world.rs",
         "resources/README.md",
     ] {
         assert!(project.join(file).is_file(), "{file} missing");
     }
+    // The starter's default features: the BigQuery example on the embedded warehouse.
     let target = target_dir();
     let run = stdout_of(
         tool()
@@ -81,6 +83,24 @@ fn started_project_builds_tests_and_runs() {
             .env("CARGO_TARGET_DIR", &target),
     );
     assert_eq!(run, "Hello world on 2020-08-01 10:00:00!\nGoodbye!\n");
+    stdout_of(
+        tool()
+            .args(["run", "--workflow", "internationalports"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("BIGFLOW_WAREHOUSE"),
+    );
+    let polish = stdout_of(
+        tool()
+            .args(["warehouse", "query", "--format", "csv"])
+            .arg(
+                "SELECT port_name FROM `my-project-dev.internationalports.polish_ports` ORDER BY 1",
+            )
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("BIGFLOW_WAREHOUSE"),
+    );
+    assert_eq!(polish, "port_name\nGDANSK\nGDYNIA\n");
     let list = stdout_of(
         tool()
             .arg("list")
@@ -89,7 +109,7 @@ fn started_project_builds_tests_and_runs() {
     );
     assert_eq!(
         list,
-        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\npi_estimator_pyspark (@daily)\n  estimate_pi\nwordcount (@daily)\n  count_words\n"
+        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\npi_estimator_pyspark (@daily)\n  estimate_pi\nwordcount (@daily)\n  count_words\ninternationalports (@once)\n  create_ports_table\n  create_polish_ports_table <- create_ports_table\n  populate_ports_table <- create_polish_ports_table\n  select_polish_ports <- populate_ports_table\n"
     );
     let test = Std::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--quiet"])
@@ -270,12 +290,15 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
     git(&project, &["add", "-A"]);
     git(&project, &["commit", "-q", "-m", "start"]);
     let target = target_dir();
+    // Without the starter's default engine features (DataFusion): DAG files
+    // do not depend on them.
     let build = |extra: &[&str]| {
         output_of(
             tool()
                 .args(["build-dags", "--start-time", "2020-08-01 10:00:00"])
                 .args(extra)
                 .current_dir(&project)
+                .env("BIGFLOW_NO_DEFAULT_FEATURES", "1")
                 .env("CARGO_TARGET_DIR", &target),
         )
     };
@@ -407,11 +430,14 @@ fn build_package_writes_junit_and_refuses_failing_tests() {
             .arg(&bigflow),
     );
     let project = tmp.path().join("pkgdemo");
+    // A release build without the starter's engine features (DataFusion in
+    // release would cost CI many minutes; packaging does not depend on it).
     let target = target_dir();
     let (code, out, err) = output_of(
         tool()
             .arg("build-package")
             .current_dir(&project)
+            .env("BIGFLOW_NO_DEFAULT_FEATURES", "1")
             .env("CARGO_TARGET_DIR", &target),
     );
     assert_eq!(code, 0, "{err}");
@@ -434,6 +460,7 @@ fn build_package_writes_junit_and_refuses_failing_tests() {
         tool()
             .arg("build-package")
             .current_dir(&project)
+            .env("BIGFLOW_NO_DEFAULT_FEATURES", "1")
             .env("CARGO_TARGET_DIR", &target),
     );
     assert_eq!(code, 1, "{err}");
