@@ -42,6 +42,8 @@ enum Gap {
     LoadOutputRows,
     /// A WRITE_TRUNCATE load that fails has already emptied the table.
     AtomicLoads,
+    /// A load job cannot create its table (CREATE_IF_NEEDED with Parquet).
+    LoadCreatesTable,
     /// Load jobs accept rows that break the table's schema (NULL in a
     /// REQUIRED column, a field the table does not have).
     LoadSchemaChecks,
@@ -65,6 +67,7 @@ impl Gap {
             Gap::LoadOutputRows => {
                 "bqemulator 1.4 reports the table's size as a load job's outputRows"
             }
+            Gap::LoadCreatesTable => "bqemulator 1.4 cannot create a table from a Parquet load job",
             Gap::AtomicLoads => {
                 "bqemulator 1.4 empties the table before a WRITE_TRUNCATE load fails"
             }
@@ -495,27 +498,89 @@ fn load_csv_ndjson_parquet() {
     }
 }
 
-/// A one-row Parquet file `(name STRING, age INT64)`.
-fn write_parquet(path: &std::path::Path, name: &str, age: i64) {
+/// Arrow rows `(name STRING, age INT64)`.
+fn people_batch(rows: &[(&str, i64)]) -> datafusion::arrow::array::RecordBatch {
     use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema};
-    use datafusion::parquet::arrow::ArrowWriter;
     let schema = Arc::new(Schema::new(vec![
         ArrowField::new("name", DataType::Utf8, true),
         ArrowField::new("age", DataType::Int64, true),
     ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
+    RecordBatch::try_new(
+        schema,
         vec![
-            Arc::new(StringArray::from(vec![name])),
-            Arc::new(Int64Array::from(vec![age])),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
         ],
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A one-row Parquet file `(name STRING, age INT64)`.
+fn write_parquet(path: &std::path::Path, name: &str, age: i64) {
+    use datafusion::parquet::arrow::ArrowWriter;
+    let batch = people_batch(&[(name, age)]);
+    let schema = batch.schema();
     let mut writer =
         ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
+}
+
+/// BigFlow's `load_table_from_dataframe`: Arrow batches into a table.
+#[test]
+fn arrow_batches_append_truncate_and_create() {
+    for env in backends() {
+        let ds = manager(&env, "2020-08-01");
+        ds.create_table("CREATE TABLE loaded (name STRING, age INT64)")
+            .unwrap();
+        let batches = vec![
+            people_batch(&[("Ala", 30), ("Ola", 7)]),
+            people_batch(&[("Ela", 5)]),
+        ];
+        let n = ds
+            .write_batches("loaded", batches, WriteMode::Append, false)
+            .unwrap();
+        assert_eq!(n, 3);
+        let n = ds
+            .write_batches(
+                "loaded",
+                vec![people_batch(&[("Zed", 1)])],
+                WriteMode::Append,
+                false,
+            )
+            .unwrap();
+        if !env.lacks(Gap::LoadOutputRows) {
+            assert_eq!(n, 1);
+        }
+        assert_eq!(names(&ds, "SELECT SUM(age) FROM `{loaded}`"), [json!(43)]);
+        ds.write_batches(
+            "loaded",
+            vec![people_batch(&[("Ula", 2)])],
+            WriteMode::Truncate,
+            false,
+        )
+        .unwrap();
+        assert_eq!(names(&ds, "SELECT name FROM `{loaded}`"), [json!("Ula")]);
+        // Nothing to write is not an error.
+        assert_eq!(
+            ds.write_batches("loaded", vec![], WriteMode::Append, false)
+                .unwrap(),
+            0
+        );
+        if env.lacks(Gap::LoadCreatesTable) {
+            continue;
+        }
+        // A new table from the batches' schema.
+        ds.write_batches(
+            "people",
+            vec![people_batch(&[("Iga", 9)])],
+            WriteMode::CreateOrReplace,
+            false,
+        )
+        .unwrap();
+        assert_eq!(names(&ds, "SELECT age FROM `{people}`"), [json!(9)]);
+    }
 }
 
 #[test]
