@@ -42,6 +42,8 @@ enum Gap {
     LoadOutputRows,
     /// A WRITE_TRUNCATE load that fails has already emptied the table.
     AtomicLoads,
+    /// `DELETE`/`UPDATE` without a WHERE clause run (BigQuery refuses them).
+    DmlWithoutWhere,
     /// A load job cannot create its table (CREATE_IF_NEEDED with Parquet).
     LoadCreatesTable,
     /// Load jobs accept rows that break the table's schema (NULL in a
@@ -67,6 +69,7 @@ impl Gap {
             Gap::LoadOutputRows => {
                 "bqemulator 1.4 reports the table's size as a load job's outputRows"
             }
+            Gap::DmlWithoutWhere => "bqemulator 1.4 runs DELETE without a WHERE clause",
             Gap::LoadCreatesTable => "bqemulator 1.4 cannot create a table from a Parquet load job",
             Gap::AtomicLoads => {
                 "bqemulator 1.4 empties the table before a WRITE_TRUNCATE load fails"
@@ -584,6 +587,38 @@ fn arrow_batches_append_truncate_and_create() {
 }
 
 #[test]
+fn update_and_delete() {
+    for env in backends() {
+        let ds = manager(&env, "2020-08-01");
+        ports(&ds);
+        let r = ds
+            .collect("DELETE FROM `{ports}` WHERE country IN ('RUS', 'USA')")
+            .unwrap();
+        assert_eq!(r.affected_rows, Some(2));
+        let r = ds
+            .collect(
+                "UPDATE `{ports}` p SET port_name = LOWER(p.port_name), port_latitude = 0
+                 WHERE p.port_name IN (SELECT 'GDANSK')",
+            )
+            .unwrap();
+        assert_eq!(r.affected_rows, Some(1));
+        let rows = ds
+            .collect_list("SELECT port_name, port_latitude FROM `{ports}` ORDER BY 1")
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["port_name"], json!("GDYNIA"));
+        assert_eq!(rows[1]["port_name"], json!("gdansk"));
+        assert_eq!(rows[1]["port_latitude"], json!(0.0));
+        // BigQuery requires a WHERE clause.
+        if !env.lacks(Gap::DmlWithoutWhere) {
+            let e = ds.collect("DELETE FROM `{ports}`").unwrap_err();
+            assert!(e.to_string().contains("WHERE"), "{e}");
+            assert_eq!(names(&ds, "SELECT COUNT(*) FROM `{ports}`"), [json!(2)]);
+        }
+    }
+}
+
+#[test]
 fn sensor_and_dry_run() {
     for env in backends() {
         let ds = manager(&env, "2020-08-01");
@@ -763,11 +798,11 @@ fn bad_input_gives_one_clear_error() {
         }
         // What the local warehouse refuses (BigQuery runs all of it).
         let e = ds
-            .collect("UPDATE `{ports}` SET country = 'X' WHERE TRUE")
+            .collect("MERGE `{ports}` t USING `{ports}` s ON t.port_name = s.port_name WHEN MATCHED THEN DELETE")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("unsupported by the local warehouse: UPDATE statement"),
+            e.contains("unsupported by the local warehouse: MERGE statement"),
             "{e}"
         );
         let e = ds

@@ -5,9 +5,11 @@
 //! - [`functions`]: BigQuery functions as UDFs;
 //! - this module: [`LocalWarehouse`], the [`Backend`] on top of them:
 //!   statements (`CREATE TABLE`, `INSERT`, `DROP TABLE`, queries), writes of
-//!   query results with the table's schema enforced, partitions, loads.
+//!   query results with the table's schema enforced, partitions, loads;
+//! - [`dml`]: `UPDATE` and `DELETE` as whole-table rewrites.
 
 pub mod dialect;
+mod dml;
 pub mod functions;
 pub mod storage;
 
@@ -270,10 +272,44 @@ impl Conform {
 enum Splitter {
     None,
     Fixed(String),
-    Column { index: usize, only: Option<String> },
+    Column {
+        index: usize,
+        only: Option<String>,
+    },
+    /// By the day in the source's last column, [`HIDDEN_PARTITION`], which
+    /// is not written (rewrites of ingestion-partitioned tables).
+    Hidden {
+        index: usize,
+    },
 }
 
 const NULL_PARTITION: &str = "__NULL__";
+
+/// The name of a source column that carries each row's ingestion partition
+/// (a DATE) through a rewrite; it is split on, never written.
+const HIDDEN_PARTITION: &str = "__bigflow_partition";
+
+/// Row indices of a batch grouped by the day of a DATE/TIMESTAMP column (`None`: NULL).
+fn day_groups(column: &ArrayRef) -> Result<BTreeMap<Option<NaiveDate>, Vec<u32>>> {
+    let days = cast(column, &DataType::Date32).map_err(|e| BqError::Engine(e.to_string()))?;
+    let days = days.as_primitive::<Date32Type>();
+    let mut groups: BTreeMap<Option<NaiveDate>, Vec<u32>> = BTreeMap::new();
+    for i in 0..days.len() {
+        let day = (!days.is_null(i)).then(|| {
+            NaiveDate::from_num_days_from_ce_opt(days.value(i) + 719_163).unwrap_or_default()
+        });
+        groups.entry(day).or_default().push(i as u32);
+    }
+    Ok(groups)
+}
+
+/// The rows `rows` of `batch` (the batch itself when that is all of them).
+fn take_rows(batch: &RecordBatch, rows: Vec<u32>) -> Result<RecordBatch> {
+    if rows.len() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    take_record_batch(batch, &UInt32Array::from(rows)).map_err(|e| BqError::Engine(e.to_string()))
+}
 
 impl Splitter {
     fn split(
@@ -284,21 +320,15 @@ impl Splitter {
         match self {
             Splitter::None => Ok(vec![(None, batch)]),
             Splitter::Fixed(p) => Ok(vec![(Some(p.clone()), batch)]),
+            Splitter::Hidden { index } => day_groups(batch.column(*index))?
+                .into_iter()
+                .map(|(day, rows)| Ok((day.map(partition_id), take_rows(&batch, rows)?)))
+                .collect(),
             Splitter::Column { index, only } => {
-                let days = cast(batch.column(*index), &DataType::Date32)
-                    .map_err(|e| BqError::Engine(e.to_string()))?;
-                let days = days.as_primitive::<Date32Type>();
-                let mut groups: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
-                for i in 0..days.len() {
-                    let k = (!days.is_null(i)).then(|| days.value(i));
-                    groups.entry(k).or_default().push(i as u32);
-                }
                 let mut out = Vec::new();
-                for (k, rows) in groups {
-                    let key = match k {
-                        Some(d) => partition_id(
-                            NaiveDate::from_num_days_from_ce_opt(d + 719_163).unwrap_or_default(),
-                        ),
+                for (day, rows) in day_groups(batch.column(*index))? {
+                    let key = match day {
+                        Some(d) => partition_id(d),
                         None => NULL_PARTITION.to_string(),
                     };
                     if let Some(only) = only
@@ -317,13 +347,7 @@ impl Splitter {
                             },
                         });
                     }
-                    let b = if rows.len() == batch.num_rows() {
-                        batch.clone()
-                    } else {
-                        take_record_batch(&batch, &UInt32Array::from(rows))
-                            .map_err(|e| BqError::Engine(e.to_string()))?
-                    };
-                    out.push((Some(key), b));
+                    out.push((Some(key), take_rows(&batch, rows)?));
                 }
                 Ok(out)
             }
@@ -538,6 +562,11 @@ impl LocalWarehouse {
     }
 
     /// Streams a frame's rows into `table` (or one partition), then commits.
+    ///
+    /// `rewrite`: the frame is the whole table rewritten from manifest
+    /// version `rewrite` (UPDATE, DELETE): a commit in between is an error,
+    /// and an ingestion-partitioned table's rows keep their partitions
+    /// through the [`HIDDEN_PARTITION`] column.
     async fn write_frame(
         &self,
         table: &TableId,
@@ -545,8 +574,18 @@ impl LocalWarehouse {
         mode: WriteMode,
         df: DataFrame,
         create: Option<(Option<Partitioning>, IndexMap<String, String>)>,
+        rewrite: Option<u64>,
     ) -> Result<u64> {
-        let src: Schema = df.schema().as_arrow().clone();
+        let full: Schema = df.schema().as_arrow().clone();
+        let hidden = full
+            .fields()
+            .iter()
+            .position(|f| f.name() == HIDDEN_PARTITION);
+        // The hidden column is last: the other source indices stay the same.
+        let src = match hidden {
+            Some(h) => Schema::new(full.fields()[..h].to_vec()),
+            None => full,
+        };
         let existing = self.storage.read_manifest(table)?;
         let (fields, partitioning) = match (&existing, mode, &create) {
             (_, WriteMode::CreateOrReplace, _) => (
@@ -573,6 +612,9 @@ impl LocalWarehouse {
         let target = Arc::new(to_arrow_schema(&fields)?);
         let conform = Conform::new(table, &src, target.clone())?;
         let splitter = match (&partitioning, partition) {
+            (Some(Partitioning::Ingestion), None) if hidden.is_some() => Splitter::Hidden {
+                index: hidden.unwrap_or_default(),
+            },
             (None, Some(day)) => {
                 return Err(BqError::WrongPartition {
                     table: table.to_string(),
@@ -602,8 +644,17 @@ impl LocalWarehouse {
         let mut stream = df.execute_stream().await.map_err(df_error)?;
         let mut total = 0u64;
         while let Some(batch) = stream.next().await {
-            let batch = conform.apply(&batch.map_err(df_error)?)?;
-            for (key, part) in splitter.split(table, batch)? {
+            let batch = batch.map_err(df_error)?;
+            let parts = match splitter {
+                // Split on the source's hidden column, then drop it.
+                Splitter::Hidden { .. } => splitter
+                    .split(table, batch)?
+                    .into_iter()
+                    .map(|(key, part)| Ok((key, conform.apply(&part)?)))
+                    .collect::<Result<Vec<_>>>()?,
+                _ => splitter.split(table, conform.apply(&batch)?)?,
+            };
+            for (key, part) in parts {
                 if part.num_rows() == 0 {
                     continue;
                 }
@@ -664,6 +715,11 @@ impl LocalWarehouse {
                     current,
                     Manifest::new(fields.clone(), partitioning.clone(), labels),
                 ),
+                (Some(m), _) if rewrite.is_some_and(|v| v != m.version) => {
+                    return Err(BqError::Engine(format!(
+                        "`{table}` was changed by another writer during this statement; run it again"
+                    )));
+                }
                 (Some(mut m), _) => {
                     if m.schema != fields {
                         return Err(BqError::Engine(format!(
@@ -749,6 +805,7 @@ impl LocalWarehouse {
                         WriteMode::CreateOrReplace,
                         df,
                         Some((partitioning, labels)),
+                        None,
                     )
                     .await?;
                 Ok(QueryResult {
@@ -822,7 +879,7 @@ impl LocalWarehouse {
                 .collect();
             let df = df.select(cols).map_err(df_error)?;
             let n = self
-                .write_frame(&id, None, WriteMode::Append, df, None)
+                .write_frame(&id, None, WriteMode::Append, df, None, None)
                 .await?;
             Ok(QueryResult {
                 affected_rows: Some(n),
@@ -839,6 +896,8 @@ impl LocalWarehouse {
             }),
             Statement::CreateTable(ct) => self.create_table_statement(&ct, ctx),
             Statement::Insert(ins) => self.insert_statement(&ins, ctx),
+            Statement::Delete(del) => self.delete_statement(&del, ctx),
+            Statement::Update(upd) => self.update_statement(&upd, ctx),
             Statement::Drop {
                 object_type: ObjectType::Table,
                 if_exists,
@@ -1036,7 +1095,8 @@ impl Backend for LocalWarehouse {
         self.block_on(async {
             let (df, _) = self.plan_query(q, ctx).await?;
             let create = (mode == WriteMode::CreateOrReplace).then_some((None, labels));
-            self.write_frame(table, partition, mode, df, create).await
+            self.write_frame(table, partition, mode, df, create, None)
+                .await
         })
     }
 
@@ -1175,7 +1235,7 @@ impl Backend for LocalWarehouse {
                 table: table.to_string(),
                 cause: format!("{}: {}", path.display(), e.strip_backtrace()),
             })?;
-            self.write_frame(table, partition, mode, df, None)
+            self.write_frame(table, partition, mode, df, None, None)
                 .await
                 .map_err(|e| match e {
                     BqError::Engine(m) => BqError::Input {
@@ -1203,7 +1263,8 @@ impl Backend for LocalWarehouse {
             let provider = datafusion::datasource::MemTable::try_new(schema, vec![batches])
                 .map_err(df_error)?;
             let df = session.read_table(Arc::new(provider)).map_err(df_error)?;
-            self.write_frame(table, partition, mode, df, None).await
+            self.write_frame(table, partition, mode, df, None, None)
+                .await
         })
     }
 
