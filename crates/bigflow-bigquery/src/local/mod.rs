@@ -6,7 +6,7 @@
 //! - this module: [`LocalWarehouse`], the [`Backend`] on top of them:
 //!   statements (`CREATE TABLE`, `INSERT`, `DROP TABLE`, queries), writes of
 //!   query results with the table's schema enforced, partitions, loads;
-//! - [`dml`]: `UPDATE` and `DELETE` as whole-table rewrites.
+//! - [`dml`]: `UPDATE`, `DELETE` and `MERGE` as whole-table rewrites.
 
 pub mod dialect;
 mod dml;
@@ -898,6 +898,7 @@ impl LocalWarehouse {
             Statement::Insert(ins) => self.insert_statement(&ins, ctx),
             Statement::Delete(del) => self.delete_statement(&del, ctx),
             Statement::Update(upd) => self.update_statement(&upd, ctx),
+            Statement::Merge(merge) => self.merge_statement(&merge, ctx),
             Statement::Drop {
                 object_type: ObjectType::Table,
                 if_exists,
