@@ -42,6 +42,8 @@ enum Gap {
     LoadOutputRows,
     /// A WRITE_TRUNCATE load that fails has already emptied the table.
     AtomicLoads,
+    /// `WITH OFFSET AS pos` comes back as a column named `(pos - 1)`.
+    OffsetColumnName,
     /// `DELETE`/`UPDATE` without a WHERE clause run (BigQuery refuses them).
     DmlWithoutWhere,
     /// A load job cannot create its table (CREATE_IF_NEEDED with Parquet).
@@ -68,6 +70,9 @@ impl Gap {
             }
             Gap::LoadOutputRows => {
                 "bqemulator 1.4 reports the table's size as a load job's outputRows"
+            }
+            Gap::OffsetColumnName => {
+                "bqemulator 1.4 names a WITH OFFSET column `(pos - 1)` instead of its alias"
             }
             Gap::DmlWithoutWhere => "bqemulator 1.4 runs DELETE without a WHERE clause",
             Gap::LoadCreatesTable => "bqemulator 1.4 cannot create a table from a Parquet load job",
@@ -913,6 +918,24 @@ fn more_bigquery_sql() {
         assert_eq!(r[1]["tag"], json!("b"));
         let r = q("SELECT name, tag FROM `{people}` CROSS JOIN UNNEST(tags) AS tag");
         assert_eq!(r.len(), 2, "{r:?}");
+        // LEFT JOIN UNNEST keeps Ola, whose array is empty; WITH OFFSET numbers from 0.
+        let r = q(
+            "SELECT name, tag FROM `{people}` p LEFT JOIN UNNEST(p.tags) AS tag ORDER BY name, tag",
+        );
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!((&r[2]["name"], &r[2]["tag"]), (&json!("Ola"), &Value::Null));
+        if !env.lacks(Gap::OffsetColumnName) {
+            let r = q(
+                "SELECT name, tag, pos FROM `{people}` p LEFT JOIN UNNEST(p.tags) AS tag WITH OFFSET AS pos ORDER BY name, pos",
+            );
+            assert_eq!(r.len(), 3, "{r:?}");
+            assert_eq!((&r[1]["tag"], &r[1]["pos"]), (&json!("b"), &json!(1)));
+            assert_eq!(r[2]["pos"], Value::Null);
+            let r = q(
+                "SELECT x, off FROM UNNEST(['a', 'b', 'c']) AS x WITH OFFSET off ORDER BY off DESC",
+            );
+            assert_eq!((&r[0]["x"], &r[0]["off"]), (&json!("c"), &json!(2)));
+        }
         let r = q(
             "SELECT addr.city AS c, ARRAY_LENGTH(tags) AS n, score * 2 AS s2 FROM `{people}` ORDER BY name",
         );

@@ -66,6 +66,29 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Whether `GET path` on a loopback port answers 200 within `limit` (retrying).
+pub fn http_ok(port: u16, path: &str, limit: Duration) -> bool {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let answer = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head)?;
+            Ok(head)
+        });
+        if matches!(answer, Ok(head) if head.ends_with(b" 200")) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 /// Waits until a loopback port accepts connections; fails the test after `limit`.
 pub fn wait_for_port(port: u16, limit: Duration, what: &str) {
     let deadline = Instant::now() + limit;
@@ -221,7 +244,13 @@ impl BigQueryEmulator {
                 project: "p1".into(),
             };
             wait_for_port(rest, Duration::from_secs(60), "BigQuery emulator");
-            if matches!(emulator.child.try_wait(), Ok(None)) {
+            // The port opens before the API answers: wait for a real answer.
+            if http_ok(
+                rest,
+                "/bigquery/v2/projects/p1/datasets",
+                Duration::from_secs(60),
+            ) && matches!(emulator.child.try_wait(), Ok(None))
+            {
                 return Some(emulator);
             }
         }

@@ -488,11 +488,17 @@ fn is_pseudo(name: &str) -> Option<&'static str> {
 /// `t, UNNEST(t.arr) AS x` / `t CROSS JOIN UNNEST(t.arr) AS x` →
 /// `(SELECT t.*, UNNEST(t.arr) AS x FROM t) AS t`: DataFusion cannot plan an
 /// UNNEST that refers to a column of a table before it.
-fn wrap_unnest(rel: &TableFactor, unnest: &TableFactor) -> Result<TableFactor> {
+///
+/// `WITH OFFSET AS o` adds `UNNEST(range(0, cardinality(arr))) AS o` (two
+/// UNNESTs in one projection advance together). `left` (`LEFT JOIN
+/// UNNEST`) keeps rows whose array is empty or NULL, with NULL for `x` and
+/// `o`, by unnesting `[NULL]` for them.
+fn wrap_unnest(rel: &TableFactor, unnest: &TableFactor, left: bool) -> Result<TableFactor> {
     let TableFactor::UNNEST {
         alias,
         array_exprs,
         with_offset,
+        with_offset_alias,
         ..
     } = unnest
     else {
@@ -502,9 +508,6 @@ fn wrap_unnest(rel: &TableFactor, unnest: &TableFactor) -> Result<TableFactor> {
         construct: what.to_string(),
         position: array_exprs.first().map(|e| e.span()).and_then(position),
     };
-    if *with_offset {
-        return Err(bad("UNNEST … WITH OFFSET after a table"));
-    }
     let [expr] = array_exprs.as_slice() else {
         return Err(bad("UNNEST of several arrays after a table"));
     };
@@ -530,7 +533,60 @@ fn wrap_unnest(rel: &TableFactor, unnest: &TableFactor) -> Result<TableFactor> {
         }
     };
     let ra = format!("`{}`", rel_alias.replace('`', ""));
-    let sql = format!("(SELECT {ra}.*, UNNEST({expr}) AS {x} FROM {rel}) AS {ra}");
+    let offsets = format!("range(0, CAST(cardinality({expr}) AS INT64))");
+    let (values, offsets) = if left {
+        let some = format!("COALESCE(cardinality({expr}), 0) > 0");
+        (
+            format!("CASE WHEN {some} THEN {expr} ELSE make_array(NULL) END"),
+            format!("CASE WHEN {some} THEN {offsets} ELSE make_array(NULL) END"),
+        )
+    } else {
+        (expr.to_string(), offsets)
+    };
+    let offset = match (with_offset, with_offset_alias) {
+        (false, _) => String::new(),
+        (true, Some(o)) => format!(", UNNEST({offsets}) AS {o}"),
+        (true, None) => format!(", UNNEST({offsets}) AS `offset`"),
+    };
+    let sql = format!("(SELECT {ra}.*, UNNEST({values}) AS {x}{offset} FROM {rel}) AS {ra}");
+    Parser::new(&BigQueryDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_table_factor())
+        .map_err(|e| BqError::Sql {
+            message: format!("rewriting UNNEST: {e}"),
+            position: position(expr.span()),
+        })
+}
+
+/// A FROM item `UNNEST(arr) AS x WITH OFFSET AS o` on its own →
+/// `(SELECT UNNEST(arr) AS x, UNNEST(range(0, cardinality(arr))) AS o) AS x`
+/// (DataFusion has no WITH OFFSET).
+fn offset_unnest(unnest: &TableFactor) -> Result<TableFactor> {
+    let TableFactor::UNNEST {
+        alias,
+        array_exprs,
+        with_offset_alias,
+        ..
+    } = unnest
+    else {
+        return Err(BqError::Engine("not an UNNEST".into()));
+    };
+    let bad = |what: &str| BqError::Unsupported {
+        construct: what.to_string(),
+        position: array_exprs.first().map(|e| e.span()).and_then(position),
+    };
+    let [expr] = array_exprs.as_slice() else {
+        return Err(bad("UNNEST of several arrays WITH OFFSET"));
+    };
+    let x = alias
+        .as_ref()
+        .map_or_else(|| "`f0_`".to_string(), |a| a.name.to_string());
+    let o = with_offset_alias
+        .as_ref()
+        .map_or_else(|| "`offset`".to_string(), ToString::to_string);
+    let sql = format!(
+        "(SELECT UNNEST({expr}) AS {x}, UNNEST(range(0, CAST(cardinality({expr}) AS INT64))) AS {o}) AS {x}"
+    );
     Parser::new(&BigQueryDialect {})
         .try_with_sql(&sql)
         .and_then(|mut p| p.parse_table_factor())
@@ -547,19 +603,28 @@ fn is_unnest(t: &TableFactor) -> bool {
 /// Applies [`wrap_unnest`] to every UNNEST that follows a table in FROM.
 fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
     use ast::{JoinConstraint, JoinOperator};
+    // `ON TRUE`, or no condition: what BigQuery allows after a join to UNNEST.
+    let on_true = |c: &JoinConstraint| match c {
+        JoinConstraint::None => true,
+        JoinConstraint::On(e) => {
+            matches!(e, Expr::Value(v) if v.value == ast::Value::Boolean(true))
+        }
+        _ => false,
+    };
     for twj in &mut select.from {
         while let Some(first) = twj.joins.first() {
-            let cross = matches!(
-                &first.join_operator,
-                JoinOperator::CrossJoin(JoinConstraint::None)
-                    | JoinOperator::Join(JoinConstraint::None)
-                    | JoinOperator::Inner(JoinConstraint::None)
-            );
-            if !(is_unnest(&first.relation) && cross) || is_unnest(&twj.relation) {
+            let (cross, left) = match &first.join_operator {
+                JoinOperator::CrossJoin(c) | JoinOperator::Join(c) | JoinOperator::Inner(c) => {
+                    (on_true(c), false)
+                }
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (false, on_true(c)),
+                _ => (false, false),
+            };
+            if !(is_unnest(&first.relation) && (cross || left)) || is_unnest(&twj.relation) {
                 break;
             }
             let j = twj.joins.remove(0);
-            twj.relation = wrap_unnest(&twj.relation, &j.relation)?;
+            twj.relation = wrap_unnest(&twj.relation, &j.relation, left)?;
         }
         if let Some(j) = twj.joins.iter().find(|j| is_unnest(&j.relation))
             && !is_unnest(&twj.relation)
@@ -580,7 +645,7 @@ fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
         if is_unnest(&select.from[i].relation) && select.from[i].joins.is_empty() && prev_simple {
             let u = select.from.remove(i);
             let prev = &mut select.from[i - 1];
-            prev.relation = wrap_unnest(&prev.relation, &u.relation)?;
+            prev.relation = wrap_unnest(&prev.relation, &u.relation, false)?;
         } else {
             i += 1;
         }
@@ -666,6 +731,12 @@ impl VisitorMut for Rewriter<'_> {
                 let registered = self.register(id, position(span));
                 *name = ObjectName::from(vec![Ident::with_span(span, registered)]);
             }
+            TableFactor::UNNEST {
+                with_offset: true, ..
+            } => match offset_unnest(factor) {
+                Ok(derived) => *factor = derived,
+                Err(e) => return ControlFlow::Break(e),
+            },
             TableFactor::UNNEST { alias: Some(a), .. } if a.columns.is_empty() => {
                 a.columns = vec![TableAliasColumnDef::from_name(a.name.value.clone())];
             }
