@@ -941,6 +941,10 @@ fn more_bigquery_sql() {
         );
         assert_eq!(r[0]["c"], json!("Gdansk"));
         assert_eq!(r[0]["n"], json!(2));
+        // Names are case-insensitive, as in BigQuery.
+        let r = q("SELECT P.NAME AS Who, ADDR.City AS c FROM `{people}` p ORDER BY who");
+        assert_eq!(r[0]["Who"], json!("Ala"));
+        assert_eq!(r[1]["c"], json!("Gdynia"));
         let r = q("SELECT * EXCEPT (tags, addr, born, score) FROM `{people}` ORDER BY name");
         assert_eq!(r[0].len(), 1);
         let r = q("SELECT name FROM `{people}` UNION ALL SELECT 'Zed' ORDER BY 1");

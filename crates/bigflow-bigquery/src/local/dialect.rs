@@ -12,7 +12,9 @@
 //!   [`super::functions`] (date parts and `INTERVAL n PART` arguments turn
 //!   into plain values);
 //! - `UNNEST(a) AS x` names its column `x`; `x IN UNNEST(a)` becomes `array_has`;
-//! - `_PARTITIONTIME`/`_PARTITIONDATE` are noted so the warehouse exposes them.
+//! - `_PARTITIONTIME`/`_PARTITIONDATE` are noted so the warehouse exposes them;
+//! - column names and aliases are matched without regard to case, as in
+//!   BigQuery ([`fold_case`], once the tables' columns are known).
 //!
 //! Functions that are neither DataFusion's nor rewritten are rejected here,
 //! with their position, before planning.
@@ -34,6 +36,81 @@ use datafusion::sql::sqlparser::tokenizer::{Location, Span};
 use crate::backend::QueryContext;
 use crate::error::{BqError, Position, Result};
 use crate::names::TableId;
+
+/// Spells every column reference as its column or alias is spelled, when it
+/// differs only in case (BigQuery's names are case-insensitive; DataFusion's
+/// are not). `columns` are the columns of the tables the query reads; the
+/// query's own aliases (select items, tables, CTEs) count too. A name two
+/// different spellings share is left as written.
+pub fn fold_case(query: &mut Query, columns: &[String]) {
+    struct Names(Vec<String>);
+    impl VisitorMut for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                self.0
+                    .extend(with.cte_tables.iter().map(|c| c.alias.name.value.clone()));
+            }
+            if let ast::SetExpr::Select(select) = q.body.as_ref() {
+                for item in &select.projection {
+                    if let ast::SelectItem::ExprWithAlias { alias, .. } = item {
+                        self.0.push(alias.value.clone());
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            let alias = match t {
+                TableFactor::Table { alias, .. }
+                | TableFactor::Derived { alias, .. }
+                | TableFactor::UNNEST { alias, .. } => alias.as_ref(),
+                _ => None,
+            };
+            if let Some(a) = alias {
+                self.0.push(a.name.value.clone());
+                self.0
+                    .extend(a.columns.iter().map(|c| c.name.value.clone()));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct Fold(std::collections::HashMap<String, Option<String>>);
+    impl Fold {
+        fn fix(&self, i: &mut Ident) {
+            if let Some(Some(name)) = self.0.get(&i.value.to_lowercase())
+                && *name != i.value
+            {
+                i.value = name.clone();
+            }
+        }
+    }
+    impl VisitorMut for Fold {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Identifier(i) => self.fix(i),
+                Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(|i| self.fix(i)),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(columns.to_vec());
+    let _ = query.visit(&mut names);
+    let mut spellings: std::collections::HashMap<String, Option<String>> = Default::default();
+    for name in names.0 {
+        spellings
+            .entry(name.to_lowercase())
+            .and_modify(|s| {
+                if s.as_deref() != Some(name.as_str()) {
+                    *s = None;
+                }
+            })
+            .or_insert(Some(name));
+    }
+    let _ = query.visit(&mut Fold(spellings));
+}
 
 /// Parses BigQuery SQL into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
@@ -826,6 +903,27 @@ mod tests {
         let mut r = Rewriter::new(c, &|_| true);
         r.rewrite_query(q)?;
         Ok((q.to_string(), r))
+    }
+
+    #[test]
+    fn names_are_folded_to_one_spelling_unless_ambiguous() {
+        let fold = |sql: &str, columns: &[&str]| {
+            let Statement::Query(mut q) = parse(sql).unwrap().remove(0) else {
+                panic!("not a query")
+            };
+            let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            fold_case(&mut q, &columns);
+            q.to_string()
+        };
+        assert_eq!(
+            fold(
+                "SELECT portname, T.Country AS Total FROM t ORDER BY TOTAL",
+                &["PortName", "country"]
+            ),
+            "SELECT PortName, T.country AS Total FROM t ORDER BY Total"
+        );
+        // Two spellings: left as written.
+        assert_eq!(fold("SELECT id FROM t", &["ID", "Id"]), "SELECT id FROM t");
     }
 
     #[test]

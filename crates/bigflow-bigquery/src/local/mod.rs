@@ -535,6 +535,17 @@ impl LocalWarehouse {
         };
         let mut rw = Rewriter::new(ctx, &known);
         rw.rewrite_query(&mut query)?;
+        let mut columns = Vec::new();
+        for t in &rw.tables {
+            fn names(fields: &[Field], out: &mut Vec<String>) {
+                for f in fields {
+                    out.push(f.name.clone());
+                    names(&f.fields, out);
+                }
+            }
+            names(&self.manifest(&t.id, t.position)?.schema, &mut columns);
+        }
+        dialect::fold_case(&mut query, &columns);
         for t in &rw.tables {
             let df = self.table_frame(&session, t, rw.pseudo_columns).await?;
             session
