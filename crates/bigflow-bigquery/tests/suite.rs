@@ -1121,5 +1121,16 @@ fn documented_functions_work() {
         assert_eq!(r["t"], json!("10:11:12"));
         let r = q("SELECT APPROX_COUNT_DISTINCT(country) AS c FROM `{ports}`");
         assert_eq!(r[0]["c"], json!(3));
+        // SAFE.: NULL instead of an error.
+        let r = q(
+            "SELECT SAFE.PARSE_DATE('%Y-%m-%d', 'August') AS bad, SAFE.PARSE_DATE('%Y-%m-%d', '2020-08-01') AS good",
+        );
+        assert_eq!(r[0]["bad"], Value::Null);
+        assert_eq!(r[0]["good"], json!("2020-08-01"));
+        let e = ds
+            .collect("SELECT PARSE_DATE('%Y-%m-%d', 'August')")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("August"), "{e}");
     }
 }

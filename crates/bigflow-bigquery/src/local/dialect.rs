@@ -366,6 +366,25 @@ impl Rewriter<'_> {
     fn rewrite_function(&mut self, f: &mut Function) -> Result<Option<Expr>> {
         let span = object_name_span(&f.name);
         let full = object_name_text(&f.name);
+        // `SAFE.f(…)`: NULL instead of an error, for the parse functions.
+        let safe = match full.to_ascii_lowercase().split_once('.') {
+            Some(("safe", inner))
+                if matches!(inner, "parse_date" | "parse_timestamp" | "parse_datetime") =>
+            {
+                f.name = ObjectName::from(vec![Ident::with_span(span, inner)]);
+                true
+            }
+            Some(("safe", _)) => {
+                return Err(unsupported(
+                    format!(
+                        "function {full} (SAFE. works with PARSE_DATE, PARSE_TIMESTAMP and PARSE_DATETIME; see also SAFE_CAST, SAFE_DIVIDE)"
+                    ),
+                    span,
+                ));
+            }
+            _ => false,
+        };
+        let full = object_name_text(&f.name);
         if f.name.0.len() != 1 {
             return Err(unsupported(format!("function {full}"), span));
         }
@@ -429,11 +448,13 @@ impl Rewriter<'_> {
                 if args.len() != 2 {
                     return Err(bad_args("(format, value) without a time zone"));
                 }
-                let udf = match name.as_str() {
-                    "format_date" => "bq_format_date",
-                    "format_timestamp" | "format_datetime" => "bq_format_timestamp",
-                    "parse_date" => "bq_parse_date",
-                    _ => "bq_parse_timestamp",
+                let udf = match (name.as_str(), safe) {
+                    ("format_date", _) => "bq_format_date",
+                    ("format_timestamp" | "format_datetime", _) => "bq_format_timestamp",
+                    ("parse_date", false) => "bq_parse_date",
+                    ("parse_date", true) => "bq_safe_parse_date",
+                    (_, false) => "bq_parse_timestamp",
+                    (_, true) => "bq_safe_parse_timestamp",
                 };
                 Some(call(udf, args))
             }

@@ -263,7 +263,8 @@ fn format_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
     finish(args, Arc::new(StringArray::from(out)))
 }
 
-fn parse_date(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+/// `PARSE_DATE`; `safe` (`SAFE.PARSE_DATE`): NULL instead of an error.
+fn parse_date(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
     let a = arrays(args)?;
     let fmt = downcast::<StringArray>(&a[0], "PARSE_DATE")?;
     let s = downcast::<StringArray>(&a[1], "PARSE_DATE")?;
@@ -272,20 +273,24 @@ fn parse_date(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
         if fmt.is_null(i) || s.is_null(i) {
             out.push(None);
         } else {
-            let d = NaiveDate::parse_from_str(s.value(i), fmt.value(i)).map_err(|e| {
-                exec_err(format!(
-                    "PARSE_DATE: cannot parse '{}' with format '{}': {e}",
-                    s.value(i),
-                    fmt.value(i)
-                ))
-            })?;
-            out.push(Some(days_of(d)));
+            match NaiveDate::parse_from_str(s.value(i), fmt.value(i)) {
+                Ok(d) => out.push(Some(days_of(d))),
+                Err(_) if safe => out.push(None),
+                Err(e) => {
+                    return Err(exec_err(format!(
+                        "PARSE_DATE: cannot parse '{}' with format '{}': {e}",
+                        s.value(i),
+                        fmt.value(i)
+                    )));
+                }
+            }
         }
     }
     finish(args, Arc::new(Date32Array::from(out)))
 }
 
-fn parse_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+/// `PARSE_TIMESTAMP`; `safe` (`SAFE.PARSE_TIMESTAMP`): NULL instead of an error.
+fn parse_timestamp(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
     let a = arrays(args)?;
     let fmt = downcast::<StringArray>(&a[0], "PARSE_TIMESTAMP")?;
     let s = downcast::<StringArray>(&a[1], "PARSE_TIMESTAMP")?;
@@ -294,14 +299,17 @@ fn parse_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
         if fmt.is_null(i) || s.is_null(i) {
             out.push(None);
         } else {
-            let t = NaiveDateTime::parse_from_str(s.value(i), fmt.value(i)).map_err(|e| {
-                exec_err(format!(
-                    "PARSE_TIMESTAMP: cannot parse '{}' with format '{}': {e}",
-                    s.value(i),
-                    fmt.value(i)
-                ))
-            })?;
-            out.push(Some(t.and_utc().timestamp_micros()));
+            match NaiveDateTime::parse_from_str(s.value(i), fmt.value(i)) {
+                Ok(t) => out.push(Some(t.and_utc().timestamp_micros())),
+                Err(_) if safe => out.push(None),
+                Err(e) => {
+                    return Err(exec_err(format!(
+                        "PARSE_TIMESTAMP: cannot parse '{}' with format '{}': {e}",
+                        s.value(i),
+                        fmt.value(i)
+                    )));
+                }
+            }
         }
     }
     finish(
@@ -391,14 +399,28 @@ pub fn udfs() -> Vec<ScalarUDF> {
             vec![DataType::Utf8, DataType::Utf8],
             DataType::Date32,
             Volatility::Immutable,
-            Arc::new(parse_date),
+            Arc::new(|a| parse_date(a, false)),
+        ),
+        create_udf(
+            "bq_safe_parse_date",
+            vec![DataType::Utf8, DataType::Utf8],
+            DataType::Date32,
+            Volatility::Immutable,
+            Arc::new(|a| parse_date(a, true)),
         ),
         create_udf(
             "bq_parse_timestamp",
             vec![DataType::Utf8, DataType::Utf8],
             ts(),
             Volatility::Immutable,
-            Arc::new(parse_timestamp),
+            Arc::new(|a| parse_timestamp(a, false)),
+        ),
+        create_udf(
+            "bq_safe_parse_timestamp",
+            vec![DataType::Utf8, DataType::Utf8],
+            ts(),
+            Volatility::Immutable,
+            Arc::new(|a| parse_timestamp(a, true)),
         ),
         create_udf(
             "bq_safe_divide",
