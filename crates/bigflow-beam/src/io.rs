@@ -355,9 +355,20 @@ impl Receiver<String> for WriteSink {
     fn teardown(&mut self) {}
 }
 
+/// What a shard file holds.
+#[derive(Clone)]
+pub(crate) enum ShardFormat {
+    /// One line per element (gzip-compressed if the write says so).
+    Text,
+    /// Parquet: each element is a JSON object decoded into this schema.
+    #[cfg(feature = "parquet")]
+    Parquet(crate::parquet_io::SchemaRef),
+}
+
 struct WriteRoot {
     label: String,
     write: WriteText,
+    format: ShardFormat,
 }
 
 impl WriteRoot {
@@ -375,6 +386,19 @@ impl WriteRoot {
                 path.display()
             )
         })?;
+        #[cfg(feature = "parquet")]
+        if let ShardFormat::Parquet(schema) = &self.format {
+            let mut merged = shuffle.drain(shard)?;
+            let shard_name = self.write.shard_name(shard);
+            return crate::parquet_io::write_shard(
+                &self.label,
+                &shard_name,
+                file,
+                schema.clone(),
+                || Ok(merged.next_record()?.map(|(line, _)| line)),
+                control,
+            );
+        }
         let w = BufWriter::with_capacity(1 << 20, file);
         let mut w: Box<dyn Write> = if self.write.gzip {
             Box::new(flate2::write::GzEncoder::new(
@@ -487,6 +511,18 @@ impl PCollection<String> {
     /// Writes one line per element (Beam's `WriteToText`); the result holds
     /// the names of the files written.
     pub fn write_text(&self, label: &str, write: WriteText) -> PCollection<String> {
+        self.write_shards(label, "WriteToText", write, ShardFormat::Text)
+    }
+
+    /// Shards the elements by hash, sorts each shard, writes the shards in
+    /// `format` under a temporary directory and moves them into place.
+    pub(crate) fn write_shards(
+        &self,
+        label: &str,
+        urn: &'static str,
+        write: WriteText,
+        format: ShardFormat,
+    ) -> PCollection<String> {
         let mut write = write;
         if write.num_shards == 0 {
             self.graph.borrow_mut().errors.push(format!(
@@ -504,7 +540,7 @@ impl PCollection<String> {
         let node = add_node(
             &self.graph,
             label,
-            "WriteToText",
+            urn,
             &[self.node],
             <String as crate::coders::Coded>::urn(),
             spec,
@@ -527,6 +563,7 @@ impl PCollection<String> {
         n.root = Some(Arc::new(WriteRoot {
             label: l.clone(),
             write,
+            format,
         }));
         n.init_state = Some(Arc::new(move |cfg| {
             Ok(Arc::new(Shuffle::new(

@@ -4,7 +4,8 @@
 //! - [`pipeline`]: [`Pipeline`], [`PCollection`] and the transforms
 //!   (`map`, `flat_map`, `filter`, `par_do`, `group_by_key`,
 //!   `combine_per_key`, `co_group_by_key`, `flatten`, windows, side inputs);
-//!   [`io`]: text and NDJSON files.
+//!   [`io`]: text and NDJSON files; `parquet_io` (feature `parquet`):
+//!   Parquet files.
 //! - [`dofn`]: [`DoFn`] with Beam's lifecycle; [`combiners`]: [`CombineFn`]
 //!   and the built-in combiners; [`side`]: side-input views.
 //! - [`coders`]: element encodings compatible with Beam's standard coders.
@@ -24,6 +25,8 @@ pub mod io;
 pub mod job;
 pub mod metrics;
 pub mod options;
+#[cfg(feature = "parquet")]
+pub mod parquet_io;
 pub mod pipeline;
 pub mod runner;
 mod shuffle;
