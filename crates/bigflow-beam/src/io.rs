@@ -386,18 +386,21 @@ impl WriteRoot {
                 path.display()
             )
         })?;
-        #[cfg(feature = "parquet")]
-        if let ShardFormat::Parquet(schema) = &self.format {
-            let mut merged = shuffle.drain(shard)?;
-            let shard_name = self.write.shard_name(shard);
-            return crate::parquet_io::write_shard(
-                &self.label,
-                &shard_name,
-                file,
-                schema.clone(),
-                || Ok(merged.next_record()?.map(|(line, _)| line)),
-                control,
-            );
+        match &self.format {
+            ShardFormat::Text => {}
+            #[cfg(feature = "parquet")]
+            ShardFormat::Parquet(schema) => {
+                let mut merged = shuffle.drain(shard)?;
+                let shard_name = self.write.shard_name(shard);
+                return crate::parquet_io::write_shard(
+                    &self.label,
+                    &shard_name,
+                    file,
+                    schema.clone(),
+                    || Ok(merged.next_record()?.map(|(line, _)| line)),
+                    control,
+                );
+            }
         }
         let w = BufWriter::with_capacity(1 << 20, file);
         let mut w: Box<dyn Write> = if self.write.gzip {
