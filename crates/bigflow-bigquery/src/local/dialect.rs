@@ -592,27 +592,9 @@ fn is_pseudo(name: &str) -> Option<&'static str> {
 /// UNNEST`) keeps rows whose array is empty or NULL, with NULL for `x` and
 /// `o`, by unnesting `[NULL]` for them.
 fn wrap_unnest(rel: &TableFactor, unnest: &TableFactor, left: bool) -> Result<TableFactor> {
-    let TableFactor::UNNEST {
-        alias,
-        array_exprs,
-        with_offset,
-        with_offset_alias,
-        ..
-    } = unnest
-    else {
-        return Err(BqError::Engine("not an UNNEST".into()));
-    };
-    let bad = |what: &str| BqError::Unsupported {
-        construct: what.to_string(),
-        position: array_exprs.first().map(|e| e.span()).and_then(position),
-    };
-    let [expr] = array_exprs.as_slice() else {
-        return Err(bad("UNNEST of several arrays after a table"));
-    };
-    let Some(x) = alias.as_ref().map(|a| a.name.clone()) else {
-        return Err(bad(
-            "UNNEST without an alias after a table (write UNNEST(…) AS x)",
-        ));
+    let u = OneUnnest::of(unnest, "after a table")?;
+    let Some(x) = u.alias.map(|a| a.name.clone()) else {
+        return Err(u.unsupported("UNNEST without an alias after a table (write UNNEST(…) AS x)"));
     };
     let rel_alias = match rel {
         TableFactor::Table { name, alias, .. } => match alias {
@@ -625,13 +607,12 @@ fn wrap_unnest(rel: &TableFactor, unnest: &TableFactor, left: bool) -> Result<Ta
         },
         TableFactor::Derived { alias: Some(a), .. } => a.name.value.clone(),
         _ => {
-            return Err(bad(
-                "UNNEST after this kind of FROM item (give it an alias)",
-            ));
+            return Err(u.unsupported("UNNEST after this kind of FROM item (give it an alias)"));
         }
     };
     let ra = format!("`{}`", rel_alias.replace('`', ""));
-    let offsets = format!("range(0, CAST(cardinality({expr}) AS INT64))");
+    let expr = u.expr;
+    let offsets = u.offsets();
     let (values, offsets) = if left {
         let some = format!("COALESCE(cardinality({expr}), 0) > 0");
         (
@@ -641,57 +622,90 @@ fn wrap_unnest(rel: &TableFactor, unnest: &TableFactor, left: bool) -> Result<Ta
     } else {
         (expr.to_string(), offsets)
     };
-    let offset = match (with_offset, with_offset_alias) {
-        (false, _) => String::new(),
-        (true, Some(o)) => format!(", UNNEST({offsets}) AS {o}"),
-        (true, None) => format!(", UNNEST({offsets}) AS `offset`"),
+    let offset = match &u.offset {
+        Some(o) => format!(", UNNEST({offsets}) AS {o}"),
+        None => String::new(),
     };
-    let sql = format!("(SELECT {ra}.*, UNNEST({values}) AS {x}{offset} FROM {rel}) AS {ra}");
-    Parser::new(&BigQueryDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_table_factor())
-        .map_err(|e| BqError::Sql {
-            message: format!("rewriting UNNEST: {e}"),
-            position: position(expr.span()),
-        })
+    u.parse(&format!(
+        "(SELECT {ra}.*, UNNEST({values}) AS {x}{offset} FROM {rel}) AS {ra}"
+    ))
 }
 
 /// A FROM item `UNNEST(arr) AS x WITH OFFSET AS o` on its own →
 /// `(SELECT UNNEST(arr) AS x, UNNEST(range(0, cardinality(arr))) AS o) AS x`
 /// (DataFusion has no WITH OFFSET).
 fn offset_unnest(unnest: &TableFactor) -> Result<TableFactor> {
-    let TableFactor::UNNEST {
-        alias,
-        array_exprs,
-        with_offset_alias,
-        ..
-    } = unnest
-    else {
-        return Err(BqError::Engine("not an UNNEST".into()));
-    };
-    let bad = |what: &str| BqError::Unsupported {
-        construct: what.to_string(),
-        position: array_exprs.first().map(|e| e.span()).and_then(position),
-    };
-    let [expr] = array_exprs.as_slice() else {
-        return Err(bad("UNNEST of several arrays WITH OFFSET"));
-    };
-    let x = alias
-        .as_ref()
+    let u = OneUnnest::of(unnest, "WITH OFFSET")?;
+    let x = u
+        .alias
         .map_or_else(|| "`f0_`".to_string(), |a| a.name.to_string());
-    let o = with_offset_alias
-        .as_ref()
-        .map_or_else(|| "`offset`".to_string(), ToString::to_string);
-    let sql = format!(
-        "(SELECT UNNEST({expr}) AS {x}, UNNEST(range(0, CAST(cardinality({expr}) AS INT64))) AS {o}) AS {x}"
-    );
-    Parser::new(&BigQueryDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_table_factor())
-        .map_err(|e| BqError::Sql {
-            message: format!("rewriting UNNEST: {e}"),
-            position: position(expr.span()),
+    let o = u.offset.clone().unwrap_or_else(|| "`offset`".into());
+    u.parse(&format!(
+        "(SELECT UNNEST({expr}) AS {x}, UNNEST({offsets}) AS {o}) AS {x}",
+        expr = u.expr,
+        offsets = u.offsets()
+    ))
+}
+
+/// An `UNNEST` of one array, as the two rewrites above take it.
+struct OneUnnest<'a> {
+    expr: &'a Expr,
+    alias: Option<&'a TableAlias>,
+    /// The offset column's name, with `WITH OFFSET` (default `offset`).
+    offset: Option<String>,
+}
+
+impl<'a> OneUnnest<'a> {
+    fn of(unnest: &'a TableFactor, place: &str) -> Result<OneUnnest<'a>> {
+        let TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset,
+            with_offset_alias,
+            ..
+        } = unnest
+        else {
+            return Err(BqError::Engine("not an UNNEST".into()));
+        };
+        let [expr] = array_exprs.as_slice() else {
+            return Err(BqError::Unsupported {
+                construct: format!("UNNEST of several arrays {place}"),
+                position: array_exprs.first().map(|e| e.span()).and_then(position),
+            });
+        };
+        Ok(OneUnnest {
+            expr,
+            alias: alias.as_ref(),
+            offset: with_offset.then(|| {
+                with_offset_alias
+                    .as_ref()
+                    .map_or_else(|| "`offset`".to_string(), ToString::to_string)
+            }),
         })
+    }
+
+    fn unsupported(&self, what: &str) -> BqError {
+        BqError::Unsupported {
+            construct: what.to_string(),
+            position: position(self.expr.span()),
+        }
+    }
+
+    /// The array's positions, 0-based: `range(0, cardinality(arr))`.
+    fn offsets(&self) -> String {
+        format!("range(0, CAST(cardinality({}) AS INT64))", self.expr)
+    }
+
+    /// The rewritten FROM item.
+    fn parse(&self, sql: &str) -> Result<TableFactor> {
+        Parser::new(&BigQueryDialect {})
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_table_factor())
+            .map_err(|e| BqError::Sql {
+                message: format!("rewriting UNNEST: {e}"),
+                position: position(self.expr.span()),
+            })
+    }
 }
 
 fn is_unnest(t: &TableFactor) -> bool {

@@ -479,15 +479,18 @@ mod tests {
     use super::*;
     use crate::backend::Backend;
 
-    fn warehouse() -> (tempfile::TempDir, LocalWarehouse, QueryContext) {
-        let dir = tempfile::tempdir().unwrap();
-        let w = LocalWarehouse::open(dir.path()).unwrap();
-        let ctx = QueryContext {
-            default_project: "p".into(),
-            default_dataset: "d".into(),
-            ..QueryContext::default()
+    use crate::local::test_warehouse as warehouse;
+
+    /// Appends `sql`'s rows to the day partition `day` of `p.d.e`.
+    fn append_to_day(w: &LocalWarehouse, ctx: &QueryContext, day: &str, sql: &str) {
+        let id = crate::names::TableId {
+            project: "p".into(),
+            dataset: "d".into(),
+            table: "e".into(),
         };
-        (dir, w, ctx)
+        let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        w.write_query(&id, Some(day), WriteMode::Append, sql, ctx)
+            .unwrap();
     }
 
     fn rows(w: &LocalWarehouse, ctx: &QueryContext, sql: &str) -> String {
@@ -557,21 +560,13 @@ mod tests {
             &ctx,
         )
         .unwrap();
-        let id = crate::names::TableId {
-            project: "p".into(),
-            dataset: "d".into(),
-            table: "e".into(),
-        };
         for (day, ids) in [("2020-08-01", "[1, 2]"), ("2020-08-02", "[3, 4]")] {
-            let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
-            w.write_query(
-                &id,
-                Some(day),
-                WriteMode::Append,
-                &format!("SELECT x AS id FROM UNNEST({ids}) AS x"),
+            append_to_day(
+                &w,
                 &ctx,
-            )
-            .unwrap();
+                day,
+                &format!("SELECT x AS id FROM UNNEST({ids}) AS x"),
+            );
         }
         let r = w
             .execute(
@@ -648,20 +643,7 @@ mod tests {
             &ctx,
         )
         .unwrap();
-        let id = crate::names::TableId {
-            project: "p".into(),
-            dataset: "d".into(),
-            table: "e".into(),
-        };
-        let day = chrono::NaiveDate::from_ymd_opt(2020, 8, 1).unwrap();
-        w.write_query(
-            &id,
-            Some(day),
-            WriteMode::Append,
-            "SELECT 1 AS id, 'a' AS v",
-            &ctx,
-        )
-        .unwrap();
+        append_to_day(&w, &ctx, "2020-08-01", "SELECT 1 AS id, 'a' AS v");
         w.execute(
             "MERGE e USING (SELECT 1 AS id, 'A' AS v UNION ALL SELECT 2, 'B') AS s ON e.id = s.id
              WHEN MATCHED THEN UPDATE SET v = s.v

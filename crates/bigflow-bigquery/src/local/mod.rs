@@ -1369,6 +1369,20 @@ impl Backend for LocalWarehouse {
     }
 }
 
+/// A warehouse in a temporary directory, and a context whose default
+/// dataset is `p.d` (unit tests of this module and its submodules).
+#[cfg(test)]
+fn test_warehouse() -> (tempfile::TempDir, LocalWarehouse, QueryContext) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = LocalWarehouse::open(dir.path()).unwrap();
+    let ctx = QueryContext {
+        default_project: "p".into(),
+        default_dataset: "d".into(),
+        ..QueryContext::default()
+    };
+    (dir, w, ctx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1388,13 +1402,7 @@ mod tests {
     fn string_columns_come_back_as_plain_strings() {
         // Tables are read with string views; results, dry runs and written
         // tables must still have plain `Utf8` (see `with_string_views`).
-        let dir = tempfile::tempdir().unwrap();
-        let w = LocalWarehouse::open(dir.path()).unwrap();
-        let ctx = QueryContext {
-            default_project: "p".into(),
-            default_dataset: "d".into(),
-            ..QueryContext::default()
-        };
+        let (_dir, w, ctx) = test_warehouse();
         w.execute("CREATE TABLE t (name STRING, day STRING)", &ctx)
             .unwrap();
         w.execute(
