@@ -614,6 +614,21 @@ fn update_and_delete() {
         assert_eq!(rows[0]["port_name"], json!("GDYNIA"));
         assert_eq!(rows[1]["port_name"], json!("gdansk"));
         assert_eq!(rows[1]["port_latitude"], json!(0.0));
+        // UPDATE … FROM another table.
+        let r = ds
+            .collect(
+                "UPDATE `{ports}` p SET port_latitude = s.lat
+                 FROM (SELECT 'GDYNIA' AS name, 1.5 AS lat) s WHERE p.port_name = s.name",
+            )
+            .unwrap();
+        assert_eq!(r.affected_rows, Some(1));
+        assert_eq!(
+            names(
+                &ds,
+                "SELECT port_latitude FROM `{ports}` WHERE port_name = 'GDYNIA'"
+            ),
+            [json!(1.5)]
+        );
         // dbt's incremental MERGE: update matched rows, insert the others.
         let r = ds
             .collect(

@@ -16,8 +16,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, UInt64Type};
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Merge, MergeAction,
-    MergeClauseKind, MergeInsertKind, ObjectName, Query, TableAlias, TableFactor, TableWithJoins,
-    Update,
+    MergeClauseKind, MergeInsertKind, ObjectName, Query, Statement, TableAlias, TableFactor,
+    TableWithJoins, Update, UpdateTableFromKind,
 };
 
 use super::{HIDDEN_PARTITION, LocalWarehouse, empty_result, unknown_table};
@@ -78,14 +78,48 @@ impl LocalWarehouse {
     }
 
     pub(super) fn update_statement(&self, upd: &Update, ctx: &QueryContext) -> Result<QueryResult> {
-        if upd.from.is_some() {
+        let t = target(&upd.table, "UPDATE")?;
+        let Some(from) = &upd.from else {
+            return self.rewrite(t, upd.selection.as_ref(), &upd.assignments, "UPDATE", ctx);
+        };
+        // `UPDATE t SET … FROM s WHERE cond` is `MERGE t USING s ON cond
+        // WHEN MATCHED THEN UPDATE SET …`: a target row with no source row
+        // is kept, one with two is an error, as in BigQuery.
+        let (UpdateTableFromKind::BeforeSet(sources) | UpdateTableFromKind::AfterSet(sources)) =
+            from;
+        let [source] = sources.as_slice() else {
             return Err(BqError::Unsupported {
-                construct: "UPDATE … FROM".into(),
+                construct: "UPDATE … FROM several tables (join them in a subquery)".into(),
+                position: None,
+            });
+        };
+        if !source.joins.is_empty() {
+            return Err(BqError::Unsupported {
+                construct: "UPDATE … FROM a join (join in a subquery)".into(),
                 position: None,
             });
         }
-        let t = target(&upd.table, "UPDATE")?;
-        self.rewrite(t, upd.selection.as_ref(), &upd.assignments, "UPDATE", ctx)
+        let Some(on) = &upd.selection else {
+            return Err(BqError::Sql {
+                message: "UPDATE must have a WHERE clause, as in BigQuery".into(),
+                position: position(object_name_span(t.name)),
+            });
+        };
+        let alias = t
+            .alias
+            .map(|a| format!(" AS {}", a.name))
+            .unwrap_or_default();
+        let sets: Vec<String> = upd.assignments.iter().map(ToString::to_string).collect();
+        let sql = format!(
+            "MERGE {}{alias} USING {} ON {on} WHEN MATCHED THEN UPDATE SET {}",
+            t.name,
+            source.relation,
+            sets.join(", ")
+        );
+        match super::dialect::parse(&sql)?.pop() {
+            Some(Statement::Merge(merge)) => self.merge_statement(&merge, ctx),
+            _ => Err(BqError::Engine(format!("rewriting UPDATE … FROM as {sql}"))),
+        }
     }
 
     /// Rewrites the table: rows matching `selection` are dropped (no
