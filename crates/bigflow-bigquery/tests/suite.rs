@@ -42,6 +42,8 @@ enum Gap {
     LoadOutputRows,
     /// A WRITE_TRUNCATE load that fails has already emptied the table.
     AtomicLoads,
+    /// `PARSE_TIMESTAMP(format, text, zone)` reads the text as UTC.
+    ParseTimestampZone,
     /// `WITH OFFSET AS pos` comes back as a column named `(pos - 1)`.
     OffsetColumnName,
     /// `DELETE`/`UPDATE` without a WHERE clause run (BigQuery refuses them).
@@ -70,6 +72,9 @@ impl Gap {
             }
             Gap::LoadOutputRows => {
                 "bqemulator 1.4 reports the table's size as a load job's outputRows"
+            }
+            Gap::ParseTimestampZone => {
+                "bqemulator 1.4 ignores the time zone argument of PARSE_TIMESTAMP"
             }
             Gap::OffsetColumnName => {
                 "bqemulator 1.4 names a WITH OFFSET column `(pos - 1)` instead of its alias"
@@ -1136,6 +1141,32 @@ fn documented_functions_work() {
         assert_eq!(r["t"], json!("10:11:12"));
         let r = q("SELECT APPROX_COUNT_DISTINCT(country) AS c FROM `{ports}`");
         assert_eq!(r[0]["c"], json!(3));
+        // Time zones: names and offsets.
+        let r = q("SELECT FORMAT_TIMESTAMP('%Y-%m-%d %H:%M %z', TIMESTAMP '2020-08-01 22:30:00', 'Europe/Warsaw') AS f,
+                          DATE(TIMESTAMP '2020-08-01 22:30:00', 'Europe/Warsaw') AS d,
+                          DATETIME(TIMESTAMP '2020-01-01 00:00:00', 'America/New_York') AS dt,
+                          TIMESTAMP('2020-08-01 00:30:00', 'Europe/Warsaw') AS t,
+                          PARSE_TIMESTAMP('%Y-%m-%d %H:%M', '2020-01-15 12:00', 'America/New_York') AS p");
+        let r = &r[0];
+        assert_eq!(r["f"], json!("2020-08-02 00:30 +0200"));
+        assert_eq!(r["d"], json!("2020-08-02"));
+        assert!(
+            r["dt"].as_str().unwrap().starts_with("2019-12-31T19:00:00"),
+            "{}",
+            r["dt"]
+        );
+        assert!(
+            r["t"].as_str().unwrap().starts_with("2020-07-31T22:30:00"),
+            "{}",
+            r["t"]
+        );
+        if !env.lacks(Gap::ParseTimestampZone) {
+            assert!(
+                r["p"].as_str().unwrap().starts_with("2020-01-15T17:00:00"),
+                "{}",
+                r["p"]
+            );
+        }
         // SAFE.: NULL instead of an error.
         let r = q(
             "SELECT SAFE.PARSE_DATE('%Y-%m-%d', 'August') AS bad, SAFE.PARSE_DATE('%Y-%m-%d', '2020-08-01') AS good",

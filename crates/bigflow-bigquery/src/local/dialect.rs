@@ -264,6 +264,10 @@ fn string_lit(s: &str) -> Expr {
     Expr::value(Value::SingleQuotedString(s.to_string()))
 }
 
+fn is_string_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)))
+}
+
 /// `name(args…)`.
 pub fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
@@ -443,10 +447,20 @@ impl Rewriter<'_> {
                     vec![args[0].clone(), cast(n, SqlType::BigInt(None)), part],
                 ))
             }
+            "format_timestamp" | "parse_timestamp" if args.len() == 3 => {
+                let udf = match (name.as_str(), safe) {
+                    ("format_timestamp", _) => "bq_format_timestamp_tz",
+                    (_, false) => "bq_parse_timestamp_tz",
+                    (_, true) => "bq_safe_parse_timestamp_tz",
+                };
+                Some(call(udf, args))
+            }
             "format_date" | "format_timestamp" | "format_datetime" | "parse_date"
             | "parse_timestamp" | "parse_datetime" => {
                 if args.len() != 2 {
-                    return Err(bad_args("(format, value) without a time zone"));
+                    return Err(bad_args(
+                        "(format, value), and a time zone only for FORMAT_TIMESTAMP and PARSE_TIMESTAMP",
+                    ));
                 }
                 let udf = match (name.as_str(), safe) {
                     ("format_date", _) => "bq_format_date",
@@ -491,6 +505,21 @@ impl Rewriter<'_> {
             }
             "date" if args.len() == 1 => Some(cast(args[0].clone(), SqlType::Date)),
             "date" if args.len() == 3 => Some(call("make_date", args)),
+            // (timestamp, zone): the wall clock of the instant in the zone.
+            "date" if args.len() == 2 => Some(cast(call("bq_to_zone", args), SqlType::Date)),
+            "datetime" if args.len() == 2 && is_string_literal(&args[1]) => {
+                Some(call("bq_to_zone", args))
+            }
+            "timestamp" if args.len() == 2 => Some(call(
+                "bq_from_zone",
+                vec![
+                    cast(
+                        args[0].clone(),
+                        SqlType::Timestamp(Some(6), TimezoneInfo::None),
+                    ),
+                    args[1].clone(),
+                ],
+            )),
             "timestamp" if args.len() == 1 => Some(cast(
                 args[0].clone(),
                 SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),

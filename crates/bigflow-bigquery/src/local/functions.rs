@@ -14,7 +14,9 @@ use arrow::array::{
 };
 use arrow::datatypes::DataType;
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, Months, NaiveDate, NaiveDateTime, TimeZone as _, Utc,
+};
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
@@ -263,6 +265,131 @@ fn format_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
     finish(args, Arc::new(StringArray::from(out)))
 }
 
+/// A BigQuery time zone: an IANA name (`Europe/Warsaw`, `UTC`) or an offset (`+02:00`).
+#[derive(Clone, Copy)]
+enum Zone {
+    Named(chrono_tz::Tz),
+    Fixed(FixedOffset),
+}
+
+impl Zone {
+    fn parse(name: &str, function: &str) -> DfResult<Zone> {
+        if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
+            return Ok(Zone::Named(tz));
+        }
+        let offset = name.strip_prefix("UTC").unwrap_or(name);
+        let sign = match offset.chars().next() {
+            Some('+') => 1,
+            Some('-') => -1,
+            _ => 0,
+        };
+        let (h, m) = offset[1.min(offset.len())..]
+            .split_once(':')
+            .unwrap_or((&offset[1.min(offset.len())..], "0"));
+        match (sign, h.parse::<i32>(), m.parse::<i32>()) {
+            (1 | -1, Ok(h), Ok(m)) if h <= 14 && m < 60 => {
+                FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+                    .map(Zone::Fixed)
+                    .ok_or_else(|| exec_err(format!("{function}: invalid time zone '{name}'")))
+            }
+            _ => Err(exec_err(format!(
+                "{function}: unknown time zone '{name}' (use an IANA name such as 'Europe/Warsaw', or an offset such as '+02:00')"
+            ))),
+        }
+    }
+
+    /// The instant `utc` as a date-time with this zone's offset at that instant.
+    fn at(self, utc: DateTime<Utc>) -> DateTime<FixedOffset> {
+        match self {
+            Zone::Named(tz) => utc.with_timezone(&tz).fixed_offset(),
+            Zone::Fixed(off) => utc.with_timezone(&off),
+        }
+    }
+
+    /// The instant a wall-clock time in this zone names (the earlier one when
+    /// clocks go back; `None` in the hour skipped when they go forward).
+    fn instant(self, local: &NaiveDateTime) -> Option<DateTime<Utc>> {
+        match self {
+            Zone::Named(tz) => tz.from_local_datetime(local).earliest().map(|t| t.to_utc()),
+            Zone::Fixed(off) => off.from_local_datetime(local).single().map(|t| t.to_utc()),
+        }
+    }
+}
+
+/// `FORMAT_TIMESTAMP(format, ts, zone)`.
+fn format_timestamp_tz(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let fmt = downcast::<StringArray>(&a[0], "FORMAT_TIMESTAMP")?;
+    let ts = downcast::<TimestampMicrosecondArray>(&a[1], "FORMAT_TIMESTAMP")?;
+    let tz = downcast::<StringArray>(&a[2], "FORMAT_TIMESTAMP")?;
+    let mut out = Vec::with_capacity(ts.len());
+    for i in 0..ts.len() {
+        if fmt.is_null(i) || ts.is_null(i) || tz.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let zone = Zone::parse(tz.value(i), "FORMAT_TIMESTAMP")?;
+        let t = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
+            .ok_or_else(|| exec_err("FORMAT_TIMESTAMP: timestamp out of range".into()))?;
+        let local = zone.at(t);
+        out.push(Some(strftime("FORMAT_TIMESTAMP", fmt.value(i), |items| {
+            let mut s = String::new();
+            let _ = write!(s, "{}", local.format_with_items(items));
+            s
+        })?));
+    }
+    finish(args, Arc::new(StringArray::from(out)))
+}
+
+/// `DATETIME(ts, zone)`: the wall-clock time of an instant in a zone
+/// (also `DATE(ts, zone)`, cast to DATE).
+fn to_zone(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let ts = downcast::<TimestampMicrosecondArray>(&a[0], "DATETIME")?;
+    let tz = downcast::<StringArray>(&a[1], "DATETIME")?;
+    let mut out = Vec::with_capacity(ts.len());
+    for i in 0..ts.len() {
+        if ts.is_null(i) || tz.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let zone = Zone::parse(tz.value(i), "DATE/DATETIME")?;
+        let t = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
+            .ok_or_else(|| exec_err("DATETIME: timestamp out of range".into()))?;
+        out.push(Some(zone.at(t).naive_local().and_utc().timestamp_micros()));
+    }
+    finish(args, Arc::new(TimestampMicrosecondArray::from(out)))
+}
+
+/// `TIMESTAMP(datetime, zone)`: the instant a wall-clock time in a zone names.
+fn from_zone(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let dt = downcast::<TimestampMicrosecondArray>(&a[0], "TIMESTAMP")?;
+    let tz = downcast::<StringArray>(&a[1], "TIMESTAMP")?;
+    let mut out = Vec::with_capacity(dt.len());
+    for i in 0..dt.len() {
+        if dt.is_null(i) || tz.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let zone = Zone::parse(tz.value(i), "TIMESTAMP")?;
+        let local = DateTime::<Utc>::from_timestamp_micros(dt.value(i))
+            .ok_or_else(|| exec_err("TIMESTAMP: value out of range".into()))?
+            .naive_utc();
+        let t = zone.instant(&local).ok_or_else(|| {
+            exec_err(format!(
+                "TIMESTAMP: {local} does not exist in {} (clocks go forward)",
+                tz.value(i)
+            ))
+        })?;
+        out.push(Some(t.timestamp_micros()));
+    }
+    finish(
+        args,
+        Arc::new(TimestampMicrosecondArray::from(out).with_timezone("UTC")),
+    )
+}
+
 /// `PARSE_DATE`; `safe` (`SAFE.PARSE_DATE`): NULL instead of an error.
 fn parse_date(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
     let a = arrays(args)?;
@@ -289,18 +416,41 @@ fn parse_date(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
     finish(args, Arc::new(Date32Array::from(out)))
 }
 
-/// `PARSE_TIMESTAMP`; `safe` (`SAFE.PARSE_TIMESTAMP`): NULL instead of an error.
+/// `PARSE_TIMESTAMP(format, text[, zone])`, the text read as wall-clock
+/// time in `zone` (default UTC); `safe` (`SAFE.PARSE_TIMESTAMP`): NULL
+/// instead of an error.
 fn parse_timestamp(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
     let a = arrays(args)?;
     let fmt = downcast::<StringArray>(&a[0], "PARSE_TIMESTAMP")?;
     let s = downcast::<StringArray>(&a[1], "PARSE_TIMESTAMP")?;
+    let tz = match a.get(2) {
+        Some(z) => Some(downcast::<StringArray>(z, "PARSE_TIMESTAMP")?),
+        None => None,
+    };
     let mut out = Vec::with_capacity(s.len());
     for i in 0..s.len() {
+        let zone = match tz {
+            Some(z) if z.is_null(i) => {
+                out.push(None);
+                continue;
+            }
+            Some(z) => Some(Zone::parse(z.value(i), "PARSE_TIMESTAMP")?),
+            None => None,
+        };
         if fmt.is_null(i) || s.is_null(i) {
             out.push(None);
         } else {
-            match NaiveDateTime::parse_from_str(s.value(i), fmt.value(i)) {
-                Ok(t) => out.push(Some(t.and_utc().timestamp_micros())),
+            let parsed = NaiveDateTime::parse_from_str(s.value(i), fmt.value(i))
+                .map_err(|e| e.to_string())
+                .and_then(|t| match zone {
+                    None => Ok(t.and_utc()),
+                    // A time skipped by a clock change is as unparsable as a bad one.
+                    Some(z) => z
+                        .instant(&t)
+                        .ok_or_else(|| "that time does not exist in the time zone".to_string()),
+                });
+            match parsed {
+                Ok(t) => out.push(Some(t.timestamp_micros())),
                 Err(_) if safe => out.push(None),
                 Err(e) => {
                     return Err(exec_err(format!(
@@ -423,6 +573,44 @@ pub fn udfs() -> Vec<ScalarUDF> {
             Arc::new(|a| parse_timestamp(a, true)),
         ),
         create_udf(
+            "bq_parse_timestamp_tz",
+            vec![DataType::Utf8, DataType::Utf8, DataType::Utf8],
+            ts(),
+            Volatility::Immutable,
+            Arc::new(|a| parse_timestamp(a, false)),
+        ),
+        create_udf(
+            "bq_safe_parse_timestamp_tz",
+            vec![DataType::Utf8, DataType::Utf8, DataType::Utf8],
+            ts(),
+            Volatility::Immutable,
+            Arc::new(|a| parse_timestamp(a, true)),
+        ),
+        create_udf(
+            "bq_format_timestamp_tz",
+            vec![DataType::Utf8, ts(), DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(format_timestamp_tz),
+        ),
+        create_udf(
+            "bq_to_zone",
+            vec![ts(), DataType::Utf8],
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+            Volatility::Immutable,
+            Arc::new(to_zone),
+        ),
+        create_udf(
+            "bq_from_zone",
+            vec![
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                DataType::Utf8,
+            ],
+            ts(),
+            Volatility::Immutable,
+            Arc::new(from_zone),
+        ),
+        create_udf(
             "bq_safe_divide",
             vec![DataType::Float64, DataType::Float64],
             DataType::Float64,
@@ -475,5 +663,30 @@ mod tests {
     fn bad_format_is_an_error_not_a_panic() {
         let e = strftime("FORMAT_DATE", "%Q%", |_| String::new()).unwrap_err();
         assert!(e.to_string().contains("invalid format string"), "{e}");
+    }
+
+    #[test]
+    fn zones_are_names_or_offsets() {
+        let t = DateTime::<Utc>::from_timestamp(0, 0).unwrap();
+        let local = |z: &str| Zone::parse(z, "T").unwrap().at(t).to_rfc3339();
+        assert_eq!(local("+05:30"), "1970-01-01T05:30:00+05:30");
+        assert_eq!(local("UTC-02"), "1969-12-31T22:00:00-02:00");
+        assert_eq!(local("Europe/Warsaw"), "1970-01-01T01:00:00+01:00");
+        let e = Zone::parse("Mars/Olympus", "FORMAT_TIMESTAMP")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("unknown time zone 'Mars/Olympus'"), "{e}");
+        // 02:30 on the night clocks go forward does not exist in Warsaw.
+        let skipped = NaiveDate::from_ymd_opt(2020, 3, 29)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
+        assert!(
+            Zone::parse("Europe/Warsaw", "T")
+                .unwrap()
+                .instant(&skipped)
+                .is_none()
+        );
     }
 }
