@@ -701,4 +701,30 @@ mod tests {
         assert!(out.contains("| 2020-08-01 | 1  | A |"), "{out}");
         assert!(out.contains(&format!("| {today} | 2  | B |")), "{out}");
     }
+
+    #[test]
+    fn a_rewrite_over_a_newer_version_fails_and_loses_nothing() {
+        let (_dir, w, ctx) = warehouse();
+        w.execute("CREATE TABLE t (id INT64); INSERT INTO t VALUES (1)", &ctx)
+            .unwrap();
+        let id = crate::names::TableId {
+            project: "p".into(),
+            dataset: "d".into(),
+            table: "t".into(),
+        };
+        let read = w.manifest(&id, None).unwrap().version;
+        // Another writer commits after the rewrite read the table.
+        w.execute("INSERT INTO t VALUES (2)", &ctx).unwrap();
+        let e = w
+            .block_on(async {
+                let q = LocalWarehouse::single_query("SELECT id FROM t WHERE id <> 1", "DELETE")?;
+                let (df, _) = w.plan_query(q, &ctx).await?;
+                w.write_frame(&id, None, WriteMode::Truncate, df, None, Some(read))
+                    .await
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("changed by another writer"), "{e}");
+        assert!(rows(&w, &ctx, "SELECT COUNT(*) AS n FROM t").contains("| 2 |"));
+    }
 }
