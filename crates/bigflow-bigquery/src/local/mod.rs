@@ -48,6 +48,13 @@ use crate::schema::{Field, from_arrow_schema, to_arrow_schema};
 use dialect::{Rewriter, TableRef, object_name_span, object_name_text, position, resolve};
 use storage::{DataFile, Manifest, Staged, Storage};
 
+/// A query being planned (boxed: planning a view plans its query).
+type PlannedQuery<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(DataFrame, Vec<TableRef>)>> + Send + 'a>>;
+
+/// How deep views may refer to views.
+const MAX_VIEW_DEPTH: usize = 16;
+
 /// The environment variable that overrides the warehouse directory.
 pub const WAREHOUSE_ENV: &str = "BIGFLOW_WAREHOUSE";
 
@@ -523,8 +530,27 @@ impl LocalWarehouse {
     /// Rewrites and plans a query; returns the frame and the tables it reads.
     async fn plan_query(
         &self,
+        query: Query,
+        ctx: &QueryContext,
+    ) -> Result<(DataFrame, Vec<TableRef>)> {
+        self.plan_query_in(query, ctx, 0).await
+    }
+
+    /// [`Self::plan_query`] inside `depth` views.
+    fn plan_query_in<'a>(
+        &'a self,
+        query: Query,
+        ctx: &'a QueryContext,
+        depth: usize,
+    ) -> PlannedQuery<'a> {
+        Box::pin(self.plan_query_at(query, ctx, depth))
+    }
+
+    async fn plan_query_at(
+        &self,
         mut query: Query,
         ctx: &QueryContext,
+        depth: usize,
     ) -> Result<(DataFrame, Vec<TableRef>)> {
         let session = self.session();
         let state = session.state();
@@ -535,7 +561,9 @@ impl LocalWarehouse {
         };
         let mut rw = Rewriter::new(ctx, &known);
         rw.rewrite_query(&mut query)?;
+        // Each table or view the query reads, and the names of its columns.
         let mut columns = Vec::new();
+        let mut frames = Vec::new();
         for t in &rw.tables {
             fn names(fields: &[Field], out: &mut Vec<String>) {
                 for f in fields {
@@ -543,11 +571,36 @@ impl LocalWarehouse {
                     names(&f.fields, out);
                 }
             }
-            names(&self.manifest(&t.id, t.position)?.schema, &mut columns);
+            let df = match self.storage.read_view(&t.id)? {
+                Some(view) if self.storage.read_manifest(&t.id)?.is_none() => {
+                    if depth >= MAX_VIEW_DEPTH {
+                        return Err(BqError::Sql {
+                            message: format!(
+                                "view `{}` refers to views {MAX_VIEW_DEPTH} deep (does it refer to itself?)",
+                                t.id
+                            ),
+                            position: t.position,
+                        });
+                    }
+                    let q = Self::single_query(&view.sql, "a view")?;
+                    let view_ctx = QueryContext {
+                        default_project: view.default_project,
+                        default_dataset: view.default_dataset,
+                        ..QueryContext::default()
+                    };
+                    let (df, _) = self.plan_query_in(q, &view_ctx, depth + 1).await?;
+                    columns.extend(df.schema().fields().iter().map(|f| f.name().clone()));
+                    df
+                }
+                _ => {
+                    names(&self.manifest(&t.id, t.position)?.schema, &mut columns);
+                    self.table_frame(&session, t, rw.pseudo_columns).await?
+                }
+            };
+            frames.push(df);
         }
         dialect::fold_case(&mut query, &columns);
-        for t in &rw.tables {
-            let df = self.table_frame(&session, t, rw.pseudo_columns).await?;
+        for (t, df) in rw.tables.iter().zip(frames) {
             session
                 .register_table(t.name.as_str(), df.into_view())
                 .map_err(df_error)?;
@@ -766,6 +819,11 @@ impl LocalWarehouse {
             return Err(unsupported("CREATE TABLE LIKE/CLONE"));
         }
         let exists = self.storage.read_manifest(&id)?.is_some();
+        if self.storage.read_view(&id)?.is_some() {
+            return Err(BqError::TableExists {
+                table: id.to_string(),
+            });
+        }
         if exists && stmt.if_not_exists {
             return Ok(empty_result());
         }
@@ -843,6 +901,50 @@ impl LocalWarehouse {
         Ok(empty_result())
     }
 
+    /// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS] v AS SELECT …`: the query is
+    /// planned now (so a bad one fails here) and stored as text, read again
+    /// each time a query names the view.
+    fn create_view_statement(
+        &self,
+        cv: &datafusion::sql::sqlparser::ast::CreateView,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        let id = resolve(&cv.name, ctx)?;
+        let pos = position(object_name_span(&cv.name));
+        if cv.materialized {
+            return Err(BqError::Unsupported {
+                construct: "CREATE MATERIALIZED VIEW".into(),
+                position: pos,
+            });
+        }
+        if self.storage.read_manifest(&id)?.is_some() {
+            return Err(BqError::TableExists {
+                table: id.to_string(),
+            });
+        }
+        if self.storage.read_view(&id)?.is_some() {
+            if cv.if_not_exists {
+                return Ok(empty_result());
+            }
+            if !cv.or_replace {
+                return Err(BqError::TableExists {
+                    table: id.to_string(),
+                });
+            }
+        }
+        let sql = cv.query.to_string();
+        self.block_on(self.plan_query((*cv.query).clone(), ctx))?;
+        self.storage.write_view(
+            &id,
+            Some(&storage::ViewDef {
+                sql,
+                default_project: ctx.default_project.clone(),
+                default_dataset: ctx.default_dataset.clone(),
+            }),
+        )?;
+        Ok(empty_result())
+    }
+
     fn insert_statement(
         &self,
         ins: &datafusion::sql::sqlparser::ast::Insert,
@@ -906,6 +1008,29 @@ impl LocalWarehouse {
                 self.collect(df).await
             }),
             Statement::CreateTable(ct) => self.create_table_statement(&ct, ctx),
+            Statement::CreateView(cv) => self.create_view_statement(&cv, ctx),
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                ..
+            } => {
+                for n in &names {
+                    let id = resolve(n, ctx)?;
+                    if self.storage.read_view(&id)?.is_none() {
+                        if if_exists {
+                            continue;
+                        }
+                        return Err(BqError::UnknownTable {
+                            table: id.to_string(),
+                            position: position(object_name_span(n)),
+                            hint: " (no view of that name)".into(),
+                        });
+                    }
+                    self.storage.write_view(&id, None)?;
+                }
+                Ok(empty_result())
+            }
             Statement::Insert(ins) => self.insert_statement(&ins, ctx),
             Statement::Delete(del) => self.delete_statement(&del, ctx),
             Statement::Update(upd) => self.update_statement(&upd, ctx),
@@ -1196,7 +1321,10 @@ impl Backend for LocalWarehouse {
     }
 
     fn table_exists(&self, table: &TableId) -> Result<bool> {
-        Ok(self.storage.read_manifest(table)?.is_some())
+        Ok(
+            self.storage.read_manifest(table)?.is_some()
+                || self.storage.read_view(table)?.is_some(),
+        )
     }
 
     fn table_info(&self, table: &TableId) -> Result<TableInfo> {
@@ -1396,6 +1524,20 @@ mod tests {
             .unwrap();
         let r = rt.block_on(async { w.execute("SELECT 1 AS one", &QueryContext::default()) });
         assert_eq!(r.unwrap().num_rows(), 1);
+    }
+
+    #[test]
+    fn views_that_refer_to_each_other_fail_instead_of_recursing() {
+        let (_dir, w, ctx) = test_warehouse();
+        w.execute(
+            "CREATE VIEW v1 AS SELECT 1 AS a; CREATE VIEW v2 AS SELECT * FROM v1;
+             CREATE OR REPLACE VIEW v1 AS SELECT * FROM v2",
+            &ctx,
+        )
+        .unwrap();
+        let e = w.execute("SELECT * FROM v1", &ctx).unwrap_err().to_string();
+        assert!(e.contains("refers to views 16 deep"), "{e}");
+        assert_eq!(w.list_tables("p", "d"), ["v1", "v2"]);
     }
 
     #[test]

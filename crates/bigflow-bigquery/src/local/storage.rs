@@ -49,6 +49,17 @@ pub struct DataFile {
     pub bytes: u64,
 }
 
+/// A view: its query, and the dataset its bare table names are in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDef {
+    /// The `SELECT`.
+    pub sql: String,
+    /// Project of `dataset.table` names in it.
+    pub default_project: String,
+    /// Dataset of bare names in it.
+    pub default_dataset: String,
+}
+
 /// A replaced file awaiting deletion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Garbage {
@@ -211,6 +222,38 @@ impl Storage {
         }
     }
 
+    /// A view's definition, `None` if there is no view of that name.
+    pub fn read_view(&self, id: &TableId) -> Result<Option<ViewDef>> {
+        let path = self.table_dir(id).join("_view.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                BqError::io(
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BqError::io(&path, e)),
+        }
+    }
+
+    /// Writes (atomically, by rename) or, with `None`, removes a view.
+    pub fn write_view(&self, id: &TableId, view: Option<&ViewDef>) -> Result<()> {
+        let dir = self.table_dir(id);
+        let path = dir.join("_view.json");
+        let Some(view) = view else {
+            return match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BqError::io(&path, e)),
+                _ => Ok(()),
+            };
+        };
+        fs::create_dir_all(&dir).map_err(|e| BqError::io(&dir, e))?;
+        let tmp = dir.join(format!(".tmp-{}", unique_name("json")));
+        let json = serde_json::to_vec(view).map_err(|e| BqError::Engine(e.to_string()))?;
+        fs::write(&tmp, json).map_err(|e| BqError::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| BqError::io(&path, e))
+    }
+
     /// A path under the table's `.tmp/` for a new file.
     pub fn staging_path(&self, id: &TableId) -> Result<PathBuf> {
         let dir = self.table_dir(id).join(".tmp");
@@ -325,7 +368,9 @@ impl Storage {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.path().join("_manifest.json").is_file())
+            .filter(|e| {
+                e.path().join("_manifest.json").is_file() || e.path().join("_view.json").is_file()
+            })
             .map(|e| e.file_name().to_string_lossy().to_string())
             .collect();
         out.sort();
