@@ -502,13 +502,7 @@ impl Backend for BigQueryBackend {
         };
         // A file BigQuery cannot read: say which file, for which table.
         self.load_bytes(table, partition, data, source, mode)
-            .map_err(|e| match e {
-                BqError::Engine(cause) => BqError::Input {
-                    table: table.to_string(),
-                    cause: format!("loading {}: {cause}", path.display()),
-                },
-                other => other,
-            })
+            .map_err(|e| e.loading(table, path))
     }
 
     fn write_batches(

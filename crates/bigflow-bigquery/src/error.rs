@@ -141,6 +141,18 @@ impl BqError {
             source,
         }
     }
+
+    /// An engine's failure to read `path` while loading it into `table`
+    /// becomes bad input naming both; other errors stay as they are.
+    pub(crate) fn loading(self, table: &impl fmt::Display, path: &std::path::Path) -> Self {
+        match self {
+            BqError::Engine(cause) => BqError::Input {
+                table: table.to_string(),
+                cause: format!("loading {}: {cause}", path.display()),
+            },
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1443,13 +1443,7 @@ impl Backend for LocalWarehouse {
             })?;
             self.write_frame(table, partition, mode, df, None, None)
                 .await
-                .map_err(|e| match e {
-                    BqError::Engine(m) => BqError::Input {
-                        table: table.to_string(),
-                        cause: format!("{}: {m}", path.display()),
-                    },
-                    other => other,
-                })
+                .map_err(|e| e.loading(table, path))
         })
     }
 
@@ -1490,10 +1484,7 @@ impl Backend for LocalWarehouse {
         if labels.is_empty() && path.exists() {
             return Ok(());
         }
-        let tmp = dir.join(format!(".tmp-{}", storage::unique_name("json")));
-        let json = serde_json::json!({ "labels": labels });
-        std::fs::write(&tmp, json.to_string()).map_err(|e| BqError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| BqError::io(&path, e))
+        storage::write_json(&path, &serde_json::json!({ "labels": labels }))
     }
 }
 

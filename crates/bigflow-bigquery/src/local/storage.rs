@@ -49,6 +49,37 @@ pub struct DataFile {
     pub bytes: u64,
 }
 
+/// Replaces `path` with `value` as JSON, atomically: written and synced
+/// beside it under a temporary name, then renamed over it.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".tmp-{}", unique_name("json")));
+    let json = serde_json::to_vec_pretty(value).map_err(|e| {
+        BqError::io(
+            &tmp,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })?;
+    let mut f = File::create(&tmp).map_err(|e| BqError::io(&tmp, e))?;
+    f.write_all(&json).map_err(|e| BqError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| BqError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| BqError::io(path, e))
+}
+
+/// A JSON file as `T`; `None` if there is no such file.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            BqError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BqError::io(path, e)),
+    }
+}
+
 /// A view: its query, and the dataset its bare table names are in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewDef {
@@ -209,32 +240,12 @@ impl Storage {
 
     /// The table's manifest, `None` if the table does not exist.
     pub fn read_manifest(&self, id: &TableId) -> Result<Option<Manifest>> {
-        let path = self.table_dir(id).join("_manifest.json");
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                BqError::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BqError::io(&path, e)),
-        }
+        read_json(&self.table_dir(id).join("_manifest.json"))
     }
 
     /// A view's definition, `None` if there is no view of that name.
     pub fn read_view(&self, id: &TableId) -> Result<Option<ViewDef>> {
-        let path = self.table_dir(id).join("_view.json");
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                BqError::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BqError::io(&path, e)),
-        }
+        read_json(&self.table_dir(id).join("_view.json"))
     }
 
     /// Writes (atomically, by rename) or, with `None`, removes a view.
@@ -248,10 +259,7 @@ impl Storage {
             };
         };
         fs::create_dir_all(&dir).map_err(|e| BqError::io(&dir, e))?;
-        let tmp = dir.join(format!(".tmp-{}", unique_name("json")));
-        let json = serde_json::to_vec(view).map_err(|e| BqError::Engine(e.to_string()))?;
-        fs::write(&tmp, json).map_err(|e| BqError::io(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| BqError::io(&path, e))
+        write_json(&path, view)
     }
 
     /// A path under the table's `.tmp/` for a new file.
@@ -300,17 +308,7 @@ impl Storage {
                     .drain(..)
                     .partition(|g| now.saturating_sub(g.since) >= GRACE.as_secs());
                 m.garbage = kept;
-                let tmp = dir.join(format!(".tmp-{}", unique_name("json")));
-                let json = serde_json::to_vec_pretty(&m).map_err(|e| {
-                    BqError::io(
-                        &tmp,
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                    )
-                })?;
-                let mut f = File::create(&tmp).map_err(|e| BqError::io(&tmp, e))?;
-                f.write_all(&json).map_err(|e| BqError::io(&tmp, e))?;
-                f.sync_all().map_err(|e| BqError::io(&tmp, e))?;
-                fs::rename(&tmp, &manifest_path).map_err(|e| BqError::io(&manifest_path, e))?;
+                write_json(&manifest_path, &m)?;
                 // Only now is it safe to delete: expired garbage and files no manifest lists.
                 for g in expired {
                     let _ = fs::remove_file(dir.join("data").join(&g.name));
