@@ -188,6 +188,12 @@ fn ports(ds: &DatasetManager) {
     .unwrap();
 }
 
+/// The rows of a query that must succeed (the panic shows the SQL).
+fn rows(ds: &DatasetManager, sql: &str) -> Vec<serde_json::Map<String, Value>> {
+    ds.collect_list(sql)
+        .unwrap_or_else(|e| panic!("{sql}\n=> {e}"))
+}
+
 fn names(ds: &DatasetManager, sql: &str) -> Vec<Value> {
     ds.collect_list(sql)
         .unwrap()
@@ -727,10 +733,7 @@ fn bigquery_sql_constructs() {
     for env in backends() {
         let ds = manager(&env, "2020-08-01");
         ports(&ds);
-        let q = |sql: &str| -> Vec<serde_json::Map<String, Value>> {
-            ds.collect_list(sql)
-                .unwrap_or_else(|e| panic!("{sql}\n=> {e}"))
-        };
+        let q = |sql: &str| rows(&ds, sql);
         // CTE + join + window function.
         let r = q("WITH c AS (SELECT country, COUNT(*) AS n FROM `{ports}` GROUP BY country)
                    SELECT p.port_name, c.n, ROW_NUMBER() OVER (PARTITION BY p.country ORDER BY p.port_name) AS rn
@@ -958,10 +961,7 @@ fn lazy_operations_become_jobs_and_components() {
 fn more_bigquery_sql() {
     for env in backends() {
         let ds = manager(&env, "2020-08-01");
-        let q = |sql: &str| -> Vec<serde_json::Map<String, Value>> {
-            ds.collect_list(sql)
-                .unwrap_or_else(|e| panic!("{sql}\n=> {e}"))
-        };
+        let q = |sql: &str| rows(&ds, sql);
         // DDL variants, several statements, CTAS, DROP.
         ds.collect(
             "CREATE TABLE people (name STRING NOT NULL, tags ARRAY<STRING>, born DATETIME, score NUMERIC, addr STRUCT<city STRING, zip INT64>)
@@ -1133,10 +1133,7 @@ fn documented_functions_work() {
     for env in backends() {
         let ds = manager(&env, "2020-08-01");
         ports(&ds);
-        let q = |sql: &str| -> Vec<serde_json::Map<String, Value>> {
-            ds.collect_list(sql)
-                .unwrap_or_else(|e| panic!("{sql}\n=> {e}"))
-        };
+        let q = |sql: &str| rows(&ds, sql);
         let r = q("SELECT port_name FROM `{ports}` WHERE country = 'POL'
                    EXCEPT DISTINCT SELECT 'GDYNIA'
                    INTERSECT DISTINCT SELECT port_name FROM `{ports}`");
