@@ -24,6 +24,7 @@ fn job(id: &str, parents: &[&str]) -> JobManifest {
         retry_count: 3,
         retry_pause_sec: 60.0,
         execution_timeout_sec: 10800.0,
+        environments: Vec::new(),
     }
 }
 

@@ -587,6 +587,26 @@ mod tests {
         None
     }
 
+    #[test]
+    fn references_that_double_at_each_level_are_an_error_not_an_abort() {
+        // a40 would be 8 TiB of text.
+        let mut props = vec![("a0".to_string(), Value::from("xxxxxxxx"))];
+        for n in 1..=40 {
+            props.push((
+                format!("a{n}"),
+                Value::from(format!("{{a{0}}}{{a{0}}}", n - 1)),
+            ));
+        }
+        let e = Config::new("dev", props)
+            .resolve_with(None, &no_vars)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "property 'a22' of config 'dev': filling in the placeholders makes more than 16777216 bytes of text; look for properties that refer to each other repeatedly"
+        );
+    }
+
     fn sample() -> Config {
         Config::new(
             "dev",

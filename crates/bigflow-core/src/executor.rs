@@ -104,6 +104,9 @@ pub struct RunReport {
     pub runtime: Runtime,
     /// Per-job outcomes.
     pub outcomes: Vec<JobOutcome>,
+    /// Jobs whose cancelled attempt had not returned when the cancel grace
+    /// ended: whatever they started may still be running.
+    pub left_running: Vec<String>,
 }
 
 impl RunReport {
@@ -142,6 +145,12 @@ impl RunReport {
                 o.status.to_string(),
                 o.attempts,
                 o.duration.as_secs_f64()
+            );
+        }
+        for job in &self.left_running {
+            let _ = writeln!(
+                out,
+                "warning: job {job} did not finish stopping; what it started may still be running"
             );
         }
         out
@@ -213,6 +222,12 @@ pub fn run_workflow(
         })
         .collect();
     let runtime_str = format_runtime(&runtime);
+    // Labels every log entry of this run, so one run's logs can be found
+    // among retries and reruns of the same runtime.
+    let run_id = crate::names::random_hex(12);
+    let _run =
+        info_span!("run", workflow_id = workflow.id(), runtime = %runtime_str, run_id = %run_id)
+            .entered();
     let parallelism = options.parallelism.max(1);
     let (tx, rx) = mpsc::channel::<Finished>();
     // Timed-out attempts that have not yet returned: (job index, attempt).
@@ -293,7 +308,7 @@ pub fn run_workflow(
                 cancel,
             };
             let thread_tx = tx.clone();
-            let span = info_span!("job", workflow_id = workflow.id(), job_id = job.id(), runtime = %runtime_str);
+            let span = info_span!("job", workflow_id = workflow.id(), job_id = job.id(), runtime = %runtime_str, run_id = %run_id);
             let spawned = std::thread::Builder::new()
                 .name(job.id().to_string())
                 .spawn(move || {
@@ -356,10 +371,14 @@ pub fn run_workflow(
             attempt,
             result,
         }) = message
-            && tracks[index].attempts == attempt
-            && matches!(tracks[index].state, State::Running { .. })
         {
-            ended.push((index, result, false));
+            // A cancelled attempt that has now returned needs no more waiting for.
+            stopping.retain(|s| *s != (index, attempt));
+            if tracks[index].attempts == attempt
+                && matches!(tracks[index].state, State::Running { .. })
+            {
+                ended.push((index, result, false));
+            }
         }
         for (i, t) in tracks.iter().enumerate() {
             if let State::Running { deadline, cancel } = &t.state
@@ -412,12 +431,14 @@ pub fn run_workflow(
     // A timed-out attempt was asked to stop; give it a moment to do so (an
     // external program is killed within milliseconds) so nothing outlives the run.
     let grace_end = Instant::now() + options.cancel_grace;
+    let mut left_running = Vec::new();
     while !stopping.is_empty() {
         match rx.recv_timeout(grace_end.saturating_duration_since(Instant::now())) {
             Ok(Finished { index, attempt, .. }) => stopping.retain(|s| *s != (index, attempt)),
             Err(_) => {
                 for (i, _) in &stopping {
                     warn!(workflow_id = workflow.id(), job_id = jobs[*i].id(), runtime = %runtime_str, "job {} did not stop within {} of being cancelled; leaving it behind", jobs[*i].id(), human(options.cancel_grace));
+                    left_running.push(jobs[*i].id().to_string());
                 }
                 break;
             }
@@ -445,6 +466,7 @@ pub fn run_workflow(
         workflow_id: workflow.id().to_string(),
         runtime,
         outcomes,
+        left_running,
     }
 }
 
@@ -542,6 +564,62 @@ mod tests {
             "job2 and job3 overlap: {log:?}"
         );
         assert_eq!(log[6..], ["start job4", "end job4"]);
+    }
+
+    #[test]
+    fn a_cancelled_job_that_returned_during_the_run_is_not_waited_for() {
+        // "late" ignores its cancel and returns 300 ms in, while "long" still
+        // runs; the run must see that it returned, not wait out the grace.
+        let late = job("late", |_| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        })
+        .with_execution_timeout(Duration::from_millis(50));
+        let long = job("long", |_| {
+            std::thread::sleep(Duration::from_millis(800));
+            Ok(())
+        });
+        let wf = Workflow::builder("w")
+            .job(JobRef::new(late))
+            .job(JobRef::new(long))
+            .build()
+            .unwrap();
+        let report = run(
+            &wf,
+            RunOptions {
+                parallelism: 2,
+                cancel_grace: Duration::from_millis(300),
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(report.outcomes[0].status, JobStatus::TimedOut);
+        assert_eq!(report.outcomes[1].status, JobStatus::Succeeded);
+        assert!(report.left_running.is_empty(), "{:?}", report.left_running);
+        assert!(!report.summary_table().contains("warning"));
+
+        // One that really does not return in time is reported.
+        let stuck = job("stuck", |_| {
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(())
+        })
+        .with_execution_timeout(Duration::from_millis(50));
+        let wf = Workflow::builder("w")
+            .jobs([JobRef::new(stuck)])
+            .build()
+            .unwrap();
+        let report = run(
+            &wf,
+            RunOptions {
+                cancel_grace: Duration::from_millis(100),
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(report.left_running, ["stuck"]);
+        assert!(
+            report
+                .summary_table()
+                .contains("warning: job stuck did not finish stopping")
+        );
     }
 
     #[test]

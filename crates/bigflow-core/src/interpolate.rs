@@ -28,6 +28,15 @@ pub enum InterpolationError {
         /// What was between the braces.
         text: String,
     },
+    /// The filled-in text would exceed [`MAX_EXPANDED_LEN`] (references that
+    /// repeat other references grow exponentially).
+    #[error(
+        "filling in the placeholders makes more than {limit} bytes of text; look for properties that refer to each other repeatedly"
+    )]
+    TooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A name nothing defines.
     #[error("unknown placeholder '{{{name}}}'{hint}")]
     Unknown {
@@ -37,6 +46,11 @@ pub enum InterpolationError {
         hint: String,
     },
 }
+
+/// The longest text a template may expand to: 16 MiB, far above any real
+/// config value or BigQuery query (BigQuery's limit is 1 MB), far below what
+/// would exhaust memory.
+pub const MAX_EXPANDED_LEN: usize = 16 << 20;
 
 /// The names a template refers to, in order (duplicates kept).
 pub fn placeholders(template: &str) -> Result<Vec<&str>, InterpolationError> {
@@ -71,10 +85,21 @@ pub fn try_interpolate<E: From<InterpolationError>>(
     scan(template, |p| pieces.push(p))?;
     let mut out = String::with_capacity(template.len());
     for piece in pieces {
-        match piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Name(n) => out.push_str(&lookup(n)?),
+        let filled;
+        let text = match piece {
+            Piece::Text(t) => t,
+            Piece::Name(n) => {
+                filled = lookup(n)?;
+                &filled
+            }
+        };
+        if out.len() + text.len() > MAX_EXPANDED_LEN {
+            return Err(InterpolationError::TooLong {
+                limit: MAX_EXPANDED_LEN,
+            }
+            .into());
         }
+        out.push_str(text);
     }
     Ok(out)
 }

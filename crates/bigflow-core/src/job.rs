@@ -50,6 +50,24 @@ pub trait Job: Send + Sync + 'static {
     fn execution_timeout(&self) -> Duration {
         self.settings().execution_timeout
     }
+
+    /// The configuration environments the job can run in and the engine each
+    /// uses, when the job carries a configuration of its own (a BigQuery
+    /// dataset's); `None` for any environment. A run in an environment
+    /// outside this list is refused before anything starts; `config` and the
+    /// manifest show the engines.
+    fn environments(&self) -> Option<Vec<JobEnvironment>> {
+        None
+    }
+}
+
+/// An environment a job can run in, and the engine it uses there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobEnvironment {
+    /// The environment's name (`dev`, `prod`).
+    pub name: String,
+    /// The engine, for people and for checks: e.g. `bigquery` or `local warehouse`.
+    pub engine: String,
 }
 
 /// Builder methods for the scheduling hints of any job that stores its

@@ -27,7 +27,7 @@ pub use command::CommandJob;
 pub use config::{Config, ConfigError, ResolvedConfig};
 pub use context::JobContext;
 pub use executor::{JobStatus, RunOptions, RunReport, run_workflow};
-pub use job::{FnJob, Job, JobRef, JobResult, JobSettings, WithSettings, job};
+pub use job::{FnJob, Job, JobEnvironment, JobRef, JobResult, JobSettings, WithSettings, job};
 pub use manifest::Manifest;
 pub use project::{Project, ProjectError};
 pub use runtime::{Runtime, parse_runtime};

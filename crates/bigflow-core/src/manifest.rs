@@ -69,4 +69,7 @@ pub struct JobManifest {
     pub retry_pause_sec: f64,
     /// Timeout of an attempt, seconds.
     pub execution_timeout_sec: f64,
+    /// The environments of the job's own configuration and each one's engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<crate::job::JobEnvironment>,
 }

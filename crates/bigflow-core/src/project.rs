@@ -205,6 +205,7 @@ impl Project {
                             retry_count: j.job().retry_count(),
                             retry_pause_sec: j.job().retry_pause().as_secs_f64(),
                             execution_timeout_sec: j.job().execution_timeout().as_secs_f64(),
+                            environments: j.job().environments().unwrap_or_default(),
                         })
                         .collect(),
                 })

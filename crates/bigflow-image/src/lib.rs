@@ -201,6 +201,11 @@ pub fn build_image(spec: &ImageSpec) -> Result<Image, ImageError> {
     env.retain(|e| !e.starts_with("PATH=") && !e.starts_with("SSL_CERT_FILE="));
     env.push(format!("PATH={APP_BIN_DIR}:/usr/local/bin:/usr/bin:/bin"));
     env.push("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_string());
+    // Deployed runs: Cloud Logging JSON (read by Composer's logging agent)
+    // and a marker the local warehouse refuses to run under.
+    env.retain(|e| !e.starts_with("BIGFLOW_IN_IMAGE=") && !e.starts_with("BIGFLOW_LOG_FORMAT="));
+    env.push("BIGFLOW_IN_IMAGE=1".to_string());
+    env.push("BIGFLOW_LOG_FORMAT=json".to_string());
     let entrypoint = format!("{APP_BIN_DIR}/{}", spec.binary_name);
     let config = json!({
         "created": spec.created,
@@ -300,6 +305,15 @@ pub fn export_archive(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Only a regular file (an earlier archive) is ever replaced.
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.file_type().is_file()
+    {
+        return Err(ImageError::Io {
+            what: format!("replace {}", path.display()),
+            cause: "it is not a regular file (a directory, link or device); bigflow replaces only the archives it wrote. Remove it or pass another --image-dir".into(),
+        });
+    }
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",

@@ -61,3 +61,25 @@ fn archive_is_reproducible() {
     export_archive(&image, "0.1", Some("gcr.io/p/demo:0.1"), &p2).unwrap();
     assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
 }
+
+#[test]
+fn an_archive_replaces_only_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = build_image(&spec(dir.path())).unwrap();
+    let taken = dir.path().join("image-0.1.tar");
+    std::fs::create_dir(&taken).unwrap();
+    std::fs::write(taken.join("keep"), "user data").unwrap();
+    let e = export_archive(&image, "0.1", None, &taken)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("it is not a regular file"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(taken.join("keep")).unwrap(),
+        "user data"
+    );
+    // An earlier archive is replaced.
+    let file = dir.path().join("image-0.2.tar");
+    std::fs::write(&file, "old archive").unwrap();
+    export_archive(&image, "0.2", None, &file).unwrap();
+    assert_ne!(std::fs::read(&file).unwrap(), b"old archive");
+}

@@ -133,8 +133,35 @@ impl CliError {
 
 /// Parses the process arguments and runs the command.
 pub fn main(project: Project) -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    run_with_args(project, &args)
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    run_with_os_args(project, &args)
+}
+
+/// Runs the command line `args` as the operating system passed them: an
+/// argument that is not UTF-8 is a usage error naming it, never a panic.
+pub fn run_with_os_args(project: Project, args: &[std::ffi::OsString]) -> ExitCode {
+    match utf8_args(args) {
+        Ok(args) => run_with_args(project, &args),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// The arguments as UTF-8 text, or a usage error naming the first that is not.
+fn utf8_args(args: &[std::ffi::OsString]) -> Result<Vec<String>, CliError> {
+    args.iter()
+        .enumerate()
+        .map(|(n, arg)| {
+            arg.to_str().map(str::to_string).ok_or_else(|| {
+                CliError::usage(format!(
+                    "argument {n} ('{}') is not valid UTF-8; names, runtimes and configs are text",
+                    arg.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Runs the command line `args` (the first is the program name).
@@ -215,10 +242,31 @@ fn execute(project: &Project, command: Command, out: &mut dyn Write) -> Result<(
                     None => writeln!(out, "# workflow {}: no configuration\n", wf.id()),
                 }
                 .map_err(CliError::usage)?;
+                write_engines(wf, out).map_err(CliError::usage)?;
             }
             Ok(())
         }
     }
+}
+
+/// The engine of each environment of jobs that carry their own configuration.
+fn write_engines(wf: &Workflow, out: &mut dyn Write) -> std::io::Result<()> {
+    let jobs: Vec<_> = wf
+        .sequential_order()
+        .filter_map(|j| Some((j.id(), j.job().environments()?)))
+        .collect();
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "engines of workflow {}:", wf.id())?;
+    for (id, envs) in jobs {
+        let shown: Vec<String> = envs
+            .iter()
+            .map(|e| format!("{}: {}", e.name, e.engine))
+            .collect();
+        writeln!(out, "    {id}  {}", shown.join(", "))?;
+    }
+    writeln!(out)
 }
 
 fn write_list(project: &Project, out: &mut dyn Write) -> std::io::Result<()> {
@@ -260,6 +308,7 @@ fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliE
     };
     let config = resolve_config(project, workflow, args.config.as_deref())?;
     let selection: Option<Vec<&str>> = job_id.map(|j| vec![j]);
+    check_job_environments(project, workflow, selection.as_deref(), &config)?;
     let options = RunOptions {
         parallelism: usize::from(args.parallelism),
         retries: args.retries,
@@ -339,16 +388,69 @@ fn resolve_config(
     workflow: &Workflow,
     env: Option<&str>,
 ) -> Result<ResolvedConfig, CliError> {
-    match project.config_for(workflow) {
+    let config = project.config_for(workflow);
+    // The variable naming the environment must be text: a garbled one is not
+    // silently replaced by the default environment.
+    let var = format!(
+        "{}env",
+        config.map_or(bigflow_core::config::DEFAULT_ENV_VAR_PREFIX, |c| c.prefix())
+    );
+    let from_var = match std::env::var(&var) {
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(v)) => {
+            return Err(CliError::usage(format!(
+                "the environment variable {var} ('{}') is not valid UTF-8; set it to an environment's name or unset it",
+                v.to_string_lossy()
+            )));
+        }
+    };
+    match config {
         Some(config) => config.resolve(env).map_err(CliError::usage),
         None => {
             let env = env
                 .map(str::to_string)
-                .or_else(|| std::env::var("bf_env").ok())
+                .or(from_var)
                 .unwrap_or_else(|| "default".into());
             Ok(ResolvedConfig::empty(&env))
         }
     }
+}
+
+/// Refuses, before anything runs, an environment that a selected job's own
+/// configuration (a BigQuery dataset's) does not define. The unnamed
+/// "default" of a workflow without a config means each job's own default.
+fn check_job_environments(
+    project: &Project,
+    workflow: &Workflow,
+    selection: Option<&[&str]>,
+    config: &ResolvedConfig,
+) -> Result<(), CliError> {
+    let env = config.env();
+    if project.config_for(workflow).is_none() && env == "default" {
+        return Ok(());
+    }
+    for job in workflow.sequential_order() {
+        if selection.is_some_and(|s| !s.contains(&job.id())) {
+            continue;
+        }
+        if let Some(envs) = job.job().environments()
+            && !envs.iter().any(|e| e.name == env)
+        {
+            let envs: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+            return Err(CliError::usage(format!(
+                "job {}.{} has no configuration for environment '{env}'; its environments: {}. Pass --config with one of them",
+                workflow.id(),
+                job.id(),
+                if envs.is_empty() {
+                    "none".to_string()
+                } else {
+                    envs.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn write_plan(

@@ -3,8 +3,10 @@
 //! With `--log-format json` each event is one line in Cloud Logging's
 //! structured format (`severity`, `message`, `time` and
 //! `logging.googleapis.com/labels` with `workflow_id`, `job_id`, `runtime`
-//! taken from the event and its spans), so Composer's logs can be filtered by
-//! workflow and job. Logs always go to stderr; stdout belongs to the jobs.
+//! and the run's `run_id` taken from the event and its spans), so Composer's
+//! logs can be filtered by workflow and job. The project's image sets
+//! `BIGFLOW_LOG_FORMAT=json`, so deployed tasks log this way by default.
+//! Logs always go to stderr; stdout belongs to the jobs.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -18,7 +20,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 
 /// Fields that become Cloud Logging labels.
-pub const LABEL_FIELDS: &[&str] = &["workflow_id", "job_id", "runtime"];
+pub const LABEL_FIELDS: &[&str] = &["workflow_id", "job_id", "runtime", "run_id"];
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -95,3 +95,34 @@ fn a_valid_project_runs() {
     let (code, err) = run("none");
     assert_eq!(code, 0, "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn text_that_is_not_utf8_is_a_usage_error() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let garbled = OsStr::from_bytes(b"wf\xff\xfe");
+    let out = Command::new(example_binary())
+        .arg("run")
+        .arg("--workflow")
+        .arg(garbled)
+        .env("BIGFLOW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: argument 3 ('wf\u{fffd}\u{fffd}') is not valid UTF-8; names, runtimes and configs are text\n"
+    );
+    let out = Command::new(example_binary())
+        .args(["run", "--workflow", "wf", "--dry-run"])
+        .env("bf_env", garbled)
+        .env("BIGFLOW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: the environment variable bf_env ('wf\u{fffd}\u{fffd}') is not valid UTF-8; set it to an environment's name or unset it\n"
+    );
+}
