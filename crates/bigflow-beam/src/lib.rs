@@ -28,6 +28,8 @@ pub mod options;
 #[cfg(feature = "parquet")]
 pub mod parquet_io;
 pub mod pipeline;
+#[cfg(feature = "portable")]
+pub mod proto;
 pub mod runner;
 mod shuffle;
 pub mod side;

@@ -13,10 +13,14 @@ use crate::coders::{Coded, CoderError};
 /// Microseconds since the Unix epoch.
 pub type Timestamp = i64;
 
-/// Beam's minimum timestamp (what sources give elements).
-pub const MIN_TIMESTAMP: Timestamp = -9_223_372_036_854_775;
-/// Beam's maximum timestamp (end of the global window).
-pub const MAX_TIMESTAMP: Timestamp = 9_223_372_036_854_775;
+/// Beam's minimum timestamp (what sources give elements): Java's
+/// `Long.MIN_VALUE / 1000` milliseconds, in microseconds.
+pub const MIN_TIMESTAMP: Timestamp = -9_223_372_036_854_775_000;
+/// Beam's maximum timestamp: `Long.MAX_VALUE / 1000` milliseconds, in microseconds.
+pub const MAX_TIMESTAMP: Timestamp = 9_223_372_036_854_775_000;
+/// The last timestamp inside the global window: one day before
+/// [`MAX_TIMESTAMP`], less one microsecond (Beam's `GlobalWindow.maxTimestamp()`).
+pub const GLOBAL_WINDOW_MAX_TIMESTAMP: Timestamp = MAX_TIMESTAMP - 86_400_000_000 - 1;
 
 /// Seconds to a [`Timestamp`].
 pub fn seconds(s: i64) -> Timestamp {
@@ -41,8 +45,8 @@ impl Window {
     /// The latest timestamp inside the window (what a grouped element gets).
     pub fn max_timestamp(&self) -> Timestamp {
         match self {
-            Window::Global => MAX_TIMESTAMP,
-            Window::Interval { end, .. } => end - 1,
+            Window::Global => GLOBAL_WINDOW_MAX_TIMESTAMP,
+            Window::Interval { end, .. } => end.saturating_sub(1),
         }
     }
 }
@@ -184,31 +188,32 @@ impl WindowFn {
         }
     }
 
-    /// The windows containing `ts`, earliest first.
+    /// The windows containing `ts`, earliest first. Computed in 128 bits and
+    /// clamped to `i64`, so timestamps near Beam's limits never overflow.
     pub fn assign(&self, ts: Timestamp) -> Vec<Window> {
+        let clamp = |v: i128| v.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        let interval = |start: i128, size: i64| Window::Interval {
+            start: clamp(start),
+            end: clamp(start + size as i128),
+        };
+        let t = ts as i128;
         match *self {
             WindowFn::Global => vec![Window::Global],
             WindowFn::Fixed { size, offset } => {
-                let start = ts - (ts - offset).rem_euclid(size);
-                vec![Window::Interval {
-                    start,
-                    end: start + size,
-                }]
+                let start = t - (t - offset as i128).rem_euclid(size as i128);
+                vec![interval(start, size)]
             }
             WindowFn::Sliding {
                 size,
                 period,
                 offset,
             } => {
-                let last_start = ts - (ts - offset).rem_euclid(period);
+                let last_start = t - (t - offset as i128).rem_euclid(period as i128);
                 let mut out = Vec::new();
                 let mut start = last_start;
-                while start > ts - size {
-                    out.push(Window::Interval {
-                        start,
-                        end: start + size,
-                    });
-                    start -= period;
+                while start > t - size as i128 {
+                    out.push(interval(start, size));
+                    start -= period as i128;
                 }
                 out.reverse();
                 out
@@ -221,6 +226,25 @@ impl WindowFn {
 mod tests {
     use super::*;
     use crate::coders::encode_to_vec;
+
+    #[test]
+    fn beams_timestamp_limits_in_microseconds() {
+        // Beam's Python SDK: MIN_TIMESTAMP.micros, MAX_TIMESTAMP.micros and
+        // GlobalWindow().max_timestamp().micros.
+        assert_eq!(MIN_TIMESTAMP, -9223372036854775000);
+        assert_eq!(MAX_TIMESTAMP, 9223372036854775000);
+        assert_eq!(Window::Global.max_timestamp(), 9223371950454774999);
+        // Windows of elements at the limits do not overflow.
+        for ts in [MIN_TIMESTAMP, MAX_TIMESTAMP] {
+            assert_eq!(WindowFn::fixed_seconds(60).assign(ts).len(), 1);
+            assert_eq!(WindowFn::sliding_seconds(60, 30).assign(ts).len(), 2);
+        }
+        // Outside Beam's range: no overflow either.
+        for ts in [i64::MIN, i64::MAX] {
+            let _ = WindowFn::fixed_seconds(60).assign(ts);
+            let _ = WindowFn::sliding_seconds(60, 30).assign(ts);
+        }
+    }
 
     #[test]
     fn fixed_windows() {
