@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
-use bigflow_gcp::AuthMethod;
 use bigflow_gcp::bigquery::{BigQuery, BigQueryError, new_job_id};
+use bigflow_gcp::{AuthMethod, TokenSource};
 use chrono::NaiveDate;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
@@ -227,11 +227,21 @@ impl BigQueryBackend {
             .enable_all()
             .build()
             .map_err(|e| BqError::Engine(e.to_string()))?;
-        let token = runtime
-            .block_on(auth.access_token())
-            .map_err(|e| BqError::Config(e.to_string()))?;
+        // As Google's client libraries do: an emulator named by
+        // $BIGQUERY_EMULATOR_HOST takes no credentials.
+        let emulator = endpoint.is_none()
+            && std::env::var("BIGQUERY_EMULATOR_HOST").is_ok_and(|h| !h.is_empty());
+        // Credentials are asked for on every request (refreshed during long
+        // jobs); they are built on this runtime, which runs their refresh.
+        let auth = if emulator {
+            TokenSource::none()
+        } else {
+            runtime
+                .block_on(TokenSource::new(auth))
+                .map_err(|e| BqError::Config(e.to_string()))?
+        };
         let client =
-            BigQuery::new(endpoint, project, location, token).map_err(|e| error(None, e))?;
+            BigQuery::new(endpoint, project, location, auth).map_err(|e| error(None, e))?;
         Ok(BigQueryBackend { client, runtime })
     }
 

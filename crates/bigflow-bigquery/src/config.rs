@@ -6,6 +6,15 @@
 //! as a copy of the first one (internal tables, external tables, properties,
 //! labels), so only what differs needs to be set; builder methods change the
 //! environment added last.
+//!
+//! Engines are chosen per environment, safely: the embedded local warehouse
+//! is the default only of the first (development) environment. Every
+//! environment added after it runs on BigQuery — the first one's BigQuery
+//! settings when it has them, else Google's endpoint with application default
+//! credentials — unless `.backend(BackendKind::Local)` opts it out. Inside
+//! the project's image a local warehouse refuses to run at all unless
+//! `BIGFLOW_ALLOW_LOCAL_WAREHOUSE=1` (see `dataset`), so a deployed job can
+//! never "succeed" by writing Parquet into a pod's disk.
 
 use std::path::PathBuf;
 
@@ -32,6 +41,43 @@ pub enum BackendKind {
         /// Credentials.
         auth: bigflow_gcp::AuthMethod,
     },
+}
+
+impl BackendKind {
+    /// BigQuery at Google's endpoint (or `$BIGQUERY_EMULATOR_HOST`) with
+    /// application default credentials: what deployed environments use.
+    pub fn bigquery() -> BackendKind {
+        BackendKind::BigQuery {
+            endpoint: None,
+            location: None,
+            auth: bigflow_gcp::AuthMethod::LocalAccount,
+        }
+    }
+
+    /// Whether this is the embedded warehouse.
+    pub fn is_local(&self) -> bool {
+        matches!(self, BackendKind::Local | BackendKind::LocalAt(_))
+    }
+
+    /// A short description for `config` output and the manifest.
+    pub fn describe(&self) -> String {
+        match self {
+            BackendKind::Local => "local warehouse".into(),
+            BackendKind::LocalAt(dir) => format!("local warehouse at {}", dir.display()),
+            BackendKind::BigQuery {
+                endpoint, location, ..
+            } => {
+                let mut text = "bigquery".to_string();
+                if let Some(e) = endpoint {
+                    text.push_str(&format!(" at {e}"));
+                }
+                if let Some(l) = location {
+                    text.push_str(&format!(" in {l}"));
+                }
+                text
+            }
+        }
+    }
 }
 
 /// One environment's settings.
@@ -82,11 +128,17 @@ impl DatasetConfig {
         }
     }
 
-    /// Adds environment `env` (a copy of the default one with another project and dataset).
+    /// Adds environment `env`: a copy of the default one with another project
+    /// and dataset, running on BigQuery (the default environment's BigQuery
+    /// settings if it has them, else [`BackendKind::bigquery`]); only an
+    /// explicit `.backend(BackendKind::Local)` puts it on the local warehouse.
     pub fn add_configuration(mut self, env: &str, project_id: &str, dataset_name: &str) -> Self {
         let mut settings = self.envs[0].clone();
         settings.project_id = project_id.to_string();
         settings.dataset_name = dataset_name.to_string();
+        if settings.backend.is_local() {
+            settings.backend = BackendKind::bigquery();
+        }
         self.envs.insert(env.to_string(), settings);
         self.last = env.to_string();
         self
@@ -188,8 +240,38 @@ mod tests {
         assert_eq!(prod.project_id, "p-prod");
         assert_eq!(prod.internal_tables, ["a", "b"]);
         assert_eq!(prod.properties["x"], "1");
+        // Only the development environment defaults to the local warehouse.
+        assert_eq!(c.settings(None).unwrap().backend, BackendKind::Local);
+        assert_eq!(prod.backend, BackendKind::bigquery());
         assert!(c.settings(None).unwrap().external_tables.is_empty());
         let e = c.settings(Some("test")).unwrap_err().to_string();
         assert!(e.contains("'test'") && e.contains("dev, prod"), "{e}");
+    }
+
+    #[test]
+    fn an_environment_opts_out_of_bigquery_only_explicitly() {
+        let emulator = BackendKind::BigQuery {
+            endpoint: Some("http://127.0.0.1:9050".into()),
+            location: Some("EU".into()),
+            auth: bigflow_gcp::AuthMethod::None,
+        };
+        let c = DatasetConfig::new("dev", "p", "ds")
+            .add_configuration("ci", "p", "ds")
+            .backend(BackendKind::Local)
+            .add_configuration("prod", "p", "ds");
+        assert_eq!(c.settings(Some("ci")).unwrap().backend, BackendKind::Local);
+        assert_eq!(
+            c.settings(Some("prod")).unwrap().backend.describe(),
+            "bigquery"
+        );
+        // A BigQuery default environment's settings are inherited.
+        let c = DatasetConfig::new("dev", "p", "ds")
+            .backend(emulator.clone())
+            .add_configuration("prod", "p2", "ds");
+        assert_eq!(c.settings(Some("prod")).unwrap().backend, emulator);
+        assert_eq!(
+            emulator.describe(),
+            "bigquery at http://127.0.0.1:9050 in EU"
+        );
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::RecordBatch;
-use bigflow_core::job::{Job, JobResult, JobSettings, WithSettings};
+use bigflow_core::job::{Job, JobEnvironment, JobResult, JobSettings, WithSettings};
 use bigflow_core::{JobContext, ResolvedConfig};
 use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
@@ -118,9 +118,24 @@ impl Dataset {
         &self.config
     }
 
+    /// The engine `env` runs on, described for people.
+    fn engine_in(&self, env: &str) -> String {
+        match (&self.backend, self.config.settings(Some(env))) {
+            (Some(_), _) => "a backend given in code".into(),
+            (None, Ok(settings)) => settings.backend.describe(),
+            (None, Err(_)) => "unknown".into(),
+        }
+    }
+
     /// The dataset bound to an environment and runtime: its methods run at once.
     pub fn manager(&self, run: &RunContext) -> Result<DatasetManager> {
         let settings = self.config.settings(run.env.as_deref())?.clone();
+        if self.backend.is_none() && settings.backend.is_local() {
+            refuse_local_in_image(
+                run.env.as_deref().unwrap_or(self.config.default_env()),
+                &settings,
+            )?;
+        }
         let backend = match &self.backend {
             Some(b) => b.clone(),
             None => match &settings.backend {
@@ -398,6 +413,25 @@ impl WithSettings for DatasetJob {
     }
 }
 
+/// Set in the project's image (`build-image`): the binary runs in a pod.
+pub const IN_IMAGE_VAR: &str = "BIGFLOW_IN_IMAGE";
+/// Set to `1` to let a local warehouse run inside the image anyway.
+pub const ALLOW_LOCAL_VAR: &str = "BIGFLOW_ALLOW_LOCAL_WAREHOUSE";
+
+/// Inside the image, a local warehouse would write Parquet into the pod's
+/// disk and reach no BigQuery: refused unless explicitly allowed.
+fn refuse_local_in_image(env: &str, settings: &DatasetSettings) -> Result<()> {
+    let in_image = std::env::var_os(IN_IMAGE_VAR).is_some_and(|v| !v.is_empty());
+    let allowed = std::env::var(ALLOW_LOCAL_VAR).as_deref() == Ok("1");
+    if in_image && !allowed {
+        return Err(BqError::Config(format!(
+            "environment '{env}' of dataset {}.{} runs on the local warehouse, which inside the image writes to the container's disk and reaches no BigQuery; give that environment a BigQuery engine (DatasetConfig::add_configuration environments have one unless .backend(BackendKind::Local) opts out), run with another --config, or set {ALLOW_LOCAL_VAR}=1 if a local warehouse is really meant",
+            settings.project_id, settings.dataset_name
+        )));
+    }
+    Ok(())
+}
+
 impl Job for DatasetJob {
     fn id(&self) -> &str {
         &self.id
@@ -419,6 +453,30 @@ impl Job for DatasetJob {
 
     fn settings(&self) -> JobSettings {
         self.settings
+    }
+
+    fn environments(&self) -> Option<Vec<JobEnvironment>> {
+        // A run needs an environment every dataset of the job knows.
+        let first = self.datasets.first()?;
+        let envs = first
+            .config
+            .env_names()
+            .filter(|e| {
+                self.datasets
+                    .iter()
+                    .all(|d| d.config.env_names().any(|n| n == *e))
+            })
+            .map(|name| {
+                let mut engines: Vec<String> =
+                    self.datasets.iter().map(|d| d.engine_in(name)).collect();
+                engines.dedup();
+                JobEnvironment {
+                    name: name.to_string(),
+                    engine: engines.join(" + "),
+                }
+            })
+            .collect();
+        Some(envs)
     }
 }
 

@@ -8,14 +8,16 @@
 //!
 //! Every value comes from the `[deployment]` environment of `bigflow.toml`
 //! (with `bf_` environment variables for what it lacks) unless a flag gives
-//! it. Credentials come from `bigflow-gcp` (gcloud user or Vault) and are
-//! sent to the registry as Artifact Registry expects (`oauth2accesstoken`
-//! and the token); they never appear in output.
+//! it. Credentials come from `bigflow-gcp` (its one auth-settings resolver
+//! and a `TokenSource` that refreshes tokens): Cloud Storage asks for them on
+//! every request; the registry gets the token of the moment as Artifact
+//! Registry expects (`oauth2accesstoken` and the token), asked for again for
+//! each push or check. They never appear in output.
 
 use std::path::PathBuf;
 
 use bigflow_core::ResolvedConfig;
-use bigflow_gcp::{AuthMethod, Secret};
+use bigflow_gcp::{AuthFlags, AuthMethod, AuthSources, TokenSource, resolve_auth};
 use bigflow_image::registry::{
     PushError, PushEvent, PushReport, PushTarget, RegistryCredentials, push_archive,
 };
@@ -52,7 +54,7 @@ pub struct AuthArgs {
     /// Vault token (default: config vault_secret or $bf_vault_secret).
     #[arg(long, value_name = "SECRET")]
     pub vault_secret: Option<String>,
-    /// Service-account key file for --auth-method service_account (default: config service_account_key).
+    /// Service-account key file for --auth-method service_account (default: config service_account_key_file).
     #[arg(long, value_name = "FILE")]
     pub service_account_key: Option<String>,
     /// Allow plain HTTP to a loopback registry or emulator.
@@ -85,57 +87,41 @@ pub fn setting(flag: &Option<String>, config: &ResolvedConfig, key: &str) -> Opt
         .filter(|s| !s.is_empty())
 }
 
-/// The credentials the flags and config describe.
+/// The credentials the flags and config describe, resolved like every
+/// caller's ([`bigflow_gcp::resolve_auth`]: flag, `bf_<key>`, config).
 pub fn auth_method(args: &AuthArgs, config: &ResolvedConfig) -> Result<AuthMethod> {
-    let name = match args.auth_method {
-        Some(n) => n,
-        None => match setting(&None, config, "auth_method").as_deref() {
-            None | Some("local_account") => AuthMethodName::LocalAccount,
-            Some("vault") => AuthMethodName::Vault,
-            Some("service_account") => AuthMethodName::ServiceAccount,
-            Some("none") => AuthMethodName::None,
-            Some(other) => {
-                return Err(ToolError::usage(format!(
-                    "auth_method = '{other}' in config '{}' is not one of local_account, service_account, vault, none",
-                    config.env()
-                )));
-            }
-        },
+    let name = args.auth_method.map(|n| match n {
+        AuthMethodName::LocalAccount => "local_account",
+        AuthMethodName::ServiceAccount => "service_account",
+        AuthMethodName::Vault => "vault",
+        AuthMethodName::None => "none",
+    });
+    let flags = AuthFlags {
+        auth_method: name.map(String::from),
+        service_account_key_file: args.service_account_key.clone(),
+        vault_endpoint: args.vault_endpoint.clone(),
+        vault_secret: args.vault_secret.clone(),
     };
-    Ok(match name {
-        AuthMethodName::None => AuthMethod::None,
-        AuthMethodName::LocalAccount => AuthMethod::LocalAccount,
-        AuthMethodName::ServiceAccount => AuthMethod::ServiceAccount {
-            key_file: setting(&args.service_account_key, config, "service_account_key")
-                .ok_or_else(|| ToolError::usage("--auth-method service_account needs --service-account-key FILE (or service_account_key in bigflow.toml)"))?
-                .into(),
-        },
-        AuthMethodName::Vault => {
-            let endpoint = setting(&args.vault_endpoint, config, "vault_endpoint")
-                .ok_or_else(|| ToolError::usage("--auth-method vault needs --vault-endpoint (or vault_endpoint in bigflow.toml)"))?;
-            let secret = setting(&args.vault_secret, config, "vault_secret").ok_or_else(|| {
-                ToolError::usage(
-                    "--auth-method vault needs --vault-secret (or the variable bf_vault_secret)",
-                )
-            })?;
-            AuthMethod::Vault {
-                endpoint,
-                secret: Secret::new(secret),
-            }
-        }
+    let lookup = |key: &str| config.get_str(key).ok();
+    resolve_auth(&AuthSources {
+        flags: &flags,
+        command_line: true,
+        env_prefix: config.env_var_prefix(),
+        config: &lookup,
+        config_name: &format!("bigflow.toml [deployment.{}]", config.env()),
     })
+    .map_err(ToolError::usage)
 }
 
-/// Registry credentials from an auth method.
-pub async fn registry_credentials(method: &AuthMethod) -> Result<RegistryCredentials> {
-    Ok(
-        match method.access_token().await.map_err(ToolError::failed)? {
-            Some(token) => {
-                RegistryCredentials::Basic("oauth2accesstoken".into(), token.expose().to_string())
-            }
-            None => RegistryCredentials::Anonymous,
-        },
-    )
+/// Registry credentials with the token of the moment (ask again for each
+/// push or check: tokens expire).
+pub async fn registry_credentials(auth: &TokenSource) -> Result<RegistryCredentials> {
+    Ok(match auth.bearer().await.map_err(ToolError::failed)? {
+        Some(token) => {
+            RegistryCredentials::Basic("oauth2accesstoken".into(), token.expose().to_string())
+        }
+        None => RegistryCredentials::Anonymous,
+    })
 }
 
 /// Maps a push error to the exit code it deserves.
@@ -183,7 +169,8 @@ pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<Push
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let credentials = registry_credentials(&method).await?;
+        let auth = TokenSource::new(&method).await.map_err(ToolError::failed)?;
+        let credentials = registry_credentials(&auth).await?;
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
@@ -283,12 +270,9 @@ pub fn deploy_dags(project: &ProjectDir, args: &DeployDagsArgs) -> Result<DagsRe
     let method = auth_method(&args.auth, &config)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let token = method.access_token().await.map_err(ToolError::failed)?;
-        let credentials = match &token {
-            Some(t) => RegistryCredentials::Basic("oauth2accesstoken".into(), t.expose().to_string()),
-            None => RegistryCredentials::Anonymous,
-        };
+        let auth = TokenSource::new(&method).await.map_err(ToolError::failed)?;
         for image in &images {
+            let credentials = registry_credentials(&auth).await?;
             let exists = bigflow_image::registry::image_exists(image, &credentials, args.auth.plain_http)
                 .await
                 .map_err(push_error)?;
@@ -298,7 +282,7 @@ pub fn deploy_dags(project: &ProjectDir, args: &DeployDagsArgs) -> Result<DagsRe
                 )));
             }
         }
-        let storage = bigflow_gcp::storage::Storage::new(None, token).map_err(ToolError::usage)?;
+        let storage = bigflow_gcp::storage::Storage::new(None, auth).map_err(ToolError::usage)?;
         let mut report = DagsReport {
             images: images.clone(),
             ..Default::default()

@@ -149,7 +149,10 @@ fn load_base(
     let method = crate::deploy::auth_method(&options.auth, config)?;
     let rt = crate::deploy::runtime()?;
     rt.block_on(async {
-        let credentials = crate::deploy::registry_credentials(&method).await?;
+        let auth = bigflow_gcp::TokenSource::new(&method)
+            .await
+            .map_err(ToolError::failed)?;
+        let credentials = crate::deploy::registry_credentials(&auth).await?;
         bigflow_image::registry::pull_base(spec, &credentials, options.auth.plain_http)
             .await
             .map_err(crate::deploy::push_error)

@@ -98,19 +98,52 @@ pub enum BigflowSource {
     Path(PathBuf),
 }
 
-/// Whether `name` can be a project (and Cargo package) name.
+/// Rust keywords (strict and reserved, every edition): a crate named so
+/// cannot be referred to in code.
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
+    "ref", "return", "self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// Crate names a project cannot take: the standard library's crates, Cargo's
+/// test harness, and the crates the project itself depends on.
+const TAKEN_CRATE_NAMES: &[&str] = &[
+    "std", "core", "alloc", "proc_macro", "test", "bigflow", "bigflow_core",
+];
+
+/// Whether `name` can be a project (Cargo package, Rust crate and Docker
+/// image) name; the error says why not and what would do.
 fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && name.len() <= 64;
-    if ok {
-        Ok(())
-    } else {
-        Err(ToolError::usage(format!(
-            "project name '{name}' is not valid; use ASCII letters, digits, '-' and '_', starting with a letter (e.g. my_project)"
-        )))
+    if !ok {
+        return Err(ToolError::usage(format!(
+            "project name '{name}' is not valid; use lower-case ASCII letters, digits, '-' and '_', starting with a letter, at most 64 characters (e.g. my_project)"
+        )));
     }
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(ToolError::usage(format!(
+            "project name '{name}' has upper-case letters, which Docker image names cannot; use '{}'",
+            name.to_ascii_lowercase()
+        )));
+    }
+    let krate = name.replace('-', "_");
+    if RUST_KEYWORDS.contains(&krate.as_str()) {
+        return Err(ToolError::usage(format!(
+            "project name '{name}' is a Rust keyword, so the generated code could not name its crate; choose another, e.g. '{krate}_project'"
+        )));
+    }
+    if TAKEN_CRATE_NAMES.contains(&krate.as_str()) {
+        return Err(ToolError::usage(format!(
+            "project name '{name}' is the name of a crate every project uses ('{krate}'), so the generated code could not build; choose another, e.g. 'my_{krate}'"
+        )));
+    }
+    Ok(())
 }
 
 /// Creates the project `name` in `parent/name`; returns its directory.

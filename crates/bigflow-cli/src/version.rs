@@ -134,13 +134,26 @@ pub fn next_minor(latest: &str) -> Result<String> {
                 let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
                 digits
                     .parse()
-                    .map_err(|_| ToolError::usage(format!("cannot bump tag '{latest}': expected MAJOR.MINOR[.PATCH], optionally prefixed like v1.2")))
+                    .map_err(|e: std::num::ParseIntError| {
+                        let why = if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+                            format!("{digits} is too large a version number")
+                        } else {
+                            "expected MAJOR.MINOR[.PATCH], optionally prefixed like v1.2".into()
+                        };
+                        ToolError::usage(format!("cannot bump tag '{latest}': {why}"))
+                    })
             }
         }
     };
     let major = parse(numbers.next())?;
     let minor = parse(numbers.next())?;
-    Ok(format!("{prefix}{major}.{}", minor + 1))
+    let next = minor.checked_add(1).ok_or_else(|| {
+        ToolError::usage(format!(
+            "cannot bump tag '{latest}': its minor version {minor} is the largest there is; tag a new major version by hand (e.g. git tag {prefix}{}.0)",
+            major.saturating_add(1)
+        ))
+    })?;
+    Ok(format!("{prefix}{major}.{next}"))
 }
 
 /// Tags HEAD with the next minor version and pushes the tag to `origin` (when
@@ -185,5 +198,14 @@ mod tests {
         assert_eq!(next_minor("1.11.3").unwrap(), "1.12");
         assert_eq!(next_minor("v2").unwrap(), "v2.1");
         assert!(next_minor("release").is_err());
+    }
+
+    #[test]
+    fn refuses_a_tag_it_cannot_increment() {
+        let e = next_minor("1.18446744073709551615").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("is the largest there is"), "{e}");
+        let e = next_minor("1.99999999999999999999999").unwrap_err();
+        assert!(e.to_string().contains("too large a version number"), "{e}");
     }
 }

@@ -146,6 +146,19 @@ fn start_project_rejects_bad_names_and_existing_dirs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     insta::assert_snapshot!("bad_project_name", String::from_utf8_lossy(&out.stderr));
+    // Names that would generate code that cannot compile, or an invalid image name.
+    let mut refusals = String::new();
+    for name in ["fn", "self", "crate", "std", "core", "test", "bigflow", "My_Project"] {
+        let out = tool()
+            .args(["start-project", name, "--path"])
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        refusals.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    insta::assert_snapshot!("refused_project_names", refusals);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing was created");
     std::fs::create_dir_all(tmp.path().join("taken/src")).unwrap();
     let out = tool()
         .args(["start-project", "taken", "--path"])
@@ -323,6 +336,7 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
     assert_eq!(
         first.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
         [
+            ".bigflow-dags",
             dag_file.as_str(),
             "image_version.txt",
             pi_file.as_str(),
@@ -339,7 +353,7 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
         "{out}"
     );
     assert_eq!(
-        first[1].1,
+        first[2].1,
         format!(
             "europe-west1-docker.pkg.dev/dagdemo-dev/dagdemo/dagdemo:0.dev1-g{}\n",
             &head[..8]
@@ -378,6 +392,12 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
             Some("--config=stage"),
             "unknown config environment 'stage'; known environments: dev, prod",
         ),
+        // An output directory bigflow did not make is refused before the build.
+        (
+            original.clone(),
+            Some("--dags-dir=src"),
+            "refusing to replace src with DAG files: it holds files bigflow did not make ('lib.rs', 'main.rs', 'workflows')",
+        ),
     ];
     for (toml, flag, message) in bad_cases {
         std::fs::write(&toml_path, toml).unwrap();
@@ -390,6 +410,7 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
             ".dags untouched after: {message}"
         );
     }
+    assert!(project.join("src/lib.rs").is_file(), "src survived --dags-dir src");
     std::fs::write(&toml_path, &original).unwrap();
 
     // A definition error in the project: the project binary's message and exit code come through.

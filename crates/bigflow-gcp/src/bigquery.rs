@@ -5,9 +5,11 @@
 //!   instead, so a retried insert never runs a query twice. Jobs that fail
 //!   with a transient reason (`backendError`, `rateLimitExceeded`,
 //!   `internalError`) run again under a new id derived from the first.
-//! - Every call goes through [`crate::retry`]: backoff on 408/429/5xx and
-//!   on `rateLimitExceeded`/`backendError` answers, and on dropped
-//!   connections.
+//! - Every call goes through [`crate::retry::send`]: credentials asked for
+//!   per request (a token refreshed during a long job; one refresh and retry
+//!   after 401), backoff with jitter on 408/429/5xx and on
+//!   `rateLimitExceeded`/`backendError` answers (honouring `Retry-After`),
+//!   and on dropped connections; failures typed, messages complete.
 //! - Polling with a deadline, result pagination (`pageToken`), job labels,
 //!   location, dry runs.
 //! - The endpoint can be overridden for an emulator (`BIGQUERY_EMULATOR_HOST`
@@ -21,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::Secret;
-use crate::retry::{Failure, send};
+use crate::TokenSource;
+use crate::retry::{ApiError, send};
 
 /// Google's endpoint.
 pub const BIGQUERY_ENDPOINT: &str = "https://bigquery.googleapis.com";
@@ -115,7 +117,7 @@ pub struct BigQuery {
     endpoint: String,
     project: String,
     location: Option<String>,
-    token: Option<Secret>,
+    auth: TokenSource,
     /// Time between job polls.
     pub poll_interval: Duration,
     /// Longest wait for one job.
@@ -131,23 +133,23 @@ fn is_loopback_url(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-fn failed(context: impl Into<String>, f: &Failure) -> BigQueryError {
+fn failed(context: impl Into<String>, f: &ApiError) -> BigQueryError {
     BigQueryError::Failed {
         context: context.into(),
         message: f.to_string(),
-        reason: f.reason(),
+        reason: f.reason.clone(),
         location: None,
     }
 }
 
 impl BigQuery {
-    /// A client billing `project`; `endpoint` defaults to
-    /// `$BIGQUERY_EMULATOR_HOST`, else Google's.
+    /// A client billing `project`, authenticated by `auth` on every request;
+    /// `endpoint` defaults to `$BIGQUERY_EMULATOR_HOST`, else Google's.
     pub fn new(
         endpoint: Option<&str>,
         project: &str,
         location: Option<&str>,
-        token: Option<Secret>,
+        auth: TokenSource,
     ) -> Result<BigQuery> {
         crate::install_crypto_provider();
         let endpoint = endpoint
@@ -183,7 +185,7 @@ impl BigQuery {
             endpoint,
             project: project.to_string(),
             location: location.map(str::to_string),
-            token,
+            auth,
             poll_interval: Duration::from_millis(500),
             job_deadline: Duration::from_secs(6 * 3600),
             page_size: 10_000,
@@ -204,12 +206,9 @@ impl BigQuery {
         method: reqwest::Method,
         url: &str,
         body: Option<&Value>,
-    ) -> std::result::Result<Value, Failure> {
-        let bytes = send(|| {
-            let mut request = self.http.request(method.clone(), url);
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token.expose());
-            }
+    ) -> std::result::Result<Value, ApiError> {
+        let bytes = send(&self.auth, || {
+            let request = self.http.request(method.clone(), url);
             match body {
                 Some(b) => request.json(b),
                 None => request,
@@ -219,10 +218,8 @@ impl BigQuery {
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| Failure {
-            status: Some(200),
-            body: format!("BigQuery answered no JSON: {e}"),
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::without_answer(format!("BigQuery answered no JSON: {e}")))
     }
 
     /// Runs a job (its `configuration` object) under `job_id` and waits for it.
@@ -273,7 +270,7 @@ impl BigQuery {
         let job = match self.call(reqwest::Method::POST, &url, Some(&body)).await {
             Ok(job) => job,
             // Inserted before (an answer got lost): fetch it, never run it twice.
-            Err(f) if f.status == Some(409) => {
+            Err(f) if f.is_conflict() => {
                 tracing::info!("BigQuery job {job_id} exists already; following it");
                 self.get_job(job_id).await?
             }
@@ -466,7 +463,7 @@ impl BigQuery {
             .await
         {
             Ok(t) => Ok(Some(t)),
-            Err(f) if f.status == Some(404) => Ok(None),
+            Err(f) if f.is_not_found() => Ok(None),
             Err(f) => Err(failed(
                 format!("reading table {project}.{dataset}.{table}"),
                 &f,
@@ -483,16 +480,20 @@ impl BigQuery {
         let url = self.url(&format!("projects/{project}/datasets/{dataset}/tables"));
         self.call(reqwest::Method::POST, &url, Some(&table))
             .await
-            .map_err(|f| match f.status {
-                Some(409) => BigQueryError::AlreadyExists {
-                    what: format!("table {project}.{dataset}.{name}"),
-                    message: f.message(),
-                },
-                Some(404) => BigQueryError::NotFound {
-                    what: format!("dataset {project}.{dataset}"),
-                    message: f.message(),
-                },
-                _ => failed(format!("creating table {project}.{dataset}.{name}"), &f),
+            .map_err(|f| {
+                if f.is_conflict() {
+                    BigQueryError::AlreadyExists {
+                        what: format!("table {project}.{dataset}.{name}"),
+                        message: f.message,
+                    }
+                } else if f.is_not_found() {
+                    BigQueryError::NotFound {
+                        what: format!("dataset {project}.{dataset}"),
+                        message: f.message,
+                    }
+                } else {
+                    failed(format!("creating table {project}.{dataset}.{name}"), &f)
+                }
             })
     }
 
@@ -524,7 +525,7 @@ impl BigQuery {
             .await
         {
             Ok(_) => Ok(()),
-            Err(f) if f.status == Some(404) => Ok(()),
+            Err(f) if f.is_not_found() => Ok(()),
             Err(f) => Err(failed(
                 format!("deleting table {project}.{dataset}.{table}"),
                 &f,
@@ -552,15 +553,18 @@ impl BigQuery {
         let answer = self
             .call(reqwest::Method::POST, &url, Some(&body))
             .await
-            .map_err(|f| match f.status {
-                Some(404) => BigQueryError::NotFound {
-                    what: format!("table {project}.{dataset}.{table}"),
-                    message: f.message(),
-                },
-                _ => failed(
-                    format!("inserting rows into {project}.{dataset}.{table}"),
-                    &f,
-                ),
+            .map_err(|f| {
+                if f.is_not_found() {
+                    BigQueryError::NotFound {
+                        what: format!("table {project}.{dataset}.{table}"),
+                        message: f.message,
+                    }
+                } else {
+                    failed(
+                        format!("inserting rows into {project}.{dataset}.{table}"),
+                        &f,
+                    )
+                }
             })?;
         if let Some(errors) = answer["insertErrors"].as_array().filter(|e| !e.is_empty()) {
             let first = &errors[0];
@@ -585,7 +589,7 @@ impl BigQuery {
         let url = self.url(&format!("projects/{project}/datasets/{dataset}"));
         match self.call(reqwest::Method::GET, &url, None).await {
             Ok(d) => Ok(Some(d)),
-            Err(f) if f.status == Some(404) => Ok(None),
+            Err(f) if f.is_not_found() => Ok(None),
             Err(f) => Err(failed(format!("reading dataset {project}.{dataset}"), &f)),
         }
     }
@@ -607,7 +611,7 @@ impl BigQuery {
         let url = self.url(&format!("projects/{project}/datasets"));
         match self.call(reqwest::Method::POST, &url, Some(&body)).await {
             Ok(_) => Ok(()),
-            Err(f) if f.status == Some(409) => {
+            Err(f) if f.is_conflict() => {
                 if labels.is_empty() {
                     return Ok(());
                 }
@@ -632,7 +636,7 @@ impl BigQuery {
         ));
         match self.call(reqwest::Method::DELETE, &url, None).await {
             Ok(_) => Ok(()),
-            Err(f) if f.status == Some(404) => Ok(()),
+            Err(f) if f.is_not_found() => Ok(()),
             Err(f) => Err(failed(format!("deleting dataset {project}.{dataset}"), &f)),
         }
     }
@@ -665,19 +669,14 @@ impl BigQuery {
             "{}/upload/bigquery/v2/projects/{}/jobs?uploadType=multipart",
             self.endpoint, self.project
         );
-        let answer = send(|| {
-            let mut request = self
-                .http
+        let answer = send(&self.auth, || {
+            self.http
                 .post(&url)
                 .header(
                     "Content-Type",
                     format!("multipart/related; boundary={boundary}"),
                 )
-                .body(body.clone());
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token.expose());
-            }
-            request
+                .body(body.clone())
         })
         .await;
         let job = match answer {
@@ -687,7 +686,7 @@ impl BigQuery {
                 reason: None,
                 location: None,
             })?,
-            Err(f) if f.status == Some(409) => self.get_job(job_id).await?,
+            Err(f) if f.is_conflict() => self.get_job(job_id).await?,
             Err(f) => return Err(failed(format!("inserting load job {job_id}"), &f)),
         };
         self.wait_job(job_id, job).await
@@ -718,11 +717,12 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_https_unless_loopback() {
-        assert!(BigQuery::new(Some("http://127.0.0.1:9050"), "p", None, None).is_ok());
-        assert!(BigQuery::new(Some("127.0.0.1:9050"), "p", None, None).is_ok());
-        let e = BigQuery::new(Some("http://bq.example.com"), "p", None, None).unwrap_err();
+        let none = TokenSource::none;
+        assert!(BigQuery::new(Some("http://127.0.0.1:9050"), "p", None, none()).is_ok());
+        assert!(BigQuery::new(Some("127.0.0.1:9050"), "p", None, none()).is_ok());
+        let e = BigQuery::new(Some("http://bq.example.com"), "p", None, none()).unwrap_err();
         assert!(e.to_string().contains("must use https"), "{e}");
-        let e = BigQuery::new(Some("https://x"), "", None, None).unwrap_err();
+        let e = BigQuery::new(Some("https://x"), "", None, none()).unwrap_err();
         assert!(e.to_string().contains("project"), "{e}");
     }
 

@@ -1,6 +1,9 @@
 //! Google Cloud access shared by every client: credentials (registry pushes,
-//! the DAG bucket, BigQuery, Dataproc), the retry policy ([`retry`]), a Cloud
-//! Storage client ([`storage`]) and a BigQuery REST client ([`bigquery`]).
+//! the DAG bucket, BigQuery, Dataproc) asked for on every request
+//! ([`TokenSource`]), the auth settings of every caller ([`settings`]), the
+//! one request path with its retry policy and typed errors ([`retry`]), a
+//! Cloud Storage client ([`storage`]) and a BigQuery REST client
+//! ([`bigquery`]).
 //!
 //! - `local_account`: application default credentials, through Google's
 //!   official `google-cloud-auth` crate: `GOOGLE_APPLICATION_CREDENTIALS`,
@@ -10,12 +13,21 @@
 //! - `vault`: BigFlow's Vault flow — `GET <endpoint>` with header
 //!   `X-Vault-Token: <secret>` answers `{"data": {"token": "<OAuth token>"}}`.
 //!
-//! Tokens are [`Secret`]s: their `Debug` and `Display` never show the value,
-//! and errors never include them.
+//! Clients hold a [`TokenSource`], never a token: it hands out a valid token
+//! for each request (google-cloud-auth refreshes its own before they
+//! expire; Vault's is fetched again after a 401). Tokens are [`Secret`]s:
+//! their `Debug` and `Display` never show the value, and errors never
+//! include them.
 
 pub mod bigquery;
 pub mod retry;
+pub mod settings;
 pub mod storage;
+pub mod token;
+
+pub use retry::ApiError;
+pub use settings::{AuthConfigError, AuthFlags, AuthSources, resolve_auth};
+pub use token::TokenSource;
 
 use std::fmt;
 use std::time::Duration;
@@ -117,72 +129,8 @@ pub enum AuthError {
     },
 }
 
-impl AuthMethod {
-    /// An OAuth access token, or `None` for [`AuthMethod::None`].
-    pub async fn access_token(&self) -> Result<Option<Secret>, AuthError> {
-        match self {
-            AuthMethod::None => Ok(None),
-            AuthMethod::LocalAccount => {
-                install_crypto_provider();
-                let credentials = google_cloud_auth::credentials::Builder::default()
-                    .with_scopes([CLOUD_PLATFORM_SCOPE])
-                    .build()
-                    .map_err(|e| AuthError::Adc(e.to_string()))?;
-                bearer_token(&credentials)
-                    .await
-                    .map(Some)
-                    .map_err(AuthError::Adc)
-            }
-            AuthMethod::ServiceAccount { key_file } => {
-                install_crypto_provider();
-                let fail = |cause: String| AuthError::ServiceAccount {
-                    file: key_file.display().to_string(),
-                    cause,
-                };
-                let text = std::fs::read_to_string(key_file).map_err(|e| fail(e.to_string()))?;
-                let key: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|_| fail("not a JSON key file".into()))?;
-                let credentials = google_cloud_auth::credentials::service_account::Builder::new(
-                    key,
-                )
-                .with_access_specifier(
-                    google_cloud_auth::credentials::service_account::AccessSpecifier::from_scopes(
-                        [CLOUD_PLATFORM_SCOPE],
-                    ),
-                )
-                .build()
-                .map_err(|e| fail(e.to_string()))?;
-                bearer_token(&credentials).await.map(Some).map_err(fail)
-            }
-            AuthMethod::Vault { endpoint, secret } => vault_token(endpoint, secret).await.map(Some),
-        }
-    }
-}
-
 /// The OAuth scope of every bigflow client.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
-
-/// The bearer token in the credentials' `Authorization` header.
-async fn bearer_token(
-    credentials: &google_cloud_auth::credentials::Credentials,
-) -> Result<Secret, String> {
-    let headers = match credentials
-        .headers(http::Extensions::new())
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        google_cloud_auth::credentials::CacheableResource::New { data, .. } => data,
-        google_cloud_auth::credentials::CacheableResource::NotModified => {
-            return Err("the credentials returned no headers".into());
-        }
-    };
-    headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(Secret::new)
-        .ok_or_else(|| "the credentials gave no bearer token".to_string())
-}
 
 /// BigFlow's Vault flow.
 pub async fn vault_token(endpoint: &str, secret: &Secret) -> Result<Secret, AuthError> {

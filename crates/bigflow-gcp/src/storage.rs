@@ -4,13 +4,14 @@
 //! Written on `reqwest` rather than a full SDK because those three calls are
 //! all that is needed and the same code then works unchanged against the
 //! storage emulator (`STORAGE_EMULATOR_HOST`, the variable Google's own
-//! clients honour). Calls are retried with backoff on 429 and 5xx answers and
-//! on dropped connections.
+//! clients honour). Every call goes through [`crate::retry::send`]: fresh
+//! credentials per request, backoff on 429 and 5xx answers and on dropped
+//! connections, typed errors.
 
 use std::time::Duration;
 
-use crate::Secret;
-use crate::retry::send_with_retry;
+use crate::TokenSource;
+use crate::retry::{ApiError, send};
 
 /// Google's endpoint.
 pub const STORAGE_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -31,16 +32,17 @@ pub enum StorageError {
         /// The object or prefix.
         object: String,
         /// Why.
-        cause: String,
+        #[source]
+        cause: Box<ApiError>,
     },
 }
 
-/// A client for one endpoint and token.
+/// A client for one endpoint and credentials.
 #[derive(Debug, Clone)]
 pub struct Storage {
     http: reqwest::Client,
     endpoint: String,
-    token: Option<Secret>,
+    auth: TokenSource,
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -66,7 +68,7 @@ fn is_loopback_url(url: &str) -> bool {
 impl Storage {
     /// A client for `endpoint` (default: `$STORAGE_EMULATOR_HOST`, else Google's).
     /// Plain HTTP is accepted only for a loopback emulator.
-    pub fn new(endpoint: Option<&str>, token: Option<Secret>) -> Result<Storage, StorageError> {
+    pub fn new(endpoint: Option<&str>, auth: TokenSource) -> Result<Storage, StorageError> {
         let endpoint = endpoint
             .map(str::to_string)
             .or_else(|| {
@@ -93,23 +95,21 @@ impl Storage {
         Ok(Storage {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),
-            token,
+            auth,
         })
     }
 
-    fn auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.token {
-            Some(t) => request.bearer_auth(t.expose()),
-            None => request,
-        }
-    }
-
-    fn failure(operation: &'static str, bucket: &str, object: &str, cause: String) -> StorageError {
+    fn failure(
+        operation: &'static str,
+        bucket: &str,
+        object: &str,
+        cause: ApiError,
+    ) -> StorageError {
         StorageError::Request {
             operation,
             bucket: bucket.to_string(),
             object: object.to_string(),
-            cause,
+            cause: Box::new(cause),
         }
     }
 
@@ -127,8 +127,9 @@ impl Storage {
             encode(bucket),
             encode(name)
         );
-        send_with_retry(|| {
-            self.auth(self.http.post(&url))
+        send(&self.auth, || {
+            self.http
+                .post(&url)
                 .header("Content-Type", content_type)
                 .body(data.clone())
         })
@@ -151,11 +152,12 @@ impl Storage {
             if let Some(token) = &page {
                 url.push_str(&format!("&pageToken={}", encode(token)));
             }
-            let body = send_with_retry(|| self.auth(self.http.get(&url)))
+            let body = send(&self.auth, || self.http.get(&url))
                 .await
                 .map_err(|cause| Self::failure("list", bucket, prefix, cause))?;
             let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                Self::failure("list", bucket, prefix, format!("unreadable answer: {e}"))
+                let cause = ApiError::without_answer(format!("unreadable answer: {e}"));
+                Self::failure("list", bucket, prefix, cause)
             })?;
             names.extend(
                 json["items"]
@@ -179,7 +181,7 @@ impl Storage {
             encode(bucket),
             encode(name)
         );
-        send_with_retry(|| self.auth(self.http.delete(&url)))
+        send(&self.auth, || self.http.delete(&url))
             .await
             .map(|_| ())
             .map_err(|cause| Self::failure("delete", bucket, name, cause))
@@ -193,8 +195,9 @@ mod tests {
     #[test]
     fn encodes_object_names_and_refuses_remote_plain_http() {
         assert_eq!(encode("dags/a b_dag.py"), "dags%2Fa%20b_dag.py");
-        assert!(Storage::new(Some("http://storage.example.com"), None).is_err());
-        assert!(Storage::new(Some("http://127.0.0.1:9023"), None).is_ok());
-        assert!(Storage::new(Some("127.0.0.1:9023"), None).is_ok());
+        let none = TokenSource::none;
+        assert!(Storage::new(Some("http://storage.example.com"), none()).is_err());
+        assert!(Storage::new(Some("http://127.0.0.1:9023"), none()).is_ok());
+        assert!(Storage::new(Some("127.0.0.1:9023"), none()).is_ok());
     }
 }

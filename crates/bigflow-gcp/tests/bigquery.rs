@@ -15,6 +15,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bigflow_gcp::TokenSource;
 use bigflow_gcp::bigquery::{BigQuery, BigQueryError};
 use bigflow_testkit::BigQueryEmulator;
 use serde_json::{Map, Value, json};
@@ -194,7 +195,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn client(endpoint: &str) -> BigQuery {
-    let mut bq = BigQuery::new(Some(endpoint), "p1", None, None).unwrap();
+    let mut bq = BigQuery::new(Some(endpoint), "p1", None, TokenSource::none()).unwrap();
     bq.poll_interval = Duration::from_millis(50);
     bq
 }

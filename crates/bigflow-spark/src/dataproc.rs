@@ -1,8 +1,10 @@
 //! Dataproc: ephemeral clusters, serverless batches and Spark Connect sessions.
 //!
 //! A thin client of the Dataproc REST API (v1) on `reqwest`, with the
-//! credentials and retry policy of `bigflow-gcp`, and the lifecycles BigFlow
-//! jobs need on top of it:
+//! credentials and request path of `bigflow-gcp` (a token asked for on every
+//! request, so a job that outlives its first token — and the cleanup after
+//! it — still authenticates; retries; typed errors), and the lifecycles
+//! BigFlow jobs need on top of it:
 //!
 //! - [`run_on_cluster`]: create a cluster (pip packages installed by
 //!   Dataproc's `pip-install.sh` initialization action), submit a PySpark job,
@@ -31,9 +33,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bigflow_core::JobContext;
-use bigflow_gcp::retry::send_with_retry;
+use bigflow_gcp::retry::{ApiError, send};
+use bigflow_gcp::settings::{AUTH_METHOD, SERVICE_ACCOUNT_KEY_FILE, VAULT_ENDPOINT, VAULT_SECRET};
 use bigflow_gcp::storage::Storage;
-use bigflow_gcp::{AuthMethod, Secret};
+use bigflow_gcp::{AuthFlags, AuthMethod, AuthSources, TokenSource, resolve_auth};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -98,10 +101,6 @@ struct ConfigProperties {
     storage_endpoint: Option<String>,
     dataproc_poll_interval_seconds: Option<f64>,
     dataproc_create_timeout_seconds: Option<u64>,
-    gcp_auth_method: Option<String>,
-    gcp_service_account_key: Option<String>,
-    vault_endpoint: Option<String>,
-    vault_secret: Option<String>,
 }
 
 impl DataprocOptions {
@@ -122,8 +121,13 @@ impl DataprocOptions {
     /// | `storage_endpoint` | Cloud Storage endpoint | `STORAGE_EMULATOR_HOST`, else Google's |
     /// | `dataproc_poll_interval_seconds` | poll interval | 10 |
     /// | `dataproc_create_timeout_seconds` | creation deadline | 1800 |
-    /// | `gcp_auth_method` | `local_account`, `service_account`, `vault`, `none` | `local_account` |
-    /// | `gcp_service_account_key`, `vault_endpoint`, `vault_secret` | for those methods | |
+    /// | `auth_method` | `local_account`, `service_account`, `vault`, `none` | `local_account` |
+    /// | `service_account_key_file`, `vault_endpoint`, `vault_secret` | for those methods | |
+    ///
+    /// The auth settings are read like every caller's
+    /// ([`bigflow_gcp::resolve_auth`]): the job's own setting, else the
+    /// variable `bf_<key>`, else the config; `gcp_auth_method` and
+    /// `gcp_service_account_key` are still accepted.
     pub fn from_context(ctx: &JobContext) -> anyhow::Result<DataprocOptions> {
         Self::from_context_with(ctx, &BTreeMap::new())
     }
@@ -140,6 +144,7 @@ impl DataprocOptions {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let auth = auth_method(ctx, &properties, overrides)?;
         properties.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         let p: ConfigProperties =
             serde_json::from_value(Value::Object(properties)).with_context(|| {
@@ -168,31 +173,12 @@ impl DataprocOptions {
         .ok_or_else(|| missing("dataproc_project_id"))?;
         let region = env_or(p.dataproc_region, "dataproc_region")
             .ok_or_else(|| missing("dataproc_region"))?;
-        let auth = match p.gcp_auth_method.as_deref().unwrap_or("local_account") {
-            "local_account" => AuthMethod::LocalAccount,
-            "none" => AuthMethod::None,
-            "service_account" => AuthMethod::ServiceAccount {
-                key_file: p
-                    .gcp_service_account_key
-                    .context("gcp_auth_method = service_account needs gcp_service_account_key (the key file's path)")?
-                    .into(),
-            },
-            "vault" => AuthMethod::Vault {
-                endpoint: p
-                    .vault_endpoint
-                    .context("gcp_auth_method = vault needs vault_endpoint")?,
-                secret: Secret::new(
-                    env_or(p.vault_secret, "vault_secret")
-                        .context("gcp_auth_method = vault needs vault_secret (or bf_vault_secret)")?,
-                ),
-            },
-            other => bail!(
-                "gcp_auth_method = {other:?} is not one of local_account, service_account, vault, none"
-            ),
-        };
         let poll = p.dataproc_poll_interval_seconds.unwrap_or(10.0);
-        if !(poll.is_finite() && poll > 0.0) {
-            bail!("dataproc_poll_interval_seconds must be a positive number, not {poll}");
+        // An hour between polls is already far longer than any use needs.
+        if !(poll.is_finite() && poll > 0.0 && poll <= 3600.0) {
+            bail!(
+                "dataproc_poll_interval_seconds must be a number of seconds above 0 and at most 3600, not {poll}"
+            );
         }
         let options = DataprocOptions {
             project_id,
@@ -220,7 +206,7 @@ impl DataprocOptions {
                 .to_string(),
             storage_endpoint: p.storage_endpoint,
             auth,
-            poll_interval: Duration::from_secs_f64(poll),
+            poll_interval: Duration::from_secs_f64(poll), // in range: checked above
             create_timeout: Duration::from_secs(p.dataproc_create_timeout_seconds.unwrap_or(1800)),
             delete_timeout: Duration::from_secs(600),
         };
@@ -261,6 +247,38 @@ impl DataprocOptions {
         }
         Ok(())
     }
+}
+
+/// A property as text (`None` when absent or null).
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The auth method of a job: its own settings, else `bf_<key>`, else the config.
+fn auth_method(
+    ctx: &JobContext,
+    config: &serde_json::Map<String, Value>,
+    job: &BTreeMap<String, Value>,
+) -> anyhow::Result<AuthMethod> {
+    let first = |keys: &[&str]| keys.iter().find_map(|k| text(job.get(*k)));
+    let flags = AuthFlags {
+        auth_method: first(AUTH_METHOD),
+        service_account_key_file: first(SERVICE_ACCOUNT_KEY_FILE),
+        vault_endpoint: first(VAULT_ENDPOINT),
+        vault_secret: first(VAULT_SECRET),
+    };
+    let lookup = |key: &str| text(config.get(key));
+    Ok(resolve_auth(&AuthSources {
+        flags: &flags,
+        command_line: false,
+        env_prefix: ctx.config.env_var_prefix(),
+        config: &lookup,
+        config_name: &format!("config '{}'", ctx.env),
+    })?)
 }
 
 fn is_loopback(url: &str) -> bool {
@@ -328,11 +346,11 @@ pub fn resource_name(ctx: &JobContext, max: usize) -> String {
     }
 }
 
-/// The REST client: one project and region, one token.
+/// The REST client: one project and region; credentials asked for per request.
 pub struct Dataproc {
     http: reqwest::Client,
     options: DataprocOptions,
-    token: Option<Secret>,
+    auth: TokenSource,
 }
 
 /// A long-running operation's outcome.
@@ -343,17 +361,18 @@ enum OperationEnd {
 }
 
 impl Dataproc {
-    /// A client; fetches a token with the options' auth method.
+    /// A client with the options' auth method (checked at once: the first
+    /// token is fetched here).
     pub async fn connect(options: DataprocOptions) -> anyhow::Result<Dataproc> {
         bigflow_gcp::install_crypto_provider();
-        let token = options.auth.access_token().await?;
+        let auth = TokenSource::new(&options.auth).await?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
         Ok(Dataproc {
             http,
             options,
-            token,
+            auth,
         })
     }
 
@@ -385,23 +404,20 @@ impl Dataproc {
         method: reqwest::Method,
         url: &str,
         body: Option<&Value>,
-    ) -> Result<Value, String> {
-        let bytes = send_with_retry(|| {
-            let mut request = self.http.request(method.clone(), url);
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token.expose());
-            }
+    ) -> Result<Value, ApiError> {
+        let bytes = send(&self.auth, || {
+            let request = self.http.request(method.clone(), url);
             match body {
                 Some(b) => request.json(b),
                 None => request,
             }
         })
-        .await
-        .map_err(|e| api_message(&e))?;
+        .await?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("Dataproc answered no JSON: {e}"))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::without_answer(format!("Dataproc answered no JSON: {e}")))
     }
 
     /// Polls an operation until it is done, the deadline passes or `stop()` says so.
@@ -553,7 +569,7 @@ impl Dataproc {
         let op = match self.call(reqwest::Method::DELETE, &url, None).await {
             Ok(op) => op,
             // Never created (creation was refused): nothing to delete.
-            Err(e) if e.starts_with("HTTP 404") => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => bail!(
                 "deleting Dataproc cluster {name}: {e}; delete it by hand (label bigflow-job)"
             ),
@@ -753,7 +769,12 @@ impl Dataproc {
                 .await
                 .map_err(|e| anyhow::anyhow!("polling session {session_id}: {e}"))?;
             match session["state"].as_str().unwrap_or("STATE_UNSPECIFIED") {
-                "ACTIVE" => return self.connect_url(&session),
+                "ACTIVE" => {
+                    // The URL carries the token of now: Spark Connect takes
+                    // no other credentials.
+                    let token = self.auth.bearer().await?;
+                    return connect_url(&session, token.as_ref());
+                }
                 "FAILED" | "TERMINATED" | "TERMINATING" => bail!(
                     "Dataproc session {session_id} did not start: {}",
                     session["stateMessage"].as_str().unwrap_or("(no message)")
@@ -764,42 +785,44 @@ impl Dataproc {
                 .await?;
         }
     }
+}
 
-    /// The Spark Connect URL of an active session.
-    fn connect_url(&self, session: &Value) -> anyhow::Result<String> {
-        let endpoints = session["runtimeInfo"]["endpoints"]
-            .as_object()
-            .context("the active session reports no runtimeInfo.endpoints")?;
-        let endpoint = endpoints
-            .iter()
-            .find(|(k, _)| k.to_ascii_lowercase().contains("spark connect"))
-            .and_then(|(_, v)| v.as_str())
-            .context("the active session has no Spark Connect endpoint")?;
-        let mut url = match endpoint.split_once("://") {
-            Some(("https", rest)) => format!("sc://{}", rest.trim_end_matches('/')),
-            Some(("sc", _)) => endpoint.trim_end_matches('/').to_string(),
-            _ => bail!("unexpected Spark Connect endpoint {endpoint}"),
-        };
-        if !url.contains(":443") && endpoint.starts_with("https://") {
-            url.push_str(":443");
-        }
-        let mut params = Vec::new();
-        if endpoint.starts_with("https://") {
-            params.push("use_ssl=true".to_string());
-        }
-        if let Some(uuid) = session["uuid"].as_str() {
-            params.push(format!("session_id={uuid}"));
-        }
-        if let Some(token) = &self.token {
-            params.push(format!("token={}", token.expose()));
-        }
-        if !params.is_empty() {
-            url.push_str("/;");
-            url.push_str(&params.join(";"));
-        }
-        Ok(url)
+/// The Spark Connect URL of an active session.
+fn connect_url(session: &Value, token: Option<&bigflow_gcp::Secret>) -> anyhow::Result<String> {
+    let endpoints = session["runtimeInfo"]["endpoints"]
+        .as_object()
+        .context("the active session reports no runtimeInfo.endpoints")?;
+    let endpoint = endpoints
+        .iter()
+        .find(|(k, _)| k.to_ascii_lowercase().contains("spark connect"))
+        .and_then(|(_, v)| v.as_str())
+        .context("the active session has no Spark Connect endpoint")?;
+    let mut url = match endpoint.split_once("://") {
+        Some(("https", rest)) => format!("sc://{}", rest.trim_end_matches('/')),
+        Some(("sc", _)) => endpoint.trim_end_matches('/').to_string(),
+        _ => bail!("unexpected Spark Connect endpoint {endpoint}"),
+    };
+    if !url.contains(":443") && endpoint.starts_with("https://") {
+        url.push_str(":443");
     }
+    let mut params = Vec::new();
+    if endpoint.starts_with("https://") {
+        params.push("use_ssl=true".to_string());
+    }
+    if let Some(uuid) = session["uuid"].as_str() {
+        params.push(format!("session_id={uuid}"));
+    }
+    if let Some(token) = token {
+        params.push(format!("token={}", token.expose()));
+    }
+    if !params.is_empty() {
+        url.push_str("/;");
+        url.push_str(&params.join(";"));
+    }
+    Ok(url)
+}
 
+impl Dataproc {
     /// Deletes a session (waiting is not needed: it stops billing at once).
     pub async fn delete_session(&self, session_id: &str) -> anyhow::Result<()> {
         match self
@@ -815,24 +838,12 @@ impl Dataproc {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.starts_with("HTTP 404") => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
             Err(e) => bail!(
                 "deleting Dataproc session {session_id}: {e}; delete it by hand (label bigflow-job)"
             ),
         }
     }
-}
-
-/// The message of a Google API error body, or the description as is.
-fn api_message(description: &str) -> String {
-    // send_with_retry describes failures as "HTTP <status>: <body start>".
-    if let Some((status, body)) = description.split_once(": ")
-        && let Ok(v) = serde_json::from_str::<Value>(body)
-        && let Some(message) = v["error"]["message"].as_str()
-    {
-        return format!("{status}: {message}");
-    }
-    description.to_string()
 }
 
 /// A current-thread runtime for one job's calls.
@@ -850,7 +861,7 @@ struct StagedDriver {
 
 async fn stage_driver(
     options: &DataprocOptions,
-    token: Option<Secret>,
+    auth: TokenSource,
     ctx: &JobContext,
     driver: &Path,
     unique: &str,
@@ -872,7 +883,7 @@ async fn stage_driver(
         slug(&ctx.workflow_id),
         slug(&ctx.job_id)
     );
-    let storage = Storage::new(options.storage_endpoint.as_deref(), token)?;
+    let storage = Storage::new(options.storage_endpoint.as_deref(), auth)?;
     storage
         .upload(&bucket, &object, data, "text/x-python")
         .await?;
@@ -925,7 +936,7 @@ pub fn run_on_cluster(
         let labels = labels(ctx);
         let (storage, staged) = stage_driver(
             client.options(),
-            client.token.clone(),
+            client.auth.clone(),
             ctx,
             spec.driver,
             &name,
@@ -968,14 +979,8 @@ pub fn run_batch(
         let client = Dataproc::connect(options).await?;
         let id = resource_name(ctx, 63);
         let labels = labels(ctx);
-        let (storage, staged) = stage_driver(
-            client.options(),
-            client.token.clone(),
-            ctx,
-            spec.driver,
-            &id,
-        )
-        .await?;
+        let (storage, staged) =
+            stage_driver(client.options(), client.auth.clone(), ctx, spec.driver, &id).await?;
         // Batches take Spark properties in their runtime config.
         let body = spec.body(&staged, None);
         let properties = spec.properties(client.options());
@@ -1075,6 +1080,26 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_interval_out_of_range_is_refused_not_a_panic() {
+        for poll in [1e300, -1.0, 0.0, 3601.0] {
+            let config = bigflow_core::Config::new(
+                "dev",
+                [
+                    ("dataproc_project_id", serde_json::json!("p")),
+                    ("dataproc_region", serde_json::json!("europe-west1")),
+                    ("gcp_auth_method", serde_json::json!("none")),
+                    ("dataproc_poll_interval_seconds", serde_json::json!(poll)),
+                ],
+            )
+            .resolve(Some("dev"))
+            .unwrap();
+            let c = JobContext::new(parse_runtime("2020-01-02").unwrap(), "wf", "j", config);
+            let e = DataprocOptions::from_context(&c).unwrap_err().to_string();
+            assert!(e.contains("at most 3600"), "{poll}: {e}");
+        }
+    }
+
+    #[test]
     fn options_need_project_and_region() {
         let e = DataprocOptions::from_context(&ctx("j"))
             .unwrap_err()
@@ -1130,14 +1155,5 @@ mod tests {
             ..base
         };
         assert!(http.validate().unwrap_err().to_string().contains("https"));
-    }
-
-    #[test]
-    fn api_errors_show_google_message() {
-        assert_eq!(
-            api_message(r#"HTTP 400: {"error": {"code": 400, "message": "Invalid machine type"}}"#),
-            "HTTP 400: Invalid machine type"
-        );
-        assert_eq!(api_message("connection refused"), "connection refused");
     }
 }

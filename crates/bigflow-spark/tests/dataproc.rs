@@ -4,7 +4,8 @@
 //! drivers are staged in the real Cloud Storage emulator, and the token comes
 //! through the Vault flow. The fake checks every request against the
 //! published API reference (paths, methods, the fields each resource may
-//! have, name and label formats, request ids, the bearer token), simulates
+//! have, name and label formats, request ids, the bearer token — from Vault,
+//! or issued by a fake metadata server and not expired), simulates
 //! long-running operations that need polling, and injects failures: a
 //! cluster that cannot be created, a job that fails, a job that never ends
 //! (the job's timeout), and 429/503 answers. After every run the test asserts
@@ -12,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bigflow_core::{
     Config, JobContext, JobStatus, RunOptions, WithSettings, Workflow, parse_runtime, run_workflow,
@@ -39,7 +40,12 @@ struct Scenario {
     inject: Vec<(String, u16)>,
     /// The session fails to start.
     session_fails: bool,
+    /// The job runs at least this long (wall-clock) after its submission.
+    job_runs_for: Option<Duration>,
 }
+
+/// Tokens the fake metadata server issued, with their expiry.
+type Issued = Arc<Mutex<Vec<(String, Instant)>>>;
 
 #[derive(Default)]
 struct State {
@@ -65,6 +71,14 @@ struct State {
     /// gs:// URIs of drivers, and whether each existed in storage when submitted.
     drivers: Vec<(String, bool)>,
     counter: u32,
+    /// When set, a valid bearer token is one of these (not expired), not TOKEN.
+    issued: Option<Issued>,
+    /// "METHOD /path" and the token of every request accepted.
+    accepted: Vec<(String, String)>,
+    /// Requests refused (401) with an issued but expired token.
+    expired: Vec<String>,
+    /// job id -> when it was submitted.
+    submitted: BTreeMap<String, Instant>,
 }
 
 struct Fake {
@@ -434,12 +448,35 @@ fn handle(
             error(403, "bad vault token")
         };
     }
-    if auth != Some(&format!("Bearer {TOKEN}")) {
+    let call = format!("{method} {path}");
+    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+    let valid = match &s.issued {
+        None => token == TOKEN,
+        Some(issued) => {
+            let expiry = issued
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(t, _)| t == token)
+                .map(|(_, e)| *e);
+            match expiry {
+                Some(e) if Instant::now() >= e => {
+                    // What Google answers an expired token; not a client bug
+                    // (it may have been sent just before expiry).
+                    s.expired.push(format!("{call} with {token}"));
+                    return error(401, "Request had invalid authentication credentials.");
+                }
+                Some(_) => true,
+                None => false,
+            }
+        }
+    };
+    if !valid {
         s.violations
-            .push(format!("{method} {path} without the bearer token"));
+            .push(format!("{method} {path} without a valid bearer token"));
         return error(401, "Request had invalid authentication credentials.");
     }
-    let call = format!("{method} {path}");
+    s.accepted.push((call.clone(), token.to_string()));
     if let Some(i) = s
         .scenario
         .inject
@@ -588,6 +625,7 @@ fn handle(
         let exists = storage.is_some_and(|st| object_exists(st, &uri));
         s.drivers.push((uri, exists));
         s.jobs.insert(id.clone(), ("PENDING".into(), 0));
+        s.submitted.insert(id.clone(), Instant::now());
         return (
             200,
             json!({ "reference": { "jobId": id }, "status": { "state": "PENDING" } }),
@@ -598,7 +636,10 @@ fn handle(
             Some(id) => (id, true),
             None => (rest, false),
         };
-        let (fails, hangs) = (s.scenario.job_fails, s.scenario.job_hangs);
+        let (fails, mut hangs) = (s.scenario.job_fails, s.scenario.job_hangs);
+        if let (Some(runs_for), Some(submitted)) = (s.scenario.job_runs_for, s.submitted.get(id)) {
+            hangs |= submitted.elapsed() < runs_for;
+        }
         let Some((state, polls)) = s.jobs.get_mut(id) else {
             return error(404, "Not found: job");
         };
@@ -1175,4 +1216,144 @@ fn spark_connect_sessions_are_deleted_after_use_and_after_failure() {
         "{error}"
     );
     assert_clean(&fake, None);
+}
+
+/// Google's metadata server: `tok-N`, a new N for every token request, living
+/// `lifetime`; checks the `Metadata-Flavor` header. Points google-cloud-auth
+/// at itself (call only in a child process, see [`in_child`]).
+fn metadata_server(lifetime: u64) -> (Arc<tiny_http::Server>, Issued) {
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let host = server.server_addr().to_ip().unwrap().to_string();
+    let issued: Issued = Arc::default();
+    let tokens = issued.clone();
+    let listener = server.clone();
+    std::thread::spawn(move || {
+        for request in listener.incoming_requests() {
+            let flavor = request
+                .headers()
+                .iter()
+                .any(|h| h.field.equiv("Metadata-Flavor") && h.value == "Google");
+            let path = request.url().split('?').next().unwrap_or_default();
+            if !flavor || path != "/computeMetadata/v1/instance/service-accounts/default/token" {
+                let _ = request.respond(tiny_http::Response::from_string("").with_status_code(404));
+                continue;
+            }
+            let mut tokens = tokens.lock().unwrap();
+            let token = format!("tok-{}", tokens.len() + 1);
+            tokens.push((
+                token.clone(),
+                Instant::now() + Duration::from_secs(lifetime),
+            ));
+            let body =
+                json!({ "access_token": token, "expires_in": lifetime, "token_type": "Bearer" });
+            let response = tiny_http::Response::from_string(body.to_string())
+                .with_header(
+                    "Content-Type: application/json"
+                        .parse::<tiny_http::Header>()
+                        .unwrap(),
+                )
+                .with_header(
+                    "Metadata-Flavor: Google"
+                        .parse::<tiny_http::Header>()
+                        .unwrap(),
+                );
+            let _ = request.respond(response);
+        }
+    });
+    // SAFETY: the child process runs this one test; no other thread reads
+    // the environment while it is set.
+    unsafe { std::env::set_var("GCE_METADATA_HOST", host) };
+    (server, issued)
+}
+
+/// True in the child process that runs `test` alone, with HOME in an empty
+/// directory and no GOOGLE_APPLICATION_CREDENTIALS (so google-cloud-auth
+/// falls back to the metadata server); in the harness's own process, runs
+/// that child, checks it passed, and returns false.
+fn in_child(test: &str) -> bool {
+    if std::env::var_os("BIGFLOW_DATAPROC_CHILD").is_some() {
+        return true;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("BIGFLOW_DATAPROC_CHILD", "1")
+        .env("HOME", home.path())
+        // Peers are found through HOME otherwise.
+        .env(
+            "BIGFLOW_CACHE",
+            bigflow_testkit::peers_dir().parent().unwrap(),
+        )
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .env_remove("GCE_METADATA_HOST")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child process of {test} failed:\n{stdout}\n{stderr}"
+    );
+    // A peer the child missed is reported here too.
+    for line in stderr.lines().filter(|l| l.contains("SKIPPED")) {
+        eprintln!("{line}");
+    }
+    false
+}
+
+#[test]
+fn a_job_outliving_its_tokens_finishes_and_the_cluster_is_deleted_with_a_fresh_one() {
+    if !in_child("a_job_outliving_its_tokens_finishes_and_the_cluster_is_deleted_with_a_fresh_one")
+    {
+        return;
+    }
+    let Some(gcs) = emulator() else {
+        println!("skipped: no Cloud Storage emulator");
+        return;
+    };
+    let (mds, issued) = metadata_server(2);
+    let dir = driver_dir();
+    let fake = Fake::start(
+        Scenario {
+            // Tokens live 2 s; google-cloud-auth renews short-lived ones
+            // every 10 s: the job sees at least two of them.
+            job_runs_for: Some(Duration::from_secs(12)),
+            ..Scenario::default()
+        },
+        Some(gcs.endpoint.clone()),
+    );
+    fake.state().issued = Some(issued.clone());
+    // The new key wins over the config's older gcp_auth_method = vault.
+    let config = config(
+        &fake,
+        Some(&gcs.endpoint),
+        &[("auth_method", "local_account")],
+    );
+    let (status, error) = run(
+        pyspark_job(&dir, PySparkTarget::DataprocCluster),
+        &config,
+        None,
+    );
+    mds.unblock();
+    assert_eq!(status, JobStatus::Succeeded, "{error}");
+    assert_clean(&fake, Some(&gcs));
+    let s = fake.state();
+    assert!(s.log.iter().all(|l| !l.ends_with("/vault")), "{:?}", s.log);
+    let token_of = |prefix: &str| {
+        s.accepted
+            .iter()
+            .find(|(call, _)| call.starts_with(prefix))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| panic!("no accepted {prefix}: {:?}", s.accepted))
+    };
+    let submitted = token_of("POST /v1/projects/test-project/regions/europe-west1/jobs:submit");
+    let deleted = token_of("DELETE /v1/projects/test-project/regions/europe-west1/clusters/");
+    assert_ne!(
+        submitted, deleted,
+        "the cluster was deleted with the job's first token"
+    );
+    let used: std::collections::BTreeSet<&str> =
+        s.accepted.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(used.len() >= 2, "{used:?}");
+    assert!(issued.lock().unwrap().len() >= 2);
 }

@@ -151,6 +151,100 @@ fn internationalports_runs_on_the_emulator_by_switching_the_config() {
 }
 
 #[test]
+fn prod_runs_on_bigquery_never_on_local_files() {
+    use bigflow::bigquery::{AuthMethod, Backend, BigQueryBackend, QueryContext};
+    // The engines are visible before anything runs.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(dir.path(), &["config", "-w", "internationalports"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("create_ports_table  dev: local warehouse, prod: bigquery, emulator: bigquery"),
+        "{out}"
+    );
+    let Some(emulator) = bigflow_testkit::BigQueryEmulator::start() else {
+        return;
+    };
+    // BIGQUERY_EMULATOR_HOST stands in for Google's endpoint, as it does for
+    // Google's own client libraries; prod names no endpoint of its own.
+    let out = bin(dir.path())
+        .env("BIGQUERY_EMULATOR_HOST", &emulator.endpoint)
+        .args(["run", "--workflow", "internationalports"])
+        .args(["--runtime", "2020-08-01", "--config", "prod"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!dir.path().join(".bigflow").exists(), "prod wrote local files");
+    let backend = BigQueryBackend::connect(
+        "my-project-prod",
+        Some(&emulator.endpoint),
+        None,
+        &AuthMethod::None,
+    )
+    .unwrap();
+    let result = backend
+        .execute(
+            "SELECT COUNT(*) AS n FROM `my-project-prod.internationalports.ports`",
+            &QueryContext::default(),
+        )
+        .unwrap();
+    let text = bigflow::bigquery::format::Table(&result).to_string();
+    assert!(text.contains("| 4 "), "{text}");
+}
+
+#[test]
+fn a_local_warehouse_inside_the_image_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "run",
+        "--job",
+        "internationalports.create_ports_table",
+        "--runtime",
+        "2020-08-01",
+        "--config",
+        "dev",
+    ];
+    let out = bin(dir.path())
+        .env("BIGFLOW_IN_IMAGE", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("environment 'dev' of dataset my-project-dev.internationalports runs on the local warehouse, which inside the image writes to the container's disk")
+            && err.contains("set BIGFLOW_ALLOW_LOCAL_WAREHOUSE=1"),
+        "{err}"
+    );
+    assert!(!dir.path().join(".bigflow").exists());
+    let out = bin(dir.path())
+        .env("BIGFLOW_IN_IMAGE", "1")
+        .env("BIGFLOW_ALLOW_LOCAL_WAREHOUSE", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn an_environment_the_dataset_does_not_define_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = bin(dir.path())
+            .args(["run", "--workflow", "internationalports", "--config", "stage"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "error: job internationalports.create_ports_table has no configuration for environment 'stage'; its environments: dev, prod, emulator. Pass --config with one of them\n"
+        );
+    }
+    assert!(!dir.path().join(".bigflow").exists());
+}
+
+#[test]
 fn warehouse_query_without_a_warehouse_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = run(dir.path(), &["warehouse", "query", "SELECT * FROM p.d.t"]);

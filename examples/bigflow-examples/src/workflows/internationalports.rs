@@ -20,8 +20,12 @@
 use bigflow::bigquery::{AuthMethod, BackendKind};
 use bigflow::prelude::*;
 
-/// The dataset: `my-project-<env>.internationalports`; the `emulator`
-/// environment runs it on BigQuery's REST API at `$BIGQUERY_EMULATOR_HOST`.
+/// The dataset: `my-project-<env>.internationalports`. `dev`, the first
+/// environment, runs on the local warehouse; every environment added after it
+/// runs on BigQuery (`prod` at Google's endpoint with the pod's credentials, or
+/// at `$BIGQUERY_EMULATOR_HOST` when set), and inside the image a local
+/// warehouse would refuse to run. `emulator` shows an explicit engine: BigQuery's
+/// REST API without credentials.
 pub fn dataset() -> Dataset {
     DatasetConfig::new("dev", "my-project-dev", "internationalports")
         .internal_tables(["ports", "polish_ports"])
