@@ -129,6 +129,17 @@ impl Dataset {
 
     /// The dataset bound to an environment and runtime: its methods run at once.
     pub fn manager(&self, run: &RunContext) -> Result<DatasetManager> {
+        self.manager_with(run, None)
+    }
+
+    /// [`Dataset::manager`] for a running job: on BigQuery, raising the job's
+    /// cancel token cancels the query job being waited for (`jobs.cancel`),
+    /// and each job is sent with `jobTimeoutMs` = the job's execution timeout.
+    pub fn manager_with(
+        &self,
+        run: &RunContext,
+        control: Option<&JobControl>,
+    ) -> Result<DatasetManager> {
         let settings = self.config.settings(run.env.as_deref())?.clone();
         if self.backend.is_none() && settings.backend.is_local() {
             refuse_local_in_image(
@@ -145,12 +156,20 @@ impl Dataset {
                     endpoint,
                     location,
                     auth,
-                } => Arc::new(crate::bigquery::BigQueryBackend::connect(
-                    &settings.project_id,
-                    endpoint.as_deref(),
-                    location.as_deref(),
-                    auth,
-                )?),
+                } => {
+                    let mut backend = crate::bigquery::BigQueryBackend::connect(
+                        &settings.project_id,
+                        endpoint.as_deref(),
+                        location.as_deref(),
+                        auth,
+                    )?;
+                    if let Some(control) = control {
+                        let client = backend.client_mut();
+                        client.cancel = Some(control.cancel.flag());
+                        client.job_timeout = Some(control.timeout);
+                    }
+                    Arc::new(backend)
+                }
             },
         };
         let day = bigflow_core::parse_runtime(&run.runtime)
@@ -398,10 +417,14 @@ pub struct DatasetJob {
 impl DatasetJob {
     /// Runs the job now (tests, ad-hoc use).
     pub fn run_at(&self, run: &RunContext) -> anyhow::Result<()> {
+        self.run_with(run, None)
+    }
+
+    fn run_with(&self, run: &RunContext, control: Option<&JobControl>) -> anyhow::Result<()> {
         let managers = self
             .datasets
             .iter()
-            .map(|d| d.manager(run))
+            .map(|d| d.manager_with(run, control))
             .collect::<Result<Vec<_>>>()?;
         (self.run)(&managers)
     }
@@ -411,6 +434,15 @@ impl WithSettings for DatasetJob {
     fn settings_mut(&mut self) -> &mut JobSettings {
         &mut self.settings
     }
+}
+
+/// What a running job hands its datasets: its cancel token and execution timeout.
+#[derive(Debug, Clone)]
+pub struct JobControl {
+    /// Raised by the runner on timeout or interrupt.
+    pub cancel: bigflow_core::context::CancelToken,
+    /// The job's execution timeout.
+    pub timeout: std::time::Duration,
 }
 
 /// Set in the project's image (`build-image`): the binary runs in a pod.
@@ -444,15 +476,27 @@ impl Job for DatasetJob {
             .datasets
             .iter()
             .all(|d| d.config.env_names().any(|e| e == ctx.env));
-        self.run_at(&RunContext {
-            env: (known || ctx.env != "default").then(|| ctx.env.clone()),
-            runtime: ctx.runtime_str.clone(),
-            config: Some(ctx.config.clone()),
-        })
+        let control = JobControl {
+            cancel: ctx.cancel_token().clone(),
+            timeout: self.execution_timeout(),
+        };
+        self.run_with(
+            &RunContext {
+                env: (known || ctx.env != "default").then(|| ctx.env.clone()),
+                runtime: ctx.runtime_str.clone(),
+                config: Some(ctx.config.clone()),
+            },
+            Some(&control),
+        )
     }
 
     fn settings(&self) -> JobSettings {
         self.settings
+    }
+
+    fn cleanup_grace(&self) -> std::time::Duration {
+        // jobs.cancel, then up to 30 s for BigQuery to confirm it.
+        std::time::Duration::from_secs(45)
     }
 
     fn environments(&self) -> Option<Vec<JobEnvironment>> {

@@ -112,6 +112,12 @@ impl JobContext {
         &self.resources
     }
 
+    /// The attempt's cancel token, for code that must notice a cancellation
+    /// while it waits on something else (a cloud job's poll loop).
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
     /// Whether the runner has stopped this attempt (its timeout passed).
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()

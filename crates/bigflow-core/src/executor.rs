@@ -430,14 +430,20 @@ pub fn run_workflow(
 
     // A timed-out attempt was asked to stop; give it a moment to do so (an
     // external program is killed within milliseconds) so nothing outlives the run.
-    let grace_end = Instant::now() + options.cancel_grace;
+    // Each stopping job gets the longer of the run's grace and its own
+    // cleanup grace (a Dataproc cluster deletion takes minutes).
+    let grace = stopping
+        .iter()
+        .map(|(i, _)| jobs[*i].job().cleanup_grace())
+        .fold(options.cancel_grace, Duration::max);
+    let grace_end = Instant::now() + grace;
     let mut left_running = Vec::new();
     while !stopping.is_empty() {
         match rx.recv_timeout(grace_end.saturating_duration_since(Instant::now())) {
             Ok(Finished { index, attempt, .. }) => stopping.retain(|s| *s != (index, attempt)),
             Err(_) => {
                 for (i, _) in &stopping {
-                    warn!(workflow_id = workflow.id(), job_id = jobs[*i].id(), runtime = %runtime_str, "job {} did not stop within {} of being cancelled; leaving it behind", jobs[*i].id(), human(options.cancel_grace));
+                    warn!(workflow_id = workflow.id(), job_id = jobs[*i].id(), runtime = %runtime_str, "job {} did not stop within {} of being cancelled; leaving it behind", jobs[*i].id(), human(grace));
                     left_running.push(jobs[*i].id().to_string());
                 }
                 break;

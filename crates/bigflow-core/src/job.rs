@@ -51,6 +51,13 @@ pub trait Job: Send + Sync + 'static {
         self.settings().execution_timeout
     }
 
+    /// How long a cancelled attempt (timeout or Ctrl-C) may take to clean up
+    /// what it started (cancel a cloud job, delete a cluster) before the run
+    /// ends without it; the run's own grace (5 s) when this is shorter.
+    fn cleanup_grace(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// The configuration environments the job can run in and the engine each
     /// uses, when the job carries a configuration of its own (a BigQuery
     /// dataset's); `None` for any environment. A run in an environment

@@ -75,6 +75,15 @@ pub enum BigQueryError {
         /// Where in the SQL, when BigQuery says (`query`, or a position).
         location: Option<String>,
     },
+    /// The caller cancelled the job (its bigflow job timed out or was
+    /// interrupted); BigQuery was asked to cancel it.
+    #[error("job {job_id} was cancelled{}", if *confirmed { " (BigQuery confirmed the cancellation)" } else { "; BigQuery did not confirm in time, so it may still be running (check with `bq show -j` or cancel it with `bq cancel`)" })]
+    Cancelled {
+        /// The job.
+        job_id: String,
+        /// Whether BigQuery reported the job done after the cancel request.
+        confirmed: bool,
+    },
     /// A job did not finish before its deadline.
     #[error("job {job_id} did not finish within {}s; it may still be running (cancel it with `bq cancel {job_id}`)", waited.as_secs())]
     Timeout {
@@ -124,6 +133,12 @@ pub struct BigQuery {
     pub job_deadline: Duration,
     /// Rows per result page.
     pub page_size: u32,
+    /// Raised to cancel what runs: the job being waited for is cancelled in
+    /// BigQuery (`jobs.cancel`) and the call returns [`BigQueryError::Cancelled`].
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Sent as each job's `jobTimeoutMs`, so BigQuery itself stops a job that
+    /// outlives its bigflow job even if this process is gone.
+    pub job_timeout: Option<Duration>,
 }
 
 fn is_loopback_url(url: &str) -> bool {
@@ -189,6 +204,8 @@ impl BigQuery {
             poll_interval: Duration::from_millis(500),
             job_deadline: Duration::from_secs(6 * 3600),
             page_size: 10_000,
+            cancel: None,
+            job_timeout: None,
         })
     }
 
@@ -261,6 +278,10 @@ impl BigQuery {
         if !labels.is_empty() {
             configuration["labels"] = Value::Object(labels.clone());
         }
+        if let Some(timeout) = self.job_timeout {
+            // An int64 in JSON: a string, as the API's discovery document says.
+            configuration["jobTimeoutMs"] = json!(timeout.as_millis().max(1).to_string());
+        }
         let mut reference = json!({ "projectId": self.project, "jobId": job_id });
         if let Some(location) = &self.location {
             reference["location"] = json!(location);
@@ -314,8 +335,64 @@ impl BigQuery {
                     waited: started.elapsed(),
                 });
             }
-            tokio::time::sleep(self.poll_interval).await;
+            if self.sleep_unless_cancelled(self.poll_interval).await {
+                return Err(self.cancel_job(job_id).await);
+            }
             job = self.get_job(job_id).await?;
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Sleeps `duration`, waking early when cancelled; returns whether it was.
+    async fn sleep_unless_cancelled(&self, duration: Duration) -> bool {
+        let end = Instant::now() + duration;
+        loop {
+            if self.cancelled() {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            tokio::time::sleep(left.min(Duration::from_millis(50))).await;
+        }
+    }
+
+    /// Asks BigQuery to cancel `job_id` (`jobs.cancel`) and waits up to 30 s
+    /// for it to report the job done; the error to return says which happened.
+    pub async fn cancel_job(&self, job_id: &str) -> BigQueryError {
+        let mut url = self.url(&format!("projects/{}/jobs/{job_id}/cancel", self.project));
+        if let Some(location) = &self.location {
+            url.push_str(&format!("?location={location}"));
+        }
+        tracing::warn!("cancelling BigQuery job {job_id}");
+        if let Err(e) = self.call(reqwest::Method::POST, &url, None).await {
+            tracing::error!("could not cancel BigQuery job {job_id}: {e}");
+            return BigQueryError::Cancelled {
+                job_id: job_id.to_string(),
+                confirmed: false,
+            };
+        }
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok(job) = self.get_job(job_id).await
+                && job["status"]["state"] == "DONE"
+            {
+                return BigQueryError::Cancelled {
+                    job_id: job_id.to_string(),
+                    confirmed: true,
+                };
+            }
+            tokio::time::sleep(self.poll_interval.min(Duration::from_secs(2))).await;
+        }
+        BigQueryError::Cancelled {
+            job_id: job_id.to_string(),
+            confirmed: false,
         }
     }
 
@@ -430,6 +507,9 @@ impl BigQuery {
                 .map_err(|f| failed(format!("reading the results of job {job_id}"), &f))?;
             if page["jobComplete"] != false {
                 return Ok(page);
+            }
+            if self.cancelled() {
+                return Err(self.cancel_job(job_id).await);
             }
             if started.elapsed() > self.job_deadline {
                 return Err(BigQueryError::Timeout {

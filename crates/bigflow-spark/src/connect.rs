@@ -194,6 +194,12 @@ impl Job for SparkJob {
         &self.id
     }
 
+    fn cleanup_grace(&self) -> std::time::Duration {
+        // A cancelled Dataproc job still deletes its cluster or session,
+        // which can take minutes; the run waits for it rather than leak it.
+        std::time::Duration::from_secs(15 * 60)
+    }
+
     fn execute(&self, ctx: &JobContext) -> JobResult {
         let target = ctx.config.get(TARGET_PROPERTY).and_then(|v| v.as_str());
         let remote = ctx.config.get(URL_PROPERTY).and_then(|v| v.as_str());

@@ -290,6 +290,12 @@ impl Job for PySparkJob {
         &self.id
     }
 
+    fn cleanup_grace(&self) -> std::time::Duration {
+        // A cancelled Dataproc job still deletes its cluster or session,
+        // which can take minutes; the run waits for it rather than leak it.
+        std::time::Duration::from_secs(15 * 60)
+    }
+
     fn execute(&self, ctx: &JobContext) -> JobResult {
         let driver = if Path::new(&self.driver).is_absolute() {
             PathBuf::from(&self.driver)
