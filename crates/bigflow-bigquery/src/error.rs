@@ -126,6 +126,20 @@ pub enum BqError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A table whose manifest names a data file that is missing or cannot
+    /// be read: every read and write of it fails (nothing is read as empty,
+    /// nothing is overwritten) until the file is back or the table is dropped.
+    #[error(
+        "table `{table}` is damaged: file {file} {problem}; restore the file (from a backup or wherever it was moved), or drop the table (DROP TABLE) and recreate it"
+    )]
+    Damaged {
+        /// `project.dataset.table`.
+        table: String,
+        /// The data file's path.
+        file: String,
+        /// `is missing`, `cannot be read (…)`, `has N bytes, M were written`.
+        problem: String,
+    },
     /// Anything else the engine reports.
     #[error("query engine: {0}")]
     Engine(String),

@@ -26,10 +26,10 @@ pub const IMAGE_LIST_FILE: &str = "image_version.txt";
 /// Options of `build-dags` (its command-line flags).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct BuildDagsOptions {
-    /// Only this workflow.
+    /// Only this workflow (ALL: every workflow, the default).
     #[arg(long, short = 'w')]
     pub workflow: Option<String>,
-    /// The DAGs' start time, 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (default: the current hour).
+    /// The DAGs' start time, 'YYYY-MM-DD HH:MM:SS', 'YYYY-MM-DD' or NOW (default: the current hour).
     #[arg(long, short = 't')]
     pub start_time: Option<String>,
     /// Deployment environment of bigflow.toml (default: its default environment).
@@ -64,9 +64,10 @@ pub fn build_dags(project: &ProjectDir, options: &BuildDagsOptions) -> Result<Ve
         // Before the build, so a wrong --dags-dir fails in a second, not minutes.
         check_replaceable(dir)?;
     }
-    let start = match &options.start_time {
+    // BigFlow's CI spelling: `-t NOW` is the default, `-w ALL` every workflow.
+    let start = match options.start_time.as_deref() {
+        None | Some("NOW") => current_hour(),
         Some(t) => parse_runtime(t).map_err(|e| ToolError::usage(format!("--start-time: {e}")))?,
-        None => current_hour(),
     };
     let deployment = project
         .deployment
@@ -93,7 +94,7 @@ pub fn build_dags(project: &ProjectDir, options: &BuildDagsOptions) -> Result<Ve
         None => project.build_binary(options.release)?,
     };
     let manifest = project.manifest(&binary, Some(&format_runtime(&start)))?;
-    let workflows: Vec<_> = match &options.workflow {
+    let workflows: Vec<_> = match options.workflow.as_deref().filter(|w| *w != "ALL") {
         Some(id) => {
             let wf = manifest
                 .workflows
@@ -253,7 +254,12 @@ fn check_replaceable(dir: &Path) -> Result<bool> {
         return Ok(true);
     }
     foreign.sort();
-    let shown = foreign.iter().take(3).cloned().collect::<Vec<_>>().join("', '");
+    let shown = foreign
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("', '");
     let more = if foreign.len() > 3 {
         format!(" and {} more", foreign.len() - 3)
     } else {
@@ -316,7 +322,10 @@ mod tests {
         let before = names(root);
 
         let e = refused(&root.join("src"));
-        assert!(e.contains("holds files bigflow did not make ('main.rs')"), "{e}");
+        assert!(
+            e.contains("holds files bigflow did not make ('main.rs')"),
+            "{e}"
+        );
         assert!(e.contains("refusing to replace"), "{e}");
         let e = refused(root);
         assert!(e.contains("('bigflow.toml', 'src')"), "{e}");

@@ -24,8 +24,143 @@ use bigflow_image::registry::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{Result, ToolError};
-use crate::project::ProjectDir;
+use crate::project::{PROJECT_FILE, ProjectDir};
 use crate::version::project_version;
+
+/// Where a deploy command finds its settings and artefacts. In a project,
+/// `bigflow.toml`; in CI, possibly only a directory holding `.image/` and
+/// `.dags/`, with the settings from flags, `bf_` variables and an optional
+/// `--deployment-config-path` file — no source checkout, no git.
+#[derive(Debug, Clone)]
+pub struct DeployContext {
+    /// The directory holding `.image/` and `.dags/`.
+    pub root: PathBuf,
+    /// The deployment environments (possibly none).
+    pub deployment: bigflow_core::Config,
+    /// Whether `root` is a project (git may know its version).
+    pub is_project: bool,
+}
+
+impl DeployContext {
+    /// The context for `cwd`: `--deployment-config-path FILE` if given (a
+    /// `bigflow.toml`, or a TOML file whose tables are the environments),
+    /// else the project's `bigflow.toml` if there is one, else no config.
+    pub fn discover(
+        cwd: &std::path::Path,
+        config_path: Option<&std::path::Path>,
+    ) -> Result<DeployContext> {
+        if let Some(path) = config_path {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ToolError::usage(format!("--deployment-config-path {}: {e}", path.display()))
+            })?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| ToolError::usage(format!("{}: {e}", path.display())))?;
+            let (deployment, location) = match table.get("deployment") {
+                Some(toml::Value::Table(t)) => {
+                    (t.clone(), format!("{} [deployment]", path.display()))
+                }
+                Some(_) => {
+                    return Err(ToolError::usage(format!(
+                        "{}: 'deployment' must be a table of environments",
+                        path.display()
+                    )));
+                }
+                None => (table, path.display().to_string()),
+            };
+            let deployment = bigflow_core::Config::from_toml(&deployment, &location)
+                .map_err(ToolError::usage)?;
+            let project = ProjectDir::discover(cwd).ok();
+            return Ok(DeployContext {
+                root: project
+                    .as_ref()
+                    .map_or_else(|| cwd.to_path_buf(), |p| p.root.clone()),
+                deployment,
+                is_project: project.is_some(),
+            });
+        }
+        if cwd.ancestors().any(|d| d.join(PROJECT_FILE).is_file()) {
+            let project = ProjectDir::discover(cwd)?;
+            return Ok(DeployContext {
+                root: project.root,
+                deployment: project.deployment,
+                is_project: true,
+            });
+        }
+        Ok(DeployContext {
+            root: cwd.to_path_buf(),
+            deployment: bigflow_core::Config::default(),
+            is_project: false,
+        })
+    }
+
+    /// The environment's settings; with no config at all, an empty
+    /// environment (named by `-c`, `bf_env` or `default`) whose values come
+    /// from flags and `bf_` variables.
+    pub fn resolve(&self, env: Option<&str>) -> Result<ResolvedConfig> {
+        if self.deployment.env_names().next().is_none() {
+            let name = env
+                .map(str::to_string)
+                .or_else(|| std::env::var("bf_env").ok().filter(|e| !e.is_empty()))
+                .unwrap_or_else(|| "default".into());
+            return Ok(ResolvedConfig::empty(&name));
+        }
+        self.deployment.resolve(env).map_err(ToolError::usage)
+    }
+
+    /// Where `--image-tar-path` points by default: the archive of the
+    /// project's version (git), else the one `.dags/image_version.txt`
+    /// names, else the only archive in `.image/`.
+    fn default_archive(&self, dags_dir: Option<&std::path::Path>) -> Result<PathBuf> {
+        let images = self.root.join(".image");
+        if self.is_project
+            && let Ok(version) = project_version(&self.root)
+        {
+            return Ok(images.join(format!("image-{version}.tar")));
+        }
+        let dags = dags_dir.map_or_else(|| self.root.join(".dags"), PathBuf::from);
+        if let Ok(text) = std::fs::read_to_string(dags.join(crate::dags::IMAGE_LIST_FILE))
+            && let Some(tag) = text
+                .lines()
+                .next()
+                .and_then(|image| image.trim().rsplit_once(':'))
+                .map(|(_, tag)| tag.to_string())
+        {
+            return Ok(images.join(format!("image-{tag}.tar")));
+        }
+        let archives: Vec<PathBuf> = std::fs::read_dir(&images)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("image-") && n.ends_with(".tar"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        match archives.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ToolError::usage(format!(
+                "no image archive in {}; run `bigflow build-image` or pass --image-tar-path",
+                images.display()
+            ))),
+            _ => Err(ToolError::usage(format!(
+                "{} holds {} image archives; pass --image-tar-path to choose one",
+                images.display(),
+                archives.len()
+            ))),
+        }
+    }
+}
+
+/// The deployment config file, for every deploy command.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigPathArg {
+    /// A TOML file with the deployment environments (a bigflow.toml, or
+    /// tables per environment) instead of the project's bigflow.toml.
+    #[arg(long, value_name = "FILE")]
+    pub deployment_config_path: Option<PathBuf>,
+}
 
 /// How to authenticate, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,7 +181,7 @@ pub enum AuthMethodName {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AuthArgs {
     /// local_account (default), service_account, vault or none; default from the config's auth_method.
-    #[arg(long, value_enum)]
+    #[arg(long, short = 'a', value_enum)]
     pub auth_method: Option<AuthMethodName>,
     /// Vault endpoint returning the access token (default: config vault_endpoint).
     #[arg(long, value_name = "URL")]
@@ -54,6 +189,9 @@ pub struct AuthArgs {
     /// Vault token (default: config vault_secret or $bf_vault_secret).
     #[arg(long, value_name = "SECRET")]
     pub vault_secret: Option<String>,
+    /// How Vault's TLS certificate is checked: true (default), false, or a CA bundle file.
+    #[arg(long, value_name = "true|false|CA_FILE")]
+    pub vault_endpoint_verify: Option<String>,
     /// Service-account key file for --auth-method service_account (default: config service_account_key_file).
     #[arg(long, value_name = "FILE")]
     pub service_account_key: Option<String>,
@@ -69,13 +207,18 @@ pub struct DeployImageArgs {
     #[arg(long, short = 'c')]
     pub config: Option<String>,
     /// The image archive (default: .image/image-<version>.tar).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, short = 'i', value_name = "FILE")]
     pub image_tar_path: Option<PathBuf>,
     /// Repository to push to (default: config docker_repository).
-    #[arg(long, value_name = "REPO")]
+    #[arg(long, short = 'r', value_name = "REPO")]
     pub docker_repository: Option<String>,
+    /// Do not also tag the pushed image `latest`.
+    #[arg(long)]
+    pub no_latest: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub config_path: ConfigPathArg,
 }
 
 /// A deployment setting: the flag, else the variable `bf_<key>` (the config's
@@ -101,6 +244,7 @@ pub fn auth_method(args: &AuthArgs, config: &ResolvedConfig) -> Result<AuthMetho
         service_account_key_file: args.service_account_key.clone(),
         vault_endpoint: args.vault_endpoint.clone(),
         vault_secret: args.vault_secret.clone(),
+        vault_endpoint_verify: args.vault_endpoint_verify.clone(),
     };
     let lookup = |key: &str| config.get_str(key).ok();
     resolve_auth(&AuthSources {
@@ -141,12 +285,9 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| ToolError::failed(format!("cannot start the async runtime: {e}")))
 }
 
-/// Pushes the image.
-pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<PushReport> {
-    let config = project
-        .deployment
-        .resolve(args.config.as_deref())
-        .map_err(ToolError::usage)?;
+/// Pushes the image, tagged with its version and (as BigFlow does) `latest`.
+pub fn deploy_image(project: &DeployContext, args: &DeployImageArgs) -> Result<PushReport> {
+    let config = project.resolve(args.config.as_deref())?;
     let repository = setting(&args.docker_repository, &config, "docker_repository").ok_or_else(|| {
         ToolError::usage(format!(
             "no docker_repository for environment '{}'; add it to bigflow.toml [deployment.{}] or pass --docker-repository",
@@ -156,15 +297,17 @@ pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<Push
     })?;
     let archive = match &args.image_tar_path {
         Some(p) => p.clone(),
-        None => project
-            .root
-            .join(".image")
-            .join(format!("image-{}.tar", project_version(&project.root)?)),
+        None => project.default_archive(None)?,
     };
     let method = auth_method(&args.auth, &config)?;
     let target = PushTarget {
         repository,
         tag: None,
+        extra_tags: if args.no_latest {
+            Vec::new()
+        } else {
+            vec!["latest".to_string()]
+        },
         plain_http_loopback: args.auth.plain_http,
     };
     let rt = runtime()?;
@@ -191,23 +334,35 @@ pub fn deploy_image(project: &ProjectDir, args: &DeployImageArgs) -> Result<Push
     })
 }
 
+/// The flags `deploy-dags` and `deploy` share.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DagsTargetArgs {
+    /// Directory with the DAG files (default: .dags).
+    #[arg(long, value_name = "DIR")]
+    pub dags_dir: Option<PathBuf>,
+    /// Composer's bucket (default: config dags_bucket).
+    #[arg(long, short = 'b', value_name = "BUCKET")]
+    pub dags_bucket: Option<String>,
+    /// The Google Cloud project of Composer (default: config gcp_project_id); checked, as the bucket names where DAGs go.
+    #[arg(long, short = 'p', value_name = "PROJECT")]
+    pub gcp_project_id: Option<String>,
+    /// After every upload succeeded, delete other files under dags/ (never airflow_monitoring.py).
+    #[arg(long)]
+    pub clear_dags_folder: bool,
+}
+
 /// Flags of `deploy-dags`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DeployDagsArgs {
     /// Deployment environment of bigflow.toml.
     #[arg(long, short = 'c')]
     pub config: Option<String>,
-    /// Directory with the DAG files (default: .dags).
-    #[arg(long, value_name = "DIR")]
-    pub dags_dir: Option<PathBuf>,
-    /// Composer's bucket (default: config dags_bucket).
-    #[arg(long, value_name = "BUCKET")]
-    pub dags_bucket: Option<String>,
-    /// After every upload succeeded, delete other files under dags/ (never airflow_monitoring.py).
-    #[arg(long)]
-    pub clear_dags_folder: bool,
+    #[command(flatten)]
+    pub target: DagsTargetArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub config_path: ConfigPathArg,
 }
 
 /// What `deploy-dags` did.
@@ -225,12 +380,16 @@ pub struct DagsReport {
 const AIRFLOW_MONITORING: &str = "dags/airflow_monitoring.py";
 
 /// Verifies the images, uploads the DAGs, then (if asked) removes stale files.
-pub fn deploy_dags(project: &ProjectDir, args: &DeployDagsArgs) -> Result<DagsReport> {
-    let config = project
-        .deployment
-        .resolve(args.config.as_deref())
-        .map_err(ToolError::usage)?;
-    let bucket = setting(&args.dags_bucket, &config, "dags_bucket").ok_or_else(|| {
+pub fn deploy_dags(project: &DeployContext, args: &DeployDagsArgs) -> Result<DagsReport> {
+    let config = project.resolve(args.config.as_deref())?;
+    if let Some(id) = setting(&args.target.gcp_project_id, &config, "gcp_project_id")
+        && !is_project_id(&id)
+    {
+        return Err(ToolError::usage(format!(
+            "gcp_project_id '{id}' is not a Google Cloud project id (6 to 30 lower-case letters, digits and '-', starting with a letter)"
+        )));
+    }
+    let bucket = setting(&args.target.dags_bucket, &config, "dags_bucket").ok_or_else(|| {
         ToolError::usage(format!(
             "no dags_bucket for environment '{}'; add it to bigflow.toml [deployment.{}] or pass --dags-bucket",
             config.env(),
@@ -238,6 +397,7 @@ pub fn deploy_dags(project: &ProjectDir, args: &DeployDagsArgs) -> Result<DagsRe
         ))
     })?;
     let dir = args
+        .target
         .dags_dir
         .clone()
         .unwrap_or_else(|| project.root.join(".dags"));
@@ -298,7 +458,7 @@ pub fn deploy_dags(project: &ProjectDir, args: &DeployDagsArgs) -> Result<DagsRe
                 .map_err(|e| ToolError::failed(format!("{e}; nothing was removed from gs://{bucket}/dags/")))?;
             report.uploaded.push(name);
         }
-        if args.clear_dags_folder {
+        if args.target.clear_dags_folder {
             for name in storage.list(&bucket, "dags/").await.map_err(ToolError::failed)? {
                 if name != AIRFLOW_MONITORING && !report.uploaded.contains(&name) {
                     storage.delete(&bucket, &name).await.map_err(ToolError::failed)?;
@@ -308,4 +468,17 @@ pub fn deploy_dags(project: &ProjectDir, args: &DeployDagsArgs) -> Result<DagsRe
         }
         Ok(report)
     })
+}
+
+/// Google Cloud project ids: 6–30 characters, lower-case letters, digits and
+/// hyphens, starting with a letter, not ending with a hyphen (a domain-scoped
+/// `example.com:my-project` is accepted too).
+fn is_project_id(id: &str) -> bool {
+    let id = id.rsplit_once(':').map_or(id, |(_, p)| p);
+    (6..=30).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

@@ -99,15 +99,8 @@ enum Command {
     Deploy {
         #[command(flatten)]
         image: deploy::DeployImageArgs,
-        /// Directory with the DAG files (default: .dags).
-        #[arg(long, value_name = "DIR")]
-        dags_dir: Option<PathBuf>,
-        /// Composer's bucket (default: config dags_bucket).
-        #[arg(long, value_name = "BUCKET")]
-        dags_bucket: Option<String>,
-        /// After every upload succeeded, delete other files under dags/.
-        #[arg(long)]
-        clear_dags_folder: bool,
+        #[command(flatten)]
+        dags: deploy::DagsTargetArgs,
     },
     /// Print Cloud Logging links to each workflow's logs (labels.workflow_id).
     Logs {
@@ -131,7 +124,7 @@ enum Command {
 
 /// Runs the tool with the process arguments.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(bigflow_short_flags(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -148,6 +141,28 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// BigFlow's multi-letter short flags (`-dd`, `-cdf`, `-ve`, `-vs`, `-dc`),
+/// which clap cannot declare, as their long forms; everything else unchanged.
+fn bigflow_short_flags(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    const ALIASES: &[(&str, &str)] = &[
+        ("-dd", "--dags-dir"),
+        ("-cdf", "--clear-dags-folder"),
+        ("-ve", "--vault-endpoint"),
+        ("-vs", "--vault-secret"),
+        ("-dc", "--deployment-config-path"),
+    ];
+    args.into_iter()
+        .map(|arg| {
+            ALIASES
+                .iter()
+                .find(|(short, _)| arg == *short)
+                .map_or(arg, |(_, long)| long.into())
+        })
+        .collect()
 }
 
 fn cwd() -> Result<PathBuf> {
@@ -229,7 +244,10 @@ fn execute(command: Command) -> Result<()> {
             Ok(())
         }
         Command::DeployImage(args) => {
-            let project = ProjectDir::discover(&cwd()?)?;
+            let project = deploy::DeployContext::discover(
+                &cwd()?,
+                args.config_path.deployment_config_path.as_deref(),
+            )?;
             let report = deploy::deploy_image(&project, &args)?;
             println!(
                 "pushed {} {} (uploaded {} blobs, {} already there)",
@@ -238,28 +256,34 @@ fn execute(command: Command) -> Result<()> {
                 report.uploaded.len(),
                 report.skipped.len()
             );
+            for tag in &report.also_tagged {
+                println!("tagged {tag}");
+            }
             Ok(())
         }
         Command::DeployDags(args) => {
-            let project = ProjectDir::discover(&cwd()?)?;
+            let project = deploy::DeployContext::discover(
+                &cwd()?,
+                args.config_path.deployment_config_path.as_deref(),
+            )?;
             print_dags_report(&deploy::deploy_dags(&project, &args)?);
             Ok(())
         }
-        Command::Deploy {
-            image,
-            dags_dir,
-            dags_bucket,
-            clear_dags_folder,
-        } => {
-            let project = ProjectDir::discover(&cwd()?)?;
+        Command::Deploy { image, dags } => {
+            let project = deploy::DeployContext::discover(
+                &cwd()?,
+                image.config_path.deployment_config_path.as_deref(),
+            )?;
             let report = deploy::deploy_image(&project, &image)?;
             println!("pushed {} {}", report.reference, report.digest);
+            for tag in &report.also_tagged {
+                println!("tagged {tag}");
+            }
             let dags = deploy::DeployDagsArgs {
                 config: image.config.clone(),
-                dags_dir,
-                dags_bucket,
-                clear_dags_folder,
+                target: dags,
                 auth: image.auth.clone(),
+                config_path: image.config_path.clone(),
             };
             print_dags_report(&deploy::deploy_dags(&project, &dags)?);
             Ok(())

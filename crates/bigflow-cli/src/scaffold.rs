@@ -103,15 +103,21 @@ pub enum BigflowSource {
 const RUST_KEYWORDS: &[&str] = &[
     "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
     "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
-    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
-    "ref", "return", "self", "static", "struct", "super", "trait", "true", "try", "type",
-    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
+    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
 ];
 
 /// Crate names a project cannot take: the standard library's crates, Cargo's
 /// test harness, and the crates the project itself depends on.
 const TAKEN_CRATE_NAMES: &[&str] = &[
-    "std", "core", "alloc", "proc_macro", "test", "bigflow", "bigflow_core",
+    "std",
+    "core",
+    "alloc",
+    "proc_macro",
+    "test",
+    "bigflow",
+    "bigflow_core",
 ];
 
 /// Whether `name` can be a project (Cargo package, Rust crate and Docker

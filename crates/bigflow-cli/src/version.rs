@@ -132,16 +132,14 @@ pub fn next_minor(latest: &str) -> Result<String> {
             None => Ok(0),
             Some(s) => {
                 let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
-                digits
-                    .parse()
-                    .map_err(|e: std::num::ParseIntError| {
-                        let why = if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
-                            format!("{digits} is too large a version number")
-                        } else {
-                            "expected MAJOR.MINOR[.PATCH], optionally prefixed like v1.2".into()
-                        };
-                        ToolError::usage(format!("cannot bump tag '{latest}': {why}"))
-                    })
+                digits.parse().map_err(|e: std::num::ParseIntError| {
+                    let why = if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+                        format!("{digits} is too large a version number")
+                    } else {
+                        "expected MAJOR.MINOR[.PATCH], optionally prefixed like v1.2".into()
+                    };
+                    ToolError::usage(format!("cannot bump tag '{latest}': {why}"))
+                })
             }
         }
     };

@@ -421,6 +421,76 @@ fn deploy_uploads_dags_after_the_image_and_never_loses_the_old_ones() {
         "the deployed DAGs survive a failed deploy"
     );
 
+    // CI deploys from artefacts alone: a directory with only .image/ and
+    // .dags/ (no bigflow.toml, no git), settings from flags and BigFlow's
+    // short flags; the image is also tagged `latest`.
+    let artefacts = tmp.path().join("artefacts");
+    for sub in [".image", ".dags"] {
+        std::fs::create_dir_all(artefacts.join(sub)).unwrap();
+        for entry in std::fs::read_dir(example.join(sub)).unwrap() {
+            let p = entry.unwrap().path();
+            std::fs::copy(&p, artefacts.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let out = assert_cmd::Command::cargo_bin("bigflow")
+        .unwrap()
+        .args([
+            "deploy",
+            "-r",
+            &repo,
+            "-b",
+            bucket,
+            "-p",
+            "bigflow-examples-dev",
+        ])
+        .args(["-a", "none", "--plain-http"])
+        .current_dir(&artefacts)
+        .env("STORAGE_EMULATOR_HOST", gcs.endpoint.as_str())
+        .env_remove("bf_docker_repository")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("tagged {repo}:latest")),
+        "{stdout}"
+    );
+    let latest = Std::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{repo}:latest"))
+        .output()
+        .unwrap();
+    let latest: serde_json::Value = serde_json::from_slice(&latest.stdout).unwrap();
+    assert_eq!(
+        latest["Digest"],
+        digest.as_str(),
+        "latest is the pushed image"
+    );
+    // A settings file instead of flags (`-dc`), in the same directory.
+    let settings = tmp.path().join("deployment.toml");
+    std::fs::write(
+        &settings,
+        format!("[ci]\ndocker_repository = \"{repo}\"\ndags_bucket = \"{bucket}\"\n"),
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("bigflow")
+        .unwrap()
+        .args(["deploy-dags", "-dc", settings.to_str().unwrap(), "-c", "ci"])
+        .args(["-a", "none", "--plain-http"])
+        .current_dir(&artefacts)
+        .env("STORAGE_EMULATOR_HOST", gcs.endpoint.as_str())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Configuration mistakes are exit 2.
     let (code, _, err) = tool_in_examples(
         &[

@@ -45,7 +45,8 @@ fn project_file() -> impl Strategy<Value = String> {
         },
     );
     let doubling = (1usize..40).prop_map(|levels| {
-        let mut doc = String::from("[project]\nname = \"demo\"\n[deployment.dev]\nd0 = \"abcdefgh\"\n");
+        let mut doc =
+            String::from("[project]\nname = \"demo\"\n[deployment.dev]\nd0 = \"abcdefgh\"\n");
         for n in 1..=levels {
             doc.push_str(&format!("d{n} = \"{{d{0}}}{{d{0}}}\"\n", n - 1));
         }
@@ -231,9 +232,8 @@ fn project_files_and_argument_vectors() {
     let strategy = (project_file(), proptest::collection::vec(argument(), 1..6));
     let result = runner.run(&strategy, |(toml, args)| {
         ran.set(ran.get() + 1);
-        check(&toml, &args).map_err(|e| {
-            TestCaseError::fail(format!("{e}\nbigflow.toml:\n{toml}\nargs: {args:?}"))
-        })
+        check(&toml, &args)
+            .map_err(|e| TestCaseError::fail(format!("{e}\nbigflow.toml:\n{toml}\nargs: {args:?}")))
     });
     eprintln!("fuzz bigflow.toml and tool arguments: {} cases", ran.get());
     if let Err(e) = result {

@@ -114,20 +114,32 @@ fn image_is_reproducible_readable_and_runs_the_job() {
     // a Cloud Logging entry labelled with the workflow, job, runtime and run.
     let env = inspect["Env"].as_array().expect("the image sets Env");
     let mut cmd = Std::new("bwrap");
-    cmd.arg("--bind")
-        .arg(&rootfs)
-        .arg("/")
-        .args(["--proc", "/proc", "--dev", "/dev", "--clearenv"]);
+    cmd.arg("--bind").arg(&rootfs).arg("/").args([
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--clearenv",
+    ]);
     for pair in env.iter().filter_map(|e| e.as_str()) {
         let (k, v) = pair.split_once('=').unwrap();
         cmd.args(["--setenv", k, v]);
     }
     let out = cmd
-        .args(["/app/bin/bigflow-examples", "run", "--job", "hello_world.hello_world"])
+        .args([
+            "/app/bin/bigflow-examples",
+            "run",
+            "--job",
+            "hello_world.hello_world",
+        ])
         .args(["--runtime", "2020-01-01", "--config", "dev"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let entries: Vec<serde_json::Value> = stderr
         .lines()
@@ -136,12 +148,20 @@ fn image_is_reproducible_readable_and_runs_the_job() {
         .collect();
     let job_entry = entries
         .iter()
-        .find(|e| e["message"].as_str().is_some_and(|m| m.contains("succeeded")))
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("succeeded"))
+        })
         .unwrap_or_else(|| panic!("no JSON entry for the job's end in {stderr}"));
     assert_eq!(job_entry["severity"], "INFO");
     let labels = &job_entry["logging.googleapis.com/labels"];
     assert_eq!(labels["workflow_id"], "hello_world");
     assert_eq!(labels["job_id"], "hello_world");
     assert_eq!(labels["runtime"], "2020-01-01 00:00:00");
-    assert_eq!(labels["run_id"].as_str().map(str::len), Some(12), "{labels}");
+    assert_eq!(
+        labels["run_id"].as_str().map(str::len),
+        Some(12),
+        "{labels}"
+    );
 }

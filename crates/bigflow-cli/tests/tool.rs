@@ -148,7 +148,16 @@ fn start_project_rejects_bad_names_and_existing_dirs() {
     insta::assert_snapshot!("bad_project_name", String::from_utf8_lossy(&out.stderr));
     // Names that would generate code that cannot compile, or an invalid image name.
     let mut refusals = String::new();
-    for name in ["fn", "self", "crate", "std", "core", "test", "bigflow", "My_Project"] {
+    for name in [
+        "fn",
+        "self",
+        "crate",
+        "std",
+        "core",
+        "test",
+        "bigflow",
+        "My_Project",
+    ] {
         let out = tool()
             .args(["start-project", name, "--path"])
             .arg(tmp.path())
@@ -158,7 +167,11 @@ fn start_project_rejects_bad_names_and_existing_dirs() {
         refusals.push_str(&String::from_utf8_lossy(&out.stderr));
     }
     insta::assert_snapshot!("refused_project_names", refusals);
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing was created");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing was created"
+    );
     std::fs::create_dir_all(tmp.path().join("taken/src")).unwrap();
     let out = tool()
         .args(["start-project", "taken", "--path"])
@@ -410,7 +423,10 @@ fn build_dags_is_deterministic_and_bad_input_leaves_dags_untouched() {
             ".dags untouched after: {message}"
         );
     }
-    assert!(project.join("src/lib.rs").is_file(), "src survived --dags-dir src");
+    assert!(
+        project.join("src/lib.rs").is_file(),
+        "src survived --dags-dir src"
+    );
     std::fs::write(&toml_path, &original).unwrap();
 
     // A definition error in the project: the project binary's message and exit code come through.

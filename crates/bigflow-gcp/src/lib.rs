@@ -84,7 +84,33 @@ pub enum AuthMethod {
         endpoint: String,
         /// The Vault token sent as `X-Vault-Token`.
         secret: Secret,
+        /// How the endpoint's TLS certificate is checked.
+        verify: VaultVerify,
     },
+}
+
+/// How the Vault endpoint's TLS certificate is checked (BigFlow's
+/// `--vault-endpoint-verify`: `true`, `false` or a CA bundle's path).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VaultVerify {
+    /// Against the system's trusted roots.
+    #[default]
+    System,
+    /// Not at all (`false`): only for a test Vault.
+    Insecure,
+    /// Against the PEM certificates in this file (a private CA).
+    CaBundle(std::path::PathBuf),
+}
+
+impl VaultVerify {
+    /// `true`, `false` or a path.
+    pub fn parse(text: &str) -> VaultVerify {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "true" | "yes" | "1" => VaultVerify::System,
+            "false" | "no" | "0" => VaultVerify::Insecure,
+            _ => VaultVerify::CaBundle(text.trim().into()),
+        }
+    }
 }
 
 /// Why no token could be had.
@@ -133,15 +159,36 @@ pub enum AuthError {
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 /// BigFlow's Vault flow.
-pub async fn vault_token(endpoint: &str, secret: &Secret) -> Result<Secret, AuthError> {
+pub async fn vault_token(
+    endpoint: &str,
+    secret: &Secret,
+    verify: &VaultVerify,
+) -> Result<Secret, AuthError> {
     install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| AuthError::VaultUnreachable {
-            endpoint: endpoint.to_string(),
-            cause: e.to_string(),
-        })?;
+    let unreachable = |cause: String| AuthError::VaultUnreachable {
+        endpoint: endpoint.to_string(),
+        cause,
+    };
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    match verify {
+        VaultVerify::System => {}
+        VaultVerify::Insecure => builder = builder.danger_accept_invalid_certs(true),
+        VaultVerify::CaBundle(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                unreachable(format!("cannot read the CA bundle {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                unreachable(format!("{} is not a PEM CA bundle: {e}", path.display()))
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+    }
+    let client = builder.build().map_err(|e| AuthError::VaultUnreachable {
+        endpoint: endpoint.to_string(),
+        cause: e.to_string(),
+    })?;
     let response = client
         .get(endpoint)
         .header("X-Vault-Token", secret.expose())
@@ -180,7 +227,13 @@ mod tests {
         let m = AuthMethod::Vault {
             endpoint: "http://127.0.0.1:1/v".into(),
             secret: s,
+            verify: VaultVerify::parse("false"),
         };
+        assert_eq!(VaultVerify::parse("TRUE"), VaultVerify::System);
+        assert_eq!(
+            VaultVerify::parse("/etc/ca.pem"),
+            VaultVerify::CaBundle("/etc/ca.pem".into())
+        );
         assert!(!format!("{m:?}").contains("hunter2"));
     }
 }

@@ -30,6 +30,8 @@ pub const SERVICE_ACCOUNT_KEY_FILE: &[&str] = &[
 pub const VAULT_ENDPOINT: &[&str] = &["vault_endpoint"];
 /// See [`AUTH_METHOD`].
 pub const VAULT_SECRET: &[&str] = &["vault_secret"];
+/// The key of how Vault's certificate is checked.
+pub const VAULT_ENDPOINT_VERIFY: &[&str] = &["vault_endpoint_verify"];
 
 /// Settings given on a command line (or by a job), each `None` when absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct AuthFlags {
     pub vault_endpoint: Option<String>,
     /// `--vault-secret`.
     pub vault_secret: Option<String>,
+    /// `--vault-endpoint-verify`: `true` (default), `false` or a CA bundle's path.
+    pub vault_endpoint_verify: Option<String>,
 }
 
 /// Where [`resolve_auth`] looks, in order.
@@ -157,9 +161,14 @@ pub fn resolve_auth(sources: &AuthSources<'_>) -> Result<AuthMethod, AuthConfigE
                         sources.how_to_set(VAULT_SECRET, "SECRET")
                     ))
                 })?;
+            let verify = sources
+                .get(&flags.vault_endpoint_verify, VAULT_ENDPOINT_VERIFY)
+                .map(|(v, _)| crate::VaultVerify::parse(&v))
+                .unwrap_or_default();
             AuthMethod::Vault {
                 endpoint,
                 secret: Secret::new(secret),
+                verify,
             }
         }
         other => {

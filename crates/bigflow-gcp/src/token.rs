@@ -43,6 +43,7 @@ enum Inner {
     Vault {
         endpoint: String,
         secret: Secret,
+        verify: crate::VaultVerify,
         token: Mutex<Option<Secret>>,
     },
 }
@@ -87,9 +88,14 @@ impl TokenSource {
                     last: None,
                 }),
             },
-            AuthMethod::Vault { endpoint, secret } => Inner::Vault {
+            AuthMethod::Vault {
+                endpoint,
+                secret,
+                verify,
+            } => Inner::Vault {
                 endpoint: endpoint.clone(),
                 secret: secret.clone(),
+                verify: verify.clone(),
                 token: Mutex::new(None),
             },
         };
@@ -139,13 +145,14 @@ impl TokenSource {
             Inner::Vault {
                 endpoint,
                 secret,
+                verify,
                 token,
             } => {
                 let mut token = token.lock().await;
                 let current = match &*token {
                     Some(t) => t.clone(),
                     None => {
-                        let fresh = crate::vault_token(endpoint, secret).await?;
+                        let fresh = crate::vault_token(endpoint, secret, verify).await?;
                         *token = Some(fresh.clone());
                         fresh
                     }

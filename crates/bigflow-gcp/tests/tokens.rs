@@ -321,6 +321,7 @@ fn a_401_with_a_vault_token_asks_vault_again_once() {
     let method = AuthMethod::Vault {
         endpoint: format!("{}/vault", fake.url),
         secret: Secret::new("vault-secret"),
+        verify: Default::default(),
     };
     runtime().block_on(async {
         let auth = TokenSource::new(&method).await.unwrap();
@@ -342,6 +343,7 @@ fn a_401_with_a_vault_token_asks_vault_again_once() {
     let method = AuthMethod::Vault {
         endpoint: format!("{}/vault", fake.url),
         secret: Secret::new("vault-secret"),
+        verify: Default::default(),
     };
     let e = runtime().block_on(async {
         let auth = TokenSource::new(&method).await.unwrap();

@@ -64,6 +64,9 @@ pub struct PushTarget {
     pub repository: String,
     /// The tag; `None` takes the archive's own tag (the version it was built for).
     pub tag: Option<String>,
+    /// More tags for the same manifest, pushed once the main one is verified
+    /// (BigFlow also tags every pushed image `latest`).
+    pub extra_tags: Vec<String>,
     /// Allow plain HTTP when the registry is on loopback.
     pub plain_http_loopback: bool,
 }
@@ -97,6 +100,8 @@ pub struct PushReport {
     pub uploaded: Vec<String>,
     /// Blobs the registry already had.
     pub skipped: Vec<String>,
+    /// The extra tags now pointing at the same manifest.
+    pub also_tagged: Vec<String>,
 }
 
 /// A step of the push, for progress display.
@@ -290,6 +295,7 @@ pub async fn push_archive(
         digest: image.digest.clone(),
         uploaded: Vec::new(),
         skipped: Vec::new(),
+        also_tagged: Vec::new(),
     };
     for (digest, data) in &image.blobs {
         progress(PushEvent::Blob(digest.clone(), data.len() as u64));
@@ -326,6 +332,37 @@ pub async fn push_archive(
             expected: image.digest,
             found,
         });
+    }
+    // Only after the version tag is verified: a failure here leaves that
+    // tag correct and at most an extra tag pointing at an older image.
+    for extra in &target.extra_tags {
+        let other: Reference = format!("{}:{extra}", target.repository)
+            .parse()
+            .map_err(|e| {
+                PushError::Config(format!(
+                    "'{}:{extra}' is not a valid image reference: {e}",
+                    target.repository
+                ))
+            })?;
+        let content_type = "application/vnd.oci.image.manifest.v1+json"
+            .parse()
+            .map_err(|_| PushError::Config("invalid manifest media type".into()))?;
+        client
+            .push_manifest_raw(&other, image.manifest.clone(), content_type)
+            .await
+            .map_err(|e| classify(&registry, e))?;
+        let found = client
+            .fetch_manifest_digest(&other, &auth)
+            .await
+            .map_err(|e| classify(&registry, e))?;
+        if found != image.digest {
+            return Err(PushError::DigestMismatch {
+                reference: other.whole(),
+                expected: image.digest,
+                found,
+            });
+        }
+        report.also_tagged.push(other.whole());
     }
     Ok(report)
 }

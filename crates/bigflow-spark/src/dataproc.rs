@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bigflow_core::JobContext;
 use bigflow_gcp::retry::{ApiError, send};
-use bigflow_gcp::settings::{AUTH_METHOD, SERVICE_ACCOUNT_KEY_FILE, VAULT_ENDPOINT, VAULT_SECRET};
+use bigflow_gcp::settings::{
+    AUTH_METHOD, SERVICE_ACCOUNT_KEY_FILE, VAULT_ENDPOINT, VAULT_ENDPOINT_VERIFY, VAULT_SECRET,
+};
 use bigflow_gcp::storage::Storage;
 use bigflow_gcp::{AuthFlags, AuthMethod, AuthSources, TokenSource, resolve_auth};
 use serde::Deserialize;
@@ -270,6 +272,7 @@ fn auth_method(
         service_account_key_file: first(SERVICE_ACCOUNT_KEY_FILE),
         vault_endpoint: first(VAULT_ENDPOINT),
         vault_secret: first(VAULT_SECRET),
+        vault_endpoint_verify: first(VAULT_ENDPOINT_VERIFY),
     };
     let lookup = |key: &str| text(config.get(key));
     Ok(resolve_auth(&AuthSources {

@@ -132,6 +132,9 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
             position: None,
         });
     }
+    for s in &statements {
+        super::limits::check_nesting(s)?;
+    }
     Ok(statements)
 }
 

@@ -31,9 +31,61 @@ fn exec_err(msg: String) -> DataFusionError {
 
 const EPOCH_DAYS_CE: i32 = 719_163; // NaiveDate::from_ymd(1970,1,1).num_days_from_ce()
 
+/// BigQuery's first DATE, 0001-01-01, in days from 1970-01-01.
+pub const MIN_DATE_DAYS: i32 = -719_162;
+/// BigQuery's last DATE, 9999-12-31, in days from 1970-01-01.
+pub const MAX_DATE_DAYS: i32 = 2_932_896;
+/// BigQuery's first TIMESTAMP/DATETIME, 0001-01-01 00:00:00, in µs from the epoch.
+pub const MIN_TIMESTAMP_MICROS: i64 = -62_135_596_800_000_000;
+/// BigQuery's last TIMESTAMP/DATETIME, 9999-12-31 23:59:59.999999, in µs from the epoch.
+pub const MAX_TIMESTAMP_MICROS: i64 = 253_402_300_799_999_999;
+
+/// The error for a DATE/DATETIME/TIMESTAMP outside 0001-01-01 .. 9999-12-31.
+fn out_of_range(function: &str, what: &str) -> DataFusionError {
+    exec_err(format!(
+        "{function}: {what} is out of range (BigQuery dates and timestamps go from 0001-01-01 to 9999-12-31)"
+    ))
+}
+
+/// A DATE (days from 1970-01-01) in BigQuery's range.
 fn date_of(days: i32) -> DfResult<NaiveDate> {
-    NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_CE)
-        .ok_or_else(|| exec_err(format!("date out of range: {days} days from 1970-01-01")))
+    (MIN_DATE_DAYS..=MAX_DATE_DAYS)
+        .contains(&days)
+        .then(|| NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_CE))
+        .flatten()
+        .ok_or_else(|| out_of_range("DATE", &format!("a date {days} days from 1970-01-01")))
+}
+
+/// A TIMESTAMP/DATETIME (µs from the epoch) in BigQuery's range.
+fn timestamp_of(function: &str, micros: i64) -> DfResult<DateTime<Utc>> {
+    (MIN_TIMESTAMP_MICROS..=MAX_TIMESTAMP_MICROS)
+        .contains(&micros)
+        .then(|| DateTime::<Utc>::from_timestamp_micros(micros))
+        .flatten()
+        .ok_or_else(|| {
+            out_of_range(
+                function,
+                &format!("a timestamp {micros} µs from 1970-01-01"),
+            )
+        })
+}
+
+/// A result DATE in BigQuery's range.
+fn checked_date(function: &str, d: NaiveDate) -> DfResult<NaiveDate> {
+    let days = d.num_days_from_ce() - EPOCH_DAYS_CE;
+    if (MIN_DATE_DAYS..=MAX_DATE_DAYS).contains(&days) {
+        Ok(d)
+    } else {
+        Err(out_of_range(function, &format!("the result {d}")))
+    }
+}
+
+/// A result TIMESTAMP/DATETIME in BigQuery's range.
+fn checked_micros(function: &str, micros: Option<i64>) -> DfResult<i64> {
+    match micros {
+        Some(m) if (MIN_TIMESTAMP_MICROS..=MAX_TIMESTAMP_MICROS).contains(&m) => Ok(m),
+        _ => Err(out_of_range(function, "the result")),
+    }
 }
 
 fn days_of(d: NaiveDate) -> i32 {
@@ -56,30 +108,37 @@ fn micros_unit(function: &str, unit: &str) -> DfResult<i64> {
     })
 }
 
-fn add_months(d: NaiveDate, months: i64) -> DfResult<NaiveDate> {
-    let r = if months >= 0 {
-        d.checked_add_months(Months::new(months as u32))
-    } else {
-        d.checked_sub_months(Months::new(months.unsigned_abs() as u32))
-    };
-    r.ok_or_else(|| exec_err(format!("date out of range: {d} + {months} months")))
-}
-
+/// `d` plus `n` times `unit` (DAY, WEEK, MONTH, QUARTER, YEAR): an error,
+/// never a panic or a wrapped value, when the result is outside BigQuery's
+/// range, however large `n`.
 fn add_to_date(function: &str, d: NaiveDate, n: i64, unit: &str) -> DfResult<NaiveDate> {
-    let days = |k: i64| {
-        d.checked_add_signed(chrono::Duration::days(k))
-            .ok_or_else(|| exec_err(format!("{function}: date out of range")))
+    let out = || out_of_range(function, &format!("{d} + {n} {unit}"));
+    let days = |k: Option<i64>| {
+        k.and_then(chrono::TimeDelta::try_days)
+            .and_then(|k| d.checked_add_signed(k))
+            .ok_or_else(out)
     };
-    match unit.to_ascii_uppercase().as_str() {
-        "DAY" => days(n),
-        "WEEK" => days(n * 7),
-        "MONTH" => add_months(d, n),
-        "QUARTER" => add_months(d, n * 3),
-        "YEAR" => add_months(d, n * 12),
+    let months = |k: Option<i64>| {
+        let k = k.ok_or_else(out)?;
+        let m = Months::new(u32::try_from(k.unsigned_abs()).map_err(|_| out())?);
+        if k >= 0 {
+            d.checked_add_months(m)
+        } else {
+            d.checked_sub_months(m)
+        }
+        .ok_or_else(out)
+    };
+    let r = match unit.to_ascii_uppercase().as_str() {
+        "DAY" => days(Some(n)),
+        "WEEK" => days(n.checked_mul(7)),
+        "MONTH" => months(Some(n)),
+        "QUARTER" => months(n.checked_mul(3)),
+        "YEAR" => months(n.checked_mul(12)),
         other => Err(exec_err(format!(
             "{function}: unsupported date part {other} (DAY, WEEK, MONTH, QUARTER, YEAR)"
         ))),
-    }
+    }?;
+    checked_date(function, r)
 }
 
 fn arrays(args: &[ColumnarValue]) -> DfResult<Vec<ArrayRef>> {
@@ -119,7 +178,12 @@ fn timestamp_diff(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             out.append_null();
         } else {
             let u = micros_unit("TIMESTAMP_DIFF", unit.value(i))?;
-            out.append_value((x.value(i) - y.value(i)) / u);
+            let (a, b) = (
+                timestamp_of("TIMESTAMP_DIFF", x.value(i))?,
+                timestamp_of("TIMESTAMP_DIFF", y.value(i))?,
+            );
+            // In range, the difference fits an i64 of microseconds.
+            out.append_value((a.timestamp_micros() - b.timestamp_micros()) / u);
         }
     }
     finish(args, Arc::new(out.finish()))
@@ -137,22 +201,21 @@ fn timestamp_add(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             continue;
         }
         let u = unit.value(i).to_ascii_uppercase();
+        let dt = timestamp_of("TIMESTAMP_ADD", ts.value(i))?.naive_utc();
         let v = if matches!(u.as_str(), "WEEK" | "MONTH" | "QUARTER" | "YEAR") {
-            let dt = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
-                .ok_or_else(|| exec_err("TIMESTAMP_ADD: timestamp out of range".into()))?
-                .naive_utc();
             let d = add_to_date("TIMESTAMP_ADD", dt.date(), n.value(i), &u)?;
-            NaiveDateTime::new(d, dt.time())
-                .and_utc()
-                .timestamp_micros()
+            Some(
+                NaiveDateTime::new(d, dt.time())
+                    .and_utc()
+                    .timestamp_micros(),
+            )
         } else {
             let m = micros_unit("TIMESTAMP_ADD", &u)?;
             n.value(i)
                 .checked_mul(m)
                 .and_then(|d| ts.value(i).checked_add(d))
-                .ok_or_else(|| exec_err("TIMESTAMP_ADD: timestamp out of range".into()))?
         };
-        out.push(Some(v));
+        out.push(Some(checked_micros("TIMESTAMP_ADD", v)?));
     }
     let arr = TimestampMicrosecondArray::from(out).with_timezone("UTC");
     finish(args, Arc::new(arr))
@@ -189,7 +252,7 @@ fn date_diff(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
         let (dx, dy) = (date_of(x.value(i))?, date_of(y.value(i))?);
         let months = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
         let v = match unit.value(i).to_ascii_uppercase().as_str() {
-            "DAY" => i64::from(x.value(i) - y.value(i)),
+            "DAY" => i64::from(x.value(i)) - i64::from(y.value(i)),
             // Weeks start on Sunday: count the Sundays crossed.
             "WEEK" => {
                 let week = |days: i32| (i64::from(days) + 4).div_euclid(7);
@@ -253,8 +316,7 @@ fn format_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
         if fmt.is_null(i) || ts.is_null(i) {
             out.push(None);
         } else {
-            let t = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
-                .ok_or_else(|| exec_err("FORMAT_TIMESTAMP: timestamp out of range".into()))?;
+            let t = timestamp_of("FORMAT_TIMESTAMP", ts.value(i))?;
             out.push(Some(strftime("FORMAT_TIMESTAMP", fmt.value(i), |items| {
                 let mut s = String::new();
                 let _ = write!(s, "{}", t.format_with_items(items));
@@ -278,16 +340,23 @@ impl Zone {
             return Ok(Zone::Named(tz));
         }
         let offset = name.strip_prefix("UTC").unwrap_or(name);
-        let sign = match offset.chars().next() {
+        // Any first character, ASCII or not, is split off whole (never a
+        // byte slice inside a character).
+        let mut chars = offset.chars();
+        let sign = match chars.next() {
             Some('+') => 1,
             Some('-') => -1,
             _ => 0,
         };
-        let (h, m) = offset[1.min(offset.len())..]
-            .split_once(':')
-            .unwrap_or((&offset[1.min(offset.len())..], "0"));
-        match (sign, h.parse::<i32>(), m.parse::<i32>()) {
-            (1 | -1, Ok(h), Ok(m)) if h <= 14 && m < 60 => {
+        let rest = chars.as_str();
+        let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
+        let hours_minutes = (digits(h) && digits(m))
+            .then(|| h.parse::<i32>().ok().zip(m.parse::<i32>().ok()))
+            .flatten();
+        match (sign, hours_minutes) {
+            (1 | -1, Some((h, m))) if h <= 14 && m < 60 => {
                 FixedOffset::east_opt(sign * (h * 3600 + m * 60))
                     .map(Zone::Fixed)
                     .ok_or_else(|| exec_err(format!("{function}: invalid time zone '{name}'")))
@@ -329,8 +398,7 @@ fn format_timestamp_tz(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             continue;
         }
         let zone = Zone::parse(tz.value(i), "FORMAT_TIMESTAMP")?;
-        let t = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
-            .ok_or_else(|| exec_err("FORMAT_TIMESTAMP: timestamp out of range".into()))?;
+        let t = timestamp_of("FORMAT_TIMESTAMP", ts.value(i))?;
         let local = zone.at(t);
         out.push(Some(strftime("FORMAT_TIMESTAMP", fmt.value(i), |items| {
             let mut s = String::new();
@@ -354,9 +422,9 @@ fn to_zone(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             continue;
         }
         let zone = Zone::parse(tz.value(i), "DATE/DATETIME")?;
-        let t = DateTime::<Utc>::from_timestamp_micros(ts.value(i))
-            .ok_or_else(|| exec_err("DATETIME: timestamp out of range".into()))?;
-        out.push(Some(zone.at(t).naive_local().and_utc().timestamp_micros()));
+        let t = timestamp_of("DATE/DATETIME", ts.value(i))?;
+        let local = zone.at(t).naive_local().and_utc().timestamp_micros();
+        out.push(Some(checked_micros("DATE/DATETIME", Some(local))?));
     }
     finish(args, Arc::new(TimestampMicrosecondArray::from(out)))
 }
@@ -373,16 +441,17 @@ fn from_zone(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             continue;
         }
         let zone = Zone::parse(tz.value(i), "TIMESTAMP")?;
-        let local = DateTime::<Utc>::from_timestamp_micros(dt.value(i))
-            .ok_or_else(|| exec_err("TIMESTAMP: value out of range".into()))?
-            .naive_utc();
+        let local = timestamp_of("TIMESTAMP", dt.value(i))?.naive_utc();
         let t = zone.instant(&local).ok_or_else(|| {
             exec_err(format!(
                 "TIMESTAMP: {local} does not exist in {} (clocks go forward)",
                 tz.value(i)
             ))
         })?;
-        out.push(Some(t.timestamp_micros()));
+        out.push(Some(checked_micros(
+            "TIMESTAMP",
+            Some(t.timestamp_micros()),
+        )?));
     }
     finish(
         args,
@@ -400,7 +469,12 @@ fn parse_date(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
         if fmt.is_null(i) || s.is_null(i) {
             out.push(None);
         } else {
-            match NaiveDate::parse_from_str(s.value(i), fmt.value(i)) {
+            let parsed = NaiveDate::parse_from_str(s.value(i), fmt.value(i))
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    checked_date("PARSE_DATE", d).map_err(|_| format!("{d} is out of range"))
+                });
+            match parsed {
                 Ok(d) => out.push(Some(days_of(d))),
                 Err(_) if safe => out.push(None),
                 Err(e) => {
@@ -449,8 +523,12 @@ fn parse_timestamp(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue
                         .instant(&t)
                         .ok_or_else(|| "that time does not exist in the time zone".to_string()),
                 });
+            let parsed = parsed.and_then(|t| {
+                checked_micros("PARSE_TIMESTAMP", Some(t.timestamp_micros()))
+                    .map_err(|_| format!("{t} is out of range"))
+            });
             match parsed {
-                Ok(t) => out.push(Some(t.timestamp_micros())),
+                Ok(t) => out.push(Some(t)),
                 Err(_) if safe => out.push(None),
                 Err(e) => {
                     return Err(exec_err(format!(

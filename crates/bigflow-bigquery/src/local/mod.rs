@@ -6,11 +6,16 @@
 //! - this module: [`LocalWarehouse`], the [`Backend`] on top of them:
 //!   statements (`CREATE TABLE`, `INSERT`, `DROP TABLE`, queries), writes of
 //!   query results with the table's schema enforced, partitions, loads;
-//! - [`dml`]: `UPDATE`, `DELETE` and `MERGE` as whole-table rewrites.
+//! - [`dml`]: `UPDATE`, `DELETE` and `MERGE` as whole-table rewrites;
+//! - [`overflow`]: INT64 arithmetic and `SUM` that fail on overflow;
+//! - [`limits`]: nesting, string size, recursion and date range limits, so
+//!   that no input crashes, exhausts memory or runs forever.
 
 pub mod dialect;
 mod dml;
 pub mod functions;
+pub mod limits;
+mod overflow;
 pub mod storage;
 
 use std::collections::BTreeMap;
@@ -26,6 +31,7 @@ use datafusion::common::{Column, DataFusionError, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::file_format::options::JsonReadOptions;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{Expr as DfExpr, lit};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
@@ -88,7 +94,9 @@ fn df_error(e: DataFusionError) -> BqError {
             column: s.start.column,
         })
     });
-    let message = e.strip_backtrace().to_string();
+    // The cause, not the planner stage it surfaced in ("Optimizer rule
+    // 'simplify_expressions' failed caused by …").
+    let message = e.find_root().strip_backtrace().to_string();
     match e.find_root() {
         DataFusionError::NotImplemented(m) => BqError::Unsupported {
             construct: m.clone(),
@@ -261,6 +269,9 @@ impl Conform {
                 }
                 None => new_null_array(t.data_type(), batch.num_rows()),
             };
+            if let Some(v) = limits::out_of_range(col.as_ref()) {
+                return Err(limits::out_of_range_error(t.name(), &v, Some(&self.table)));
+            }
             if !t.is_nullable() && col.null_count() > 0 {
                 return Err(BqError::TypeMismatch {
                     table: self.table.clone(),
@@ -303,7 +314,8 @@ fn day_groups(column: &ArrayRef) -> Result<BTreeMap<Option<NaiveDate>, Vec<u32>>
     let mut groups: BTreeMap<Option<NaiveDate>, Vec<u32>> = BTreeMap::new();
     for i in 0..days.len() {
         let day = (!days.is_null(i)).then(|| {
-            NaiveDate::from_num_days_from_ce_opt(days.value(i) + 719_163).unwrap_or_default()
+            NaiveDate::from_num_days_from_ce_opt(days.value(i).saturating_add(719_163))
+                .unwrap_or_default()
         });
         groups.entry(day).or_default().push(i as u32);
     }
@@ -391,6 +403,7 @@ impl LocalWarehouse {
                     .min(8),
             )
             .thread_name("bigflow-warehouse")
+            .thread_stack_size(limits::WORKER_STACK)
             .enable_all()
             .build()
             .map_err(|e| BqError::Engine(format!("cannot start the query runtime: {e}")))?;
@@ -424,8 +437,15 @@ impl LocalWarehouse {
         opts.sql_parser.collect_spans = true;
         opts.execution.time_zone = Some("UTC".into());
         opts.execution.parquet.schema_force_view_types = false;
-        let ctx = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(limits::RecursionLimit))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
+        overflow::register(&ctx);
+        limits::cap_string_functions(&ctx);
         ctx
     }
 
@@ -445,10 +465,15 @@ impl LocalWarehouse {
         })
     }
 
+    /// The manifest of a table that exists and is not damaged (every file
+    /// it lists is there: see [`Storage::check_files`]).
     fn manifest(&self, id: &TableId, pos: Option<Position>) -> Result<Manifest> {
-        self.storage
+        let m = self
+            .storage
             .read_manifest(id)?
-            .ok_or_else(|| unknown_table(id, pos))
+            .ok_or_else(|| unknown_table(id, pos))?;
+        self.storage.check_files(id, &m)?;
+        Ok(m)
     }
 
     async fn table_frame(
@@ -618,6 +643,13 @@ impl LocalWarehouse {
     async fn collect(&self, df: DataFrame) -> Result<QueryResult> {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(df_error)?;
+        for b in &batches {
+            for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+                if let Some(v) = limits::out_of_range(c.as_ref()) {
+                    return Err(limits::out_of_range_error(f.name(), &v, None));
+                }
+            }
+        }
         Ok(QueryResult {
             schema,
             batches,
@@ -1272,12 +1304,14 @@ impl Backend for LocalWarehouse {
     }
 
     fn execute(&self, sql: &str, ctx: &QueryContext) -> Result<QueryResult> {
-        let stmts = dialect::parse(sql)?;
-        let mut last = empty_result();
-        for stmt in stmts {
-            last = self.run_statement(stmt, ctx)?;
-        }
-        Ok(last)
+        limits::on_large_stack(|| {
+            let stmts = dialect::parse(sql)?;
+            let mut last = empty_result();
+            for stmt in stmts {
+                last = self.run_statement(stmt, ctx)?;
+            }
+            Ok(last)
+        })
     }
 
     fn write_query(
@@ -1293,29 +1327,33 @@ impl Backend for LocalWarehouse {
             WriteMode::Append => "write_append",
             WriteMode::CreateOrReplace => "write_tmp",
         };
-        let q = Self::single_query(sql, what)?;
-        let labels = ctx.table_labels.clone();
-        self.block_on(async {
-            let (df, _) = self.plan_query(q, ctx).await?;
-            let create = (mode == WriteMode::CreateOrReplace).then_some((None, labels));
-            self.write_frame(table, partition, mode, df, create, None)
-                .await
+        limits::on_large_stack(|| {
+            let q = Self::single_query(sql, what)?;
+            let labels = ctx.table_labels.clone();
+            self.block_on(async {
+                let (df, _) = self.plan_query(q, ctx).await?;
+                let create = (mode == WriteMode::CreateOrReplace).then_some((None, labels));
+                self.write_frame(table, partition, mode, df, create, None)
+                    .await
+            })
         })
     }
 
     fn dry_run(&self, sql: &str, ctx: &QueryContext) -> Result<DryRun> {
-        let q = Self::single_query(sql, "dry_run")?;
-        self.block_on(async {
-            let (df, tables) = self.plan_query(q, ctx).await?;
-            let mut bytes = 0;
-            for t in tables {
-                if let Some(m) = self.storage.read_manifest(&t.id)? {
-                    bytes += m.files.iter().map(|f| f.bytes).sum::<u64>();
+        limits::on_large_stack(|| {
+            let q = Self::single_query(sql, "dry_run")?;
+            self.block_on(async {
+                let (df, tables) = self.plan_query(q, ctx).await?;
+                let mut bytes = 0;
+                for t in tables {
+                    if let Some(m) = self.storage.read_manifest(&t.id)? {
+                        bytes += m.files.iter().map(|f| f.bytes).sum::<u64>();
+                    }
                 }
-            }
-            Ok(DryRun {
-                schema: Arc::new(df.schema().as_arrow().clone()),
-                bytes_processed: bytes,
+                Ok(DryRun {
+                    schema: Arc::new(df.schema().as_arrow().clone()),
+                    bytes_processed: bytes,
+                })
             })
         })
     }

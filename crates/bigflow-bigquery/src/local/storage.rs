@@ -243,6 +243,36 @@ impl Storage {
         read_json(&self.table_dir(id).join("_manifest.json"))
     }
 
+    /// Checks that every data file `m` lists is there, readable, with the
+    /// size it was written with: a missing file must not read as an empty
+    /// table (and then be overwritten by the next write), so every read and
+    /// write of a damaged table fails with [`BqError::Damaged`].
+    pub fn check_files(&self, id: &TableId, m: &Manifest) -> Result<()> {
+        for f in &m.files {
+            let path = self.data_path(id, &f.name);
+            let damaged = |problem: String| BqError::Damaged {
+                table: id.to_string(),
+                file: path.display().to_string(),
+                problem,
+            };
+            let len = match File::open(&path).and_then(|file| file.metadata()) {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(damaged("is missing".into()));
+                }
+                Err(e) => return Err(damaged(format!("cannot be read ({e})"))),
+            };
+            // Files of old manifests may not have their size (0).
+            if f.bytes != 0 && len != f.bytes {
+                return Err(damaged(format!(
+                    "has {len} bytes, but {} were written",
+                    f.bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A view's definition, `None` if there is no view of that name.
     pub fn read_view(&self, id: &TableId) -> Result<Option<ViewDef>> {
         read_json(&self.table_dir(id).join("_view.json"))
@@ -292,8 +322,17 @@ impl Storage {
         let current = self.read_manifest(id)?;
         let existed = current.is_some();
         let previous_version = current.as_ref().map(|m| m.version).unwrap_or(0);
+        // A damaged table may only be deleted: any other commit would
+        // replace the files it names or put them on the garbage list.
+        let damage = match &current {
+            Some(m) => self.check_files(id, m).err(),
+            None => None,
+        };
         let (next, out) = change(current)?;
         let manifest_path = dir.join("_manifest.json");
+        if let (Some(e), Some(_)) = (damage, &next) {
+            return Err(e);
+        }
         match next {
             Some(mut m) => {
                 m.version = previous_version + 1;
@@ -309,9 +348,12 @@ impl Storage {
                     .partition(|g| now.saturating_sub(g.since) >= GRACE.as_secs());
                 m.garbage = kept;
                 write_json(&manifest_path, &m)?;
-                // Only now is it safe to delete: expired garbage and files no manifest lists.
+                // Only now is it safe to delete: expired garbage and files no
+                // manifest lists; never a file the new manifest still lists.
                 for g in expired {
-                    let _ = fs::remove_file(dir.join("data").join(&g.name));
+                    if !m.files.iter().any(|f| f.name == g.name) {
+                        let _ = fs::remove_file(dir.join("data").join(&g.name));
+                    }
                 }
                 self.remove_orphans(&dir, &m);
             }
@@ -424,6 +466,50 @@ mod tests {
                 .exists()
         );
         assert_eq!(s.list_tables("p", "d"), ["t"]);
+        s.commit(&id, vec![], |_| Ok((None, ()))).unwrap();
+        assert!(s.read_manifest(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_damaged_table_is_only_deleted_and_listed_files_are_never_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::new(dir.path());
+        let id = TableId::new("p", "d", "t").unwrap();
+        let file = |name: &str| DataFile {
+            name: name.into(),
+            partition: None,
+            rows: 1,
+            bytes: 1,
+        };
+        s.commit(&id, vec![], |_| {
+            let mut m = Manifest::new(vec![Field::new("a", "INT64")], None, IndexMap::new());
+            m.files = vec![file("a.parquet"), file("b.parquet")];
+            // A garbage entry, long expired, that names a file still listed.
+            m.garbage = vec![Garbage {
+                name: "a.parquet".into(),
+                since: 0,
+            }];
+            Ok((Some(m), ()))
+        })
+        .unwrap();
+        let data = s.table_dir(&id).join("data");
+        fs::write(data.join("a.parquet"), b"x").unwrap();
+        // b.parquet is missing: the table is damaged.
+        let m = s.read_manifest(&id).unwrap().unwrap();
+        let e = s.check_files(&id, &m).unwrap_err().to_string();
+        assert!(
+            e.contains("table `p.d.t` is damaged: file") && e.contains("b.parquet is missing"),
+            "{e}"
+        );
+        let e = s.commit(&id, vec![], |m| Ok((m, ()))).unwrap_err();
+        assert!(e.to_string().contains("is damaged"), "{e}");
+        assert_eq!(s.read_manifest(&id).unwrap().unwrap().version, 1);
+        // Back in one piece, a commit keeps a.parquet although its garbage entry expired.
+        fs::write(data.join("b.parquet"), b"y").unwrap();
+        s.commit(&id, vec![], |m| Ok((m, ()))).unwrap();
+        assert!(data.join("a.parquet").exists() && data.join("b.parquet").exists());
+        // Deleting a damaged table works.
+        fs::remove_file(data.join("b.parquet")).unwrap();
         s.commit(&id, vec![], |_| Ok((None, ()))).unwrap();
         assert!(s.read_manifest(&id).unwrap().is_none());
     }
