@@ -118,6 +118,9 @@ impl<T: FromExample> FromExample for Vec<T> {
     }
 }
 
+/// A checker of one example for one Rust type.
+type Check = fn(&[u8], &Value, Option<bool>, bool) -> Result<(), String>;
+
 /// Checks one example in the contexts `nested` asks for; `Err` says what
 /// differed. Examples of non-deterministic encodings (iterables of unknown
 /// length) are decoded only, as Beam's own coder tests do.
@@ -171,21 +174,20 @@ fn every_applicable_case_of_beams_standard_coders_yaml() {
         let spec = spec(&doc["coder"]);
         let nested = doc["nested"].as_bool();
         let deterministic = !doc["coder"]["non_deterministic"].as_bool().unwrap_or(false);
-        let run: Option<fn(&[u8], &Value, Option<bool>, bool) -> Result<(), String>> =
-            match spec.as_str() {
-                "bytes" => Some(check::<Bytes>),
-                "string_utf8" => Some(check::<String>),
-                "varint" => Some(check::<i64>),
-                "bool" => Some(check::<bool>),
-                "double" => Some(check::<f64>),
-                "kv[bytes,varint]" => Some(check::<(Bytes, i64)>),
-                "kv[bytes,bytes]" => Some(check::<(Bytes, Bytes)>),
-                "kv[bytes,bool]" => Some(check::<(Bytes, bool)>),
-                "iterable[varint]" => Some(check::<Vec<i64>>),
-                "iterable[bytes]" => Some(check::<Vec<Bytes>>),
-                "iterable[bool]" => Some(check::<Vec<bool>>),
-                _ => None,
-            };
+        let run: Option<Check> = match spec.as_str() {
+            "bytes" => Some(check::<Bytes>),
+            "string_utf8" => Some(check::<String>),
+            "varint" => Some(check::<i64>),
+            "bool" => Some(check::<bool>),
+            "double" => Some(check::<f64>),
+            "kv[bytes,varint]" => Some(check::<(Bytes, i64)>),
+            "kv[bytes,bytes]" => Some(check::<(Bytes, Bytes)>),
+            "kv[bytes,bool]" => Some(check::<(Bytes, bool)>),
+            "iterable[varint]" => Some(check::<Vec<i64>>),
+            "iterable[bytes]" => Some(check::<Vec<Bytes>>),
+            "iterable[bool]" => Some(check::<Vec<bool>>),
+            _ => None,
+        };
         let Some(run) = run else {
             not_ours.insert(spec);
             continue;

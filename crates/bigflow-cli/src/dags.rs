@@ -99,7 +99,7 @@ pub fn build_dags(project: &ProjectDir, options: &BuildDagsOptions) -> Result<Ve
             let wf = manifest
                 .workflows
                 .iter()
-                .find(|w| &w.workflow_id == id)
+                .find(|w| w.workflow_id == id)
                 .ok_or_else(|| {
                     ToolError::usage(format!(
                         "unknown workflow '{id}'; known workflows: {}",

@@ -7,7 +7,7 @@
 //! there with the same content.
 //!
 //! Deterministic by default; `BIGFLOW_FUZZ_CASES` sets the number of cases
-//! (default 200) and `PROPTEST_RNG_SEED` the seed. The case count is printed.
+//! (default 1000) and `PROPTEST_RNG_SEED` the seed. The case count is printed.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -212,11 +212,11 @@ fn project_files_and_argument_vectors() {
     let cases: u32 = std::env::var("BIGFLOW_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(1000);
     let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_b16f_10);
+        .unwrap_or(0x5e_edb1_6f10);
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let mut runner = TestRunner::new_with_rng(

@@ -187,7 +187,7 @@ fn argument_vectors() {
     let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_b16f_10);
+        .unwrap_or(0x5e_edb1_6f10);
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let mut runner = TestRunner::new_with_rng(

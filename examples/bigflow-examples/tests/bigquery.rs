@@ -158,7 +158,9 @@ fn prod_runs_on_bigquery_never_on_local_files() {
     let (code, out, err) = run(dir.path(), &["config", "-w", "internationalports"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("create_ports_table  dev: local warehouse, prod: bigquery, emulator: bigquery"),
+        out.contains(
+            "create_ports_table  dev: local warehouse, prod: bigquery, emulator: bigquery"
+        ),
         "{out}"
     );
     let Some(emulator) = bigflow_testkit::BigQueryEmulator::start() else {
@@ -174,7 +176,10 @@ fn prod_runs_on_bigquery_never_on_local_files() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(!dir.path().join(".bigflow").exists(), "prod wrote local files");
+    assert!(
+        !dir.path().join(".bigflow").exists(),
+        "prod wrote local files"
+    );
     let backend = BigQueryBackend::connect(
         "my-project-prod",
         Some(&emulator.endpoint),
@@ -223,7 +228,12 @@ fn a_local_warehouse_inside_the_image_is_refused_unless_allowed() {
         .args(args)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -231,7 +241,13 @@ fn an_environment_the_dataset_does_not_define_is_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
     for extra in [&["--dry-run"][..], &[]] {
         let out = bin(dir.path())
-            .args(["run", "--workflow", "internationalports", "--config", "stage"])
+            .args([
+                "run",
+                "--workflow",
+                "internationalports",
+                "--config",
+                "stage",
+            ])
             .args(extra)
             .output()
             .unwrap();
