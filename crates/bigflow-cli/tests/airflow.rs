@@ -132,6 +132,38 @@ fn check_on(venv: &str) {
         (hello["code"].as_i64(), hello["stdout"].as_str()),
         (Some(0), Some("Hello world on 2020-08-01 10:00:00!\n"))
     );
+    // With the image's logging, the task's log is Cloud Logging entries
+    // labelled with what `bigflow logs` and Cloud Logging filter on.
+    let entries: Vec<serde_json::Value> = hello["stderr"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let done = entries
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("succeeded"))
+        })
+        .unwrap_or_else(|| panic!("no entry for the job's end: {entries:?}"));
+    let labels = &done["logging.googleapis.com/labels"];
+    assert_eq!(
+        (
+            &labels["workflow_id"],
+            &labels["job_id"],
+            &labels["runtime"]
+        ),
+        (
+            &serde_json::json!("hello_world"),
+            &serde_json::json!("hello_world"),
+            &serde_json::json!("2020-08-01 10:00:00")
+        ),
+        "{done}"
+    );
+    assert_eq!(done["severity"], "INFO");
     let config = run("config_workflow", "print-config");
     assert_eq!(
         config["stdout"],

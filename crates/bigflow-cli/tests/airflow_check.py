@@ -89,12 +89,13 @@ def main(dags_dir, manifest_path, binary, logical, report_path, heavy=""):
             command[0] = binary
             if wf["workflow_id"] in heavy:
                 command.append("--dry-run")
-            env = {"BIGFLOW_LOG": "warn", "PATH": "/usr/bin:/bin"}
+            # The logging the image sets (BIGFLOW_LOG_FORMAT=json), at info level.
+            env = {"BIGFLOW_LOG": "info", "BIGFLOW_LOG_FORMAT": "json", "PATH": "/usr/bin:/bin"}
             env.update({k: v for k, v in os.environ.items() if k in ("HOME", "BIGFLOW_CACHE", "JAVA_HOME")})
             # In a directory of this check's own: jobs may write local data.
             done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.abspath(report_path)))
             report["runs"].append(
-                {"workflow": wf["workflow_id"], "task_id": task.task_id, "argv": command[1:], "code": done.returncode, "stdout": done.stdout}
+                {"workflow": wf["workflow_id"], "task_id": task.task_id, "argv": command[1:], "code": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
             )
     # Airflow 3 runs triggered without a logical date fall back to run_after.
     if airflow_version.startswith("3."):

@@ -178,22 +178,33 @@ pub fn run_with_args(project: Project, args: &[String]) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let mut stdout = std::io::stdout();
-    match execute(&project, cli.command, &mut stdout) {
+    let json = cli.log_format == LogFormat::Json;
+    match execute(&project, cli.command, json, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = stdout.flush();
             if !e.message.is_empty() {
-                eprintln!("error: {}", e.message);
+                if json {
+                    // One structured entry, so Cloud Logging shows it as an error.
+                    tracing::error!(exit_code = e.code, "{}", e.message);
+                } else {
+                    eprintln!("error: {}", e.message);
+                }
             }
             ExitCode::from(e.code)
         }
     }
 }
 
-fn execute(project: &Project, command: Command, out: &mut dyn Write) -> Result<(), CliError> {
+fn execute(
+    project: &Project,
+    command: Command,
+    json_logs: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     project.validate().map_err(CliError::usage)?;
     match command {
-        Command::Run(args) => run(project, args, out),
+        Command::Run(args) => run(project, args, json_logs, out),
         Command::List => {
             write_list(project, out).map_err(CliError::usage)?;
             Ok(())
@@ -284,7 +295,12 @@ fn write_list(project: &Project, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
+fn run(
+    project: &Project,
+    args: RunArgs,
+    json_logs: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let (workflow, job_id) = match (&args.workflow, &args.job) {
         (Some(wf), None) => (project.find_workflow(wf).map_err(CliError::usage)?, None),
         (None, Some(spec)) => {
@@ -335,7 +351,11 @@ fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliE
         &options,
     );
     let _ = out.flush();
-    eprint!("\n{}", report.summary_table());
+    if json_logs {
+        log_summary(&report);
+    } else {
+        eprint!("\n{}", report.summary_table());
+    }
     if report.succeeded() {
         Ok(())
     } else if report.interrupted() {
@@ -363,6 +383,30 @@ fn run(project: &Project, args: RunArgs, out: &mut dyn Write) -> Result<(), CliE
                 failed.join(", ")
             ),
         })
+    }
+}
+
+/// The run's summary as structured log entries (one per job), for Cloud
+/// Logging, where a text table would arrive as unrelated lines.
+fn log_summary(report: &bigflow_core::RunReport) {
+    let runtime = format_runtime(&report.runtime);
+    for o in &report.outcomes {
+        tracing::info!(
+            workflow_id = %report.workflow_id,
+            job_id = %o.job_id,
+            runtime = %runtime,
+            status = %o.status,
+            attempts = o.attempts,
+            duration_sec = o.duration.as_secs_f64(),
+            "job {} {} after {} attempt(s) in {:.3}s",
+            o.job_id,
+            o.status,
+            o.attempts,
+            o.duration.as_secs_f64()
+        );
+    }
+    for job in &report.left_running {
+        tracing::warn!(workflow_id = %report.workflow_id, job_id = %job, runtime = %runtime, "job {job} did not finish stopping; what it started may still be running");
     }
 }
 
