@@ -393,3 +393,20 @@ fn long_chains_of_ctes_and_joins_answer() {
         }
     }
 }
+
+#[test]
+fn too_many_joins_are_refused_quickly() {
+    let (_dir, w, ctx) = warehouse();
+    let joins: Vec<String> = (1..=150)
+        .map(|i| format!("JOIN (SELECT 1 AS k) AS j{i} ON j{i}.k = j0.k"))
+        .collect();
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 AS k) AS j0 {}",
+        joins.join(" ")
+    );
+    let e = w.execute(&sql, &ctx).unwrap_err().to_string();
+    assert!(
+        e.contains("the statement has 150 joins; the local warehouse plans at most 100"),
+        "{e}"
+    );
+}
