@@ -21,17 +21,9 @@ use std::time::{Duration, Instant};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use bigflow_bigquery::{Backend, LocalWarehouse, QueryContext, TableId, WriteMode};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
 
 /// Longest one case may take; generous for a loaded 2-core debug build.
 const CASE_LIMIT: Duration = Duration::from_secs(20);
-
-fn cases() -> u32 {
-    std::env::var("BIGFLOW_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300)
-}
 
 // ---------------------------------------------------------------------------
 // The grammar
@@ -621,22 +613,8 @@ fn generated_sql_answers_or_fails_cleanly_and_a_failure_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let w = Arc::new(LocalWarehouse::open(dir.path()).unwrap());
     set_up(&w);
-    let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_f022);
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        RunnerConfig {
-            cases: cases(),
-            failure_persistence: None,
-            // A failing statement is reported as generated; there is nothing to shrink.
-            max_shrink_iters: 0,
-            ..RunnerConfig::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
+    // A failing statement is reported as generated; there is nothing to shrink.
+    let mut runner = bigflow_testkit::fuzz::runner(300, 0);
     let ran = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
     let start = Instant::now();

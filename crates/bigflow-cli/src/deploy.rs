@@ -343,7 +343,7 @@ pub struct DagsTargetArgs {
     /// Composer's bucket (default: config dags_bucket).
     #[arg(long, short = 'b', value_name = "BUCKET")]
     pub dags_bucket: Option<String>,
-    /// The Google Cloud project of Composer (default: config gcp_project_id); checked, as the bucket names where DAGs go.
+    /// The Google Cloud project of Composer; checked for typos (the bucket names where the DAGs go).
     #[arg(long, short = 'p', value_name = "PROJECT")]
     pub gcp_project_id: Option<String>,
     /// After every upload succeeded, delete other files under dags/ (never airflow_monitoring.py).
@@ -382,11 +382,13 @@ const AIRFLOW_MONITORING: &str = "dags/airflow_monitoring.py";
 /// Verifies the images, uploads the DAGs, then (if asked) removes stale files.
 pub fn deploy_dags(project: &DeployContext, args: &DeployDagsArgs) -> Result<DagsReport> {
     let config = project.resolve(args.config.as_deref())?;
-    if let Some(id) = setting(&args.target.gcp_project_id, &config, "gcp_project_id")
-        && !is_project_id(&id)
+    // The bucket names where DAGs go; a project id given as a flag (BigFlow's
+    // CI scripts pass one) is checked so that a typo is not silently ignored.
+    if let Some(id) = &args.target.gcp_project_id
+        && !is_project_id(id)
     {
         return Err(ToolError::usage(format!(
-            "gcp_project_id '{id}' is not a Google Cloud project id (6 to 30 lower-case letters, digits and '-', starting with a letter)"
+            "--gcp-project-id '{id}' is not a Google Cloud project id (6 to 30 lower-case letters, digits and '-', starting with a letter)"
         )));
     }
     let bucket = setting(&args.target.dags_bucket, &config, "dags_bucket").ok_or_else(|| {

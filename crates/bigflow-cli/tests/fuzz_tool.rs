@@ -12,11 +12,11 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use bigflow_testkit::fuzz;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
 
 const CASE_LIMIT: Duration = Duration::from_secs(30);
 
@@ -146,8 +146,8 @@ fn check(toml: &str, args: &[OsString]) -> Result<(), String> {
     std::fs::write(root.join("src/main.rs"), "fn main() {}\n").map_err(|e| e.to_string())?;
     std::fs::write(root.join("out/keep.txt"), "user data\n").map_err(|e| e.to_string())?;
     let before = snapshot(scratch.path());
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("bigflow"))
-        .args(args)
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("bigflow"));
+    cmd.args(args)
         // build-dags must not compile anything: a missing prebuilt binary.
         .args(
             args.first()
@@ -161,40 +161,9 @@ fn check(toml: &str, args: &[OsString]) -> Result<(), String> {
         // No network: anything that would reach a cloud API fails fast.
         .env("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
         .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("bf_auth_method", "none")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    // Read stderr while the process runs: a long message must not fill the
-    // pipe and stall it.
-    let mut pipe = child.stderr.take().expect("stderr is piped");
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if started.elapsed() > CASE_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("no exit within {CASE_LIMIT:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let stderr = reader.join().unwrap_or_default();
-    if stderr.contains("panicked") {
-        return Err(format!("panic: {stderr}"));
-    }
-    if !matches!(status.code(), Some(0..=2)) {
-        return Err(format!("exit {:?} (stderr: {stderr})", status.code()));
-    }
+        .env("bf_auth_method", "none");
+    let (status, stderr) = fuzz::run_with_limit(&mut cmd, CASE_LIMIT)?;
+    fuzz::exited_cleanly(status, &stderr)?;
     let after = snapshot(scratch.path());
     for (path, content) in &before {
         if after.get(path) != Some(content) {
@@ -209,25 +178,7 @@ fn check(toml: &str, args: &[OsString]) -> Result<(), String> {
 
 #[test]
 fn project_files_and_argument_vectors() {
-    let cases: u32 = std::env::var("BIGFLOW_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5e_edb1_6f10);
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        RunnerConfig {
-            cases,
-            failure_persistence: None,
-            max_shrink_iters: 64,
-            ..RunnerConfig::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
+    let mut runner = fuzz::runner(1000, 64);
     let ran = std::cell::Cell::new(0u32);
     let strategy = (project_file(), proptest::collection::vec(argument(), 1..6));
     let result = runner.run(&strategy, |(toml, args)| {

@@ -15,57 +15,24 @@ use bigflow_core::interpolate::interpolate;
 use bigflow_core::runtime::{format_runtime, parse_runtime};
 use bigflow_core::schedule::{Schedule, StartTimeFactory};
 use bigflow_core::{JobRef, Project, Workflow, job};
+use bigflow_testkit::fuzz;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
 
 /// Longest one case may take; generous for a loaded 2-core debug build.
 const CASE_LIMIT: Duration = Duration::from_secs(20);
 
-fn cases() -> u32 {
-    std::env::var("BIGFLOW_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
-}
-
-/// Runs `check` on `cases()` generated inputs, each in a thread with a time
-/// limit, and reports how many ran.
+/// Runs `check` on generated inputs, each on a thread with a time limit,
+/// and reports how many ran.
 fn fuzz<S>(name: &str, strategy: S, check: fn(S::Value) -> Result<(), String>)
 where
     S: Strategy,
-    S::Value: std::fmt::Debug + Clone + Send + 'static,
+    S::Value: std::fmt::Debug + Send + 'static,
 {
-    let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5e_edb1_6f10);
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        RunnerConfig {
-            cases: cases(),
-            failure_persistence: None,
-            ..RunnerConfig::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
+    let mut runner = fuzz::runner(256, 1024);
     let ran = AtomicU64::new(0);
     let result = runner.run(&strategy, |input| {
         ran.fetch_add(1, Ordering::Relaxed);
-        let shown = format!("{input:?}");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(input)));
-            let _ = tx.send(outcome);
-        });
-        match rx.recv_timeout(CASE_LIMIT) {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(wrong))) => Err(TestCaseError::fail(format!("{wrong}: {shown}"))),
-            Ok(Err(_)) => Err(TestCaseError::fail(format!("panicked on {shown}"))),
-            Err(_) => Err(TestCaseError::fail(format!(
-                "no answer within {CASE_LIMIT:?} on {shown}"
-            ))),
-        }
+        fuzz::within(CASE_LIMIT, input, check)
     });
     eprintln!("fuzz {name}: {} cases", ran.load(Ordering::Relaxed));
     if let Err(e) = result {

@@ -315,24 +315,33 @@ pub async fn push_archive(
         progress(PushEvent::Uploaded(digest.clone()));
         report.uploaded.push(digest.clone());
     }
-    let content_type = "application/vnd.oci.image.manifest.v1+json"
-        .parse()
-        .map_err(|_| PushError::Config("invalid manifest media type".into()))?;
-    client
-        .push_manifest_raw(&reference, image.manifest.clone(), content_type)
-        .await
-        .map_err(|e| classify(&registry, e))?;
-    let found = client
-        .fetch_manifest_digest(&reference, &auth)
-        .await
-        .map_err(|e| classify(&registry, e))?;
-    if found != image.digest {
-        return Err(PushError::DigestMismatch {
-            reference: reference.whole(),
-            expected: image.digest,
-            found,
-        });
-    }
+    // The manifest under its tag, read back and checked.
+    let tag_and_verify = |reference: Reference| {
+        let (client, auth, registry) = (&client, &auth, &registry);
+        let (manifest, digest) = (image.manifest.clone(), image.digest.clone());
+        async move {
+            let content_type = "application/vnd.oci.image.manifest.v1+json"
+                .parse()
+                .map_err(|_| PushError::Config("invalid manifest media type".into()))?;
+            client
+                .push_manifest_raw(&reference, manifest, content_type)
+                .await
+                .map_err(|e| classify(registry, e))?;
+            let found = client
+                .fetch_manifest_digest(&reference, auth)
+                .await
+                .map_err(|e| classify(registry, e))?;
+            if found != digest {
+                return Err(PushError::DigestMismatch {
+                    reference: reference.whole(),
+                    expected: digest,
+                    found,
+                });
+            }
+            Ok(reference.whole())
+        }
+    };
+    tag_and_verify(reference).await?;
     // Only after the version tag is verified: a failure here leaves that
     // tag correct and at most an extra tag pointing at an older image.
     for extra in &target.extra_tags {
@@ -344,25 +353,7 @@ pub async fn push_archive(
                     target.repository
                 ))
             })?;
-        let content_type = "application/vnd.oci.image.manifest.v1+json"
-            .parse()
-            .map_err(|_| PushError::Config("invalid manifest media type".into()))?;
-        client
-            .push_manifest_raw(&other, image.manifest.clone(), content_type)
-            .await
-            .map_err(|e| classify(&registry, e))?;
-        let found = client
-            .fetch_manifest_digest(&other, &auth)
-            .await
-            .map_err(|e| classify(&registry, e))?;
-        if found != image.digest {
-            return Err(PushError::DigestMismatch {
-                reference: other.whole(),
-                expected: image.digest,
-                found,
-            });
-        }
-        report.also_tagged.push(other.whole());
+        report.also_tagged.push(tag_and_verify(other).await?);
     }
     Ok(report)
 }

@@ -4,8 +4,11 @@
 //!   for a missing peer ([`peers_present`]): a loud skip under plain
 //!   `cargo test`, a failure under `BIGFLOW_REQUIRE_PEERS=1`.
 //! - Loopback ports: [`free_port`], [`wait_for_port`].
+//! - [`fuzz`]: the harness of the hostile-input suites.
 //! - [`StorageEmulator`]: the real Cloud Storage emulator (PyPI
 //!   `gcp-storage-emulator`) on loopback, stopped when dropped.
+
+pub mod fuzz;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

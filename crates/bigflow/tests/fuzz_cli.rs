@@ -10,12 +10,12 @@
 mod common;
 
 use std::ffi::OsString;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use bigflow_testkit::fuzz;
 use common::example_binary;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
 
 /// Longest one invocation may take (a debug binary on a loaded machine).
 const CASE_LIMIT: Duration = Duration::from_secs(30);
@@ -137,69 +137,20 @@ fn check(
     cmd.args(args)
         .current_dir(dir.path())
         .env("BIGFLOW_LOG", "warn")
-        .env_remove("BIGFLOW_LOG_FORMAT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .env_remove("BIGFLOW_LOG_FORMAT");
     match bf_env {
         Some(v) => cmd.env("bf_env", v),
         None => cmd.env_remove("bf_env"),
     };
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    // Read stderr while the process runs: a long message must not fill the
-    // pipe and stall it.
-    let mut pipe = child.stderr.take().expect("stderr is piped");
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if started.elapsed() > CASE_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("no exit within {CASE_LIMIT:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let stderr = reader.join().unwrap_or_default();
-    if stderr.contains("panicked") {
-        return Err(format!("panic: {stderr}"));
-    }
-    match status.code() {
-        Some(0..=2) => Ok(()),
-        other => Err(format!("exit {other:?} (stderr: {stderr})")),
-    }
+    let (status, stderr) = fuzz::run_with_limit(&mut cmd, CASE_LIMIT)?;
+    fuzz::exited_cleanly(status, &stderr)
 }
 
 #[test]
 fn argument_vectors() {
     let binary = example_binary();
-    let cases: u32 = std::env::var("BIGFLOW_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let seed: u64 = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5e_edb1_6f10);
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        RunnerConfig {
-            cases,
-            failure_persistence: None,
-            // Each shrinking step starts a process; a few dozen are enough.
-            max_shrink_iters: 64,
-            ..RunnerConfig::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
+    // Each shrinking step starts a process; a few dozen are enough.
+    let mut runner = fuzz::runner(1000, 64);
     let ran = std::cell::Cell::new(0u32);
     let result = runner.run(&invocation(), |(args, bf_env)| {
         ran.set(ran.get() + 1);
