@@ -35,6 +35,7 @@ mod shuffle;
 pub mod side;
 pub mod testing;
 pub mod window;
+pub mod wire;
 
 pub use coders::{Bytes, Coded};
 pub use combiners::{CombineFn, Count, Max, Mean, Min, Sum, Top};
