@@ -64,6 +64,13 @@ enum Command {
     #[cfg(feature = "bigquery")]
     #[command(subcommand)]
     Warehouse(WarehouseCommand),
+    /// Without the `bigquery` feature: says which feature `warehouse` needs.
+    #[cfg(not(feature = "bigquery"))]
+    #[command(hide = true)]
+    Warehouse {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[cfg(feature = "bigquery")]
@@ -240,6 +247,10 @@ fn execute(
                 })?;
             write!(out, "{text}").map_err(CliError::usage)
         }
+        #[cfg(not(feature = "bigquery"))]
+        Command::Warehouse { .. } => Err(CliError::usage(
+            "this project binary was built without the `bigquery` feature, which `warehouse` needs; add it to the project's bigflow dependency (features = [\"bigquery\"]) or to bigflow.toml's [project] features",
+        )),
         Command::Config { workflow } => {
             let workflows: Vec<&Workflow> = match &workflow {
                 Some(id) => vec![project.find_workflow(id).map_err(CliError::usage)?],

@@ -126,3 +126,21 @@ fn text_that_is_not_utf8_is_a_usage_error() {
         "error: the environment variable bf_env ('wf\u{fffd}\u{fffd}') is not valid UTF-8; set it to an environment's name or unset it\n"
     );
 }
+
+#[test]
+fn warehouse_without_the_bigquery_feature_names_the_feature() {
+    // The example is built without features: no embedded warehouse.
+    let out = Command::new(example_binary())
+        .args(["warehouse", "query", "SELECT 1"])
+        .env("BIGFLOW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(
+            "error: this project binary was built without the `bigquery` feature, which `warehouse` needs"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
