@@ -105,19 +105,8 @@ fn argument() -> impl Strategy<Value = OsString> {
     prop_oneof![
         6 => words,
         1 => "\\PC{0,10}".prop_map(OsString::from),
-        1 => Just(not_utf8(b"x\xff")),
+        1 => Just(fuzz::not_utf8(b"x\xff")),
     ]
-}
-
-#[cfg(unix)]
-fn not_utf8(bytes: &[u8]) -> OsString {
-    use std::os::unix::ffi::OsStringExt;
-    OsString::from_vec(bytes.to_vec())
-}
-
-#[cfg(not(unix))]
-fn not_utf8(_: &[u8]) -> OsString {
-    OsString::from("\u{fffd}")
 }
 
 /// Every file under `dir` with its content.

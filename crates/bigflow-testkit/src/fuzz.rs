@@ -14,6 +14,21 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 /// The seed of every suite unless `PROPTEST_RNG_SEED` says otherwise.
 const DEFAULT_SEED: u64 = 0x5e_edb1_6f10;
 
+/// An argument or variable value made of `bytes`, which need not be UTF-8
+/// (on Unix; elsewhere a replacement character stands in).
+#[cfg(unix)]
+pub fn not_utf8(bytes: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(bytes.to_vec())
+}
+
+/// An argument or variable value made of `bytes`, which need not be UTF-8
+/// (on Unix; elsewhere a replacement character stands in).
+#[cfg(not(unix))]
+pub fn not_utf8(_: &[u8]) -> std::ffi::OsString {
+    std::ffi::OsString::from("\u{fffd}")
+}
+
 /// Cases to run: `BIGFLOW_FUZZ_CASES`, else `default`.
 pub fn cases(default: u32) -> u32 {
     std::env::var("BIGFLOW_FUZZ_CASES")

@@ -20,17 +20,6 @@ use proptest::prelude::*;
 /// Longest one invocation may take (a debug binary on a loaded machine).
 const CASE_LIMIT: Duration = Duration::from_secs(30);
 
-#[cfg(unix)]
-fn not_utf8(bytes: &[u8]) -> OsString {
-    use std::os::unix::ffi::OsStringExt;
-    OsString::from_vec(bytes.to_vec())
-}
-
-#[cfg(not(unix))]
-fn not_utf8(_: &[u8]) -> OsString {
-    OsString::from("\u{fffd}")
-}
-
 /// One argument: a flag, a value users give, or something hostile.
 fn argument() -> impl Strategy<Value = OsString> {
     let flags = prop_oneof![
@@ -96,8 +85,8 @@ fn argument() -> impl Strategy<Value = OsString> {
         3 => flags,
         3 => values,
         1 => "\\PC{0,12}".prop_map(OsString::from),
-        1 => Just(not_utf8(b"wf\xff\xfe")),
-        1 => Just(not_utf8(b"\xc3")),
+        1 => Just(fuzz::not_utf8(b"wf\xff\xfe")),
+        1 => Just(fuzz::not_utf8(b"\xc3")),
         1 => Just(OsString::from("x".repeat(100_000))),
     ]
 }
@@ -117,7 +106,7 @@ fn invocation() -> impl Strategy<Value = (Vec<OsString>, Option<OsString>)> {
         1 => Just(Some(OsString::from("dev"))),
         1 => Just(Some(OsString::from("nope"))),
         1 => Just(Some(OsString::new())),
-        1 => Just(Some(not_utf8(b"\xff"))),
+        1 => Just(Some(fuzz::not_utf8(b"\xff"))),
     ];
     (leading, proptest::collection::vec(argument(), 0..7), bf_env).prop_map(|(lead, rest, env)| {
         let mut args: Vec<OsString> = lead.into_iter().map(OsString::from).collect();
