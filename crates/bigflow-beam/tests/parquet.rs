@@ -93,13 +93,9 @@ fn rows_that_do_not_fit_fail_naming_the_transform() {
 
 #[test]
 fn pyarrow_reads_ours_and_we_read_pyarrows() {
-    let python = bigflow_testkit::peers_dir().join("apache-beam-2.77.0/bin/python");
-    if !bigflow_testkit::peers_present(&bigflow_testkit::missing_commands(&[python
-        .to_str()
-        .unwrap()]))
-    {
+    let Some(python) = bigflow_testkit::beam_python() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("ours").display().to_string();
     let p = TestPipeline::new();

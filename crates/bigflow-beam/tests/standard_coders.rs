@@ -13,13 +13,7 @@ use serde_json::Value;
 
 /// The test vectors as JSON documents (`None`: the peer is missing).
 fn vectors() -> Option<Vec<Value>> {
-    let python = bigflow_testkit::peers_dir().join("apache-beam-2.77.0/bin/python");
-    if !bigflow_testkit::peers_present(&bigflow_testkit::missing_commands(&[python
-        .to_str()
-        .unwrap()]))
-    {
-        return None;
-    }
+    let python = bigflow_testkit::beam_python()?;
     // Keys are the encoded bytes as text with \x escapes (code points < 256).
     let script = r#"
 import json, os, yaml, apache_beam

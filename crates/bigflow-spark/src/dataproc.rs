@@ -27,7 +27,6 @@
 //! projects that only need PySpark.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -291,23 +290,6 @@ fn is_loopback(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-/// A random lowercase suffix for resource names and request ids.
-fn random_suffix(len: usize) -> String {
-    let mut out = String::new();
-    while out.len() < len {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out.truncate(len);
-    out
-}
-
 /// `s` as a label value / resource name part: lowercase, `[a-z0-9-]`.
 fn slug(s: &str) -> String {
     let mut out = String::new();
@@ -337,7 +319,7 @@ pub fn labels(ctx: &JobContext) -> BTreeMap<String, String> {
 
 /// A resource name for `ctx`: `bf-<job>-<runtime>-<random>`, at most `max` characters.
 pub fn resource_name(ctx: &JobContext, max: usize) -> String {
-    let suffix = random_suffix(6);
+    let suffix = bigflow_core::names::random_hex(6);
     let runtime = ctx.runtime.format("%Y%m%d%H%M").to_string();
     let room = max.saturating_sub(3 + runtime.len() + 1 + suffix.len() + 1);
     let job: String = slug(&ctx.job_id).chars().take(room).collect();
@@ -542,7 +524,7 @@ impl Dataproc {
         let url = format!(
             "{}?requestId={}",
             self.regional("clusters"),
-            random_suffix(32)
+            bigflow_core::names::random_hex(32)
         );
         let op = self
             .call(reqwest::Method::POST, &url, Some(&body))
@@ -567,7 +549,7 @@ impl Dataproc {
         let url = format!(
             "{}?requestId={}",
             self.regional(&format!("clusters/{name}")),
-            random_suffix(32)
+            bigflow_core::names::random_hex(32)
         );
         let op = match self.call(reqwest::Method::DELETE, &url, None).await {
             Ok(op) => op,
@@ -613,7 +595,7 @@ impl Dataproc {
                 "pysparkJob": pyspark_job,
                 "labels": labels,
             },
-            "requestId": random_suffix(32),
+            "requestId": bigflow_core::names::random_hex(32),
         });
         self.call(
             reqwest::Method::POST,
@@ -710,7 +692,7 @@ impl Dataproc {
         let url = format!(
             "{}?batchId={batch_id}&requestId={}",
             self.located("batches"),
-            random_suffix(32)
+            bigflow_core::names::random_hex(32)
         );
         let op = self
             .call(reqwest::Method::POST, &url, Some(&body))
@@ -759,7 +741,7 @@ impl Dataproc {
         let url = format!(
             "{}?sessionId={session_id}&requestId={}",
             self.located("sessions"),
-            random_suffix(32)
+            bigflow_core::names::random_hex(32)
         );
         self.call(reqwest::Method::POST, &url, Some(&body))
             .await
@@ -834,7 +816,7 @@ impl Dataproc {
                 &format!(
                     "{}?requestId={}",
                     self.located(&format!("sessions/{session_id}")),
-                    random_suffix(32)
+                    bigflow_core::names::random_hex(32)
                 ),
                 None,
             )

@@ -42,6 +42,18 @@ pub fn peers_present(missing: &[String]) -> bool {
     false
 }
 
+/// The Python of the apache-beam 2.77.0 venv `scripts/test` installs, or
+/// `None` after the missing-peer rule ([`peers_present`]).
+pub fn beam_python() -> Option<PathBuf> {
+    let python = peers_dir().join("apache-beam-2.77.0/bin/python");
+    let missing: Vec<String> = if python.is_file() {
+        Vec::new()
+    } else {
+        vec![format!("apache-beam 2.77.0 ({})", python.display())]
+    };
+    peers_present(&missing).then_some(python)
+}
+
 /// The commands of `tools` that cannot be started.
 pub fn missing_commands(tools: &[&str]) -> Vec<String> {
     tools

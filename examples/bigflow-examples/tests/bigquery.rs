@@ -26,6 +26,16 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `sql` run directly on the emulator (billing `project`), as a text table.
+fn on_emulator(emulator: &bigflow_testkit::BigQueryEmulator, project: &str, sql: &str) -> String {
+    use bigflow::bigquery::{AuthMethod, Backend, BigQueryBackend, QueryContext};
+    let backend =
+        BigQueryBackend::connect(project, Some(&emulator.endpoint), None, &AuthMethod::None)
+            .unwrap();
+    let result = backend.execute(sql, &QueryContext::default()).unwrap();
+    bigflow::bigquery::format::Table(&result).to_string()
+}
+
 const POLISH: &str =
     "SELECT port_name FROM `my-project-dev.internationalports.polish_ports` ORDER BY port_name";
 
@@ -116,7 +126,6 @@ fn internationalports_then_warehouse_query_returns_gdansk_and_gdynia() {
 
 #[test]
 fn internationalports_runs_on_the_emulator_by_switching_the_config() {
-    use bigflow::bigquery::{AuthMethod, Backend, BigQueryBackend, QueryContext};
     let Some(emulator) = bigflow_testkit::BigQueryEmulator::start() else {
         return;
     };
@@ -131,20 +140,11 @@ fn internationalports_runs_on_the_emulator_by_switching_the_config() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     // The jobs ran on the emulator, not on the local warehouse.
     assert!(!dir.path().join(".bigflow/warehouse").exists());
-    let backend = BigQueryBackend::connect(
+    let text = on_emulator(
+        &emulator,
         "my-project-dev",
-        Some(&emulator.endpoint),
-        None,
-        &AuthMethod::None,
-    )
-    .unwrap();
-    let result = backend
-        .execute(
-            "SELECT port_name FROM `my-project-dev.internationalports.ports` WHERE country = 'POL' ORDER BY 1",
-            &QueryContext::default(),
-        )
-        .unwrap();
-    let text = bigflow::bigquery::format::Table(&result).to_string();
+        "SELECT port_name FROM `my-project-dev.internationalports.ports` WHERE country = 'POL' ORDER BY 1",
+    );
     assert!(text.contains("GDANSK") && text.contains("GDYNIA"), "{text}");
     // polish_ports stays empty there: bqemulator 1.4 does not write a query
     // job's result into its destination table (see docs/bigquery.md).
@@ -152,7 +152,6 @@ fn internationalports_runs_on_the_emulator_by_switching_the_config() {
 
 #[test]
 fn prod_runs_on_bigquery_never_on_local_files() {
-    use bigflow::bigquery::{AuthMethod, Backend, BigQueryBackend, QueryContext};
     // The engines are visible before anything runs.
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = run(dir.path(), &["config", "-w", "internationalports"]);
@@ -180,20 +179,11 @@ fn prod_runs_on_bigquery_never_on_local_files() {
         !dir.path().join(".bigflow").exists(),
         "prod wrote local files"
     );
-    let backend = BigQueryBackend::connect(
+    let text = on_emulator(
+        &emulator,
         "my-project-prod",
-        Some(&emulator.endpoint),
-        None,
-        &AuthMethod::None,
-    )
-    .unwrap();
-    let result = backend
-        .execute(
-            "SELECT COUNT(*) AS n FROM `my-project-prod.internationalports.ports`",
-            &QueryContext::default(),
-        )
-        .unwrap();
-    let text = bigflow::bigquery::format::Table(&result).to_string();
+        "SELECT COUNT(*) AS n FROM `my-project-prod.internationalports.ports`",
+    );
     assert!(text.contains("| 4 "), "{text}");
 }
 

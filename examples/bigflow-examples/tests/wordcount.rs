@@ -54,14 +54,9 @@ fn wordcount_writes_the_same_counts_as_beam_python() {
         "only the finished shard is left"
     );
 
-    let python = bigflow_testkit::peers_dir().join("apache-beam-2.77.0/bin/python");
-    if !bigflow_testkit::peers_present(&if python.exists() {
-        vec![]
-    } else {
-        vec![format!("apache-beam 2.77.0 ({})", python.display())]
-    }) {
+    let Some(python) = bigflow_testkit::beam_python() else {
         return;
-    }
+    };
     let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/wordcount.txt");
     let py_out = work.path().join("python");
     let status = Command::new(&python)
