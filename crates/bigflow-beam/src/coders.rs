@@ -62,6 +62,114 @@ pub trait Coded: Sized {
         }
         Ok(v)
     }
+
+    /// Whether this is one of Beam's standard coders, whose bytes runners
+    /// understand (default: no; such coders travel length-prefixed).
+    fn is_standard() -> bool {
+        false
+    }
+
+    /// The coder as a Runner API pipeline declares it: URN and components.
+    /// A coder that is not standard is declared as `length_prefix` of its
+    /// own URN, so a runner can move its bytes without knowing them.
+    fn coder_spec() -> CoderSpec {
+        if Self::is_standard() {
+            CoderSpec::leaf(Self::urn())
+        } else {
+            CoderSpec::length_prefixed(CoderSpec::leaf(Self::urn()))
+        }
+    }
+
+    /// Whether equal values always have equal encodings, as the keys of a
+    /// `GroupByKey` must (default: yes).
+    fn is_deterministic() -> bool {
+        true
+    }
+
+    /// Whether the wire form ([`Coded::encode_wire`]) equals the nested encoding.
+    fn wire_is_nested() -> bool {
+        Self::is_standard()
+    }
+
+    /// Appends the encoding [`Coded::coder_spec`] describes: the nested
+    /// encoding, with a length prefix for coders that are not standard.
+    fn encode_wire(&self, out: &mut Vec<u8>) {
+        if Self::is_standard() {
+            self.encode(out)
+        } else {
+            let mut inner = Vec::new();
+            self.encode(&mut inner);
+            write_varint(out, inner.len() as u64);
+            out.extend_from_slice(&inner);
+        }
+    }
+
+    /// Reads what [`Coded::encode_wire`] wrote.
+    fn decode_wire(input: &mut &[u8]) -> Result<Self, CoderError> {
+        if Self::is_standard() {
+            Self::decode(input)
+        } else {
+            let n = read_len(input)?;
+            decode_nested(take(input, n)?)
+        }
+    }
+}
+
+/// A coder as the Runner API describes it: a URN and component coders.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoderSpec {
+    /// The coder's URN.
+    pub urn: String,
+    /// Its component coders (a KV's key and value, an iterable's element).
+    pub components: Vec<CoderSpec>,
+}
+
+impl CoderSpec {
+    /// `beam:coder:length_prefix:v1`.
+    pub const LENGTH_PREFIX: &'static str = "beam:coder:length_prefix:v1";
+
+    /// A coder without components.
+    pub fn leaf(urn: impl Into<String>) -> CoderSpec {
+        CoderSpec {
+            urn: urn.into(),
+            components: Vec::new(),
+        }
+    }
+
+    /// A coder with components.
+    pub fn with(urn: impl Into<String>, components: Vec<CoderSpec>) -> CoderSpec {
+        CoderSpec {
+            urn: urn.into(),
+            components,
+        }
+    }
+
+    /// `inner`, length-prefixed.
+    pub fn length_prefixed(inner: CoderSpec) -> CoderSpec {
+        CoderSpec::with(Self::LENGTH_PREFIX, vec![inner])
+    }
+}
+
+impl fmt::Display for CoderSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = self
+            .urn
+            .strip_prefix("beam:coder:")
+            .unwrap_or(&self.urn)
+            .trim_end_matches(":v1");
+        write!(f, "{short}")?;
+        if !self.components.is_empty() {
+            write!(f, "(")?;
+            for (i, c) in self.components.iter().enumerate() {
+                if i > 0 {
+                    write!(f, ", ")?;
+                }
+                write!(f, "{c}")?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
 }
 
 /// Decodes a whole nested encoding (no bytes may be left over).
@@ -131,6 +239,9 @@ impl Coded for Bytes {
     fn urn() -> String {
         "beam:coder:bytes:v1".into()
     }
+    fn is_standard() -> bool {
+        true
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         write_varint(out, self.0.len() as u64);
         out.extend_from_slice(&self.0);
@@ -150,6 +261,9 @@ impl Coded for Bytes {
 impl Coded for String {
     fn urn() -> String {
         "beam:coder:string_utf8:v1".into()
+    }
+    fn is_standard() -> bool {
+        true
     }
     fn encode(&self, out: &mut Vec<u8>) {
         write_varint(out, self.len() as u64);
@@ -173,6 +287,9 @@ macro_rules! varint_coder {
             fn urn() -> String {
                 "beam:coder:varint:v1".into()
             }
+            fn is_standard() -> bool {
+                true
+            }
             fn encode(&self, out: &mut Vec<u8>) {
                 // Beam's VarIntCoder writes the two's complement as unsigned.
                 write_varint(out, *self as i64 as u64);
@@ -190,6 +307,9 @@ impl Coded for bool {
     fn urn() -> String {
         "beam:coder:bool:v1".into()
     }
+    fn is_standard() -> bool {
+        true
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(u8::from(*self));
     }
@@ -205,6 +325,14 @@ impl Coded for bool {
 impl Coded for f64 {
     fn urn() -> String {
         "beam:coder:double:v1".into()
+    }
+    fn is_standard() -> bool {
+        true
+    }
+    /// Equal numbers may encode differently (`0.0` and `-0.0`, NaNs), as
+    /// in Beam's Java SDK.
+    fn is_deterministic() -> bool {
+        false
     }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_bits().to_be_bytes());
@@ -232,6 +360,26 @@ impl<K: Coded, V: Coded> Coded for (K, V) {
     fn urn() -> String {
         "beam:coder:kv:v1".into()
     }
+    fn is_standard() -> bool {
+        true
+    }
+    fn coder_spec() -> CoderSpec {
+        CoderSpec::with(Self::urn(), vec![K::coder_spec(), V::coder_spec()])
+    }
+    fn is_deterministic() -> bool {
+        K::is_deterministic() && V::is_deterministic()
+    }
+    fn wire_is_nested() -> bool {
+        K::wire_is_nested() && V::wire_is_nested()
+    }
+    fn encode_wire(&self, out: &mut Vec<u8>) {
+        self.0.encode_wire(out);
+        self.1.encode_wire(out);
+    }
+    fn decode_wire(input: &mut &[u8]) -> Result<Self, CoderError> {
+        let k = K::decode_wire(input)?;
+        Ok((k, V::decode_wire(input)?))
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         self.0.encode(out);
         self.1.encode(out);
@@ -256,6 +404,27 @@ impl<T: Coded> Coded for Vec<T> {
     fn urn() -> String {
         "beam:coder:iterable:v1".into()
     }
+    fn is_standard() -> bool {
+        true
+    }
+    fn coder_spec() -> CoderSpec {
+        CoderSpec::with(Self::urn(), vec![T::coder_spec()])
+    }
+    fn is_deterministic() -> bool {
+        T::is_deterministic()
+    }
+    fn wire_is_nested() -> bool {
+        T::wire_is_nested()
+    }
+    fn encode_wire(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.len() as i32).to_be_bytes());
+        for x in self {
+            x.encode_wire(out);
+        }
+    }
+    fn decode_wire(input: &mut &[u8]) -> Result<Self, CoderError> {
+        decode_iterable(input, T::decode_wire)
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.len() as i32).to_be_bytes());
         for x in self {
@@ -263,24 +432,32 @@ impl<T: Coded> Coded for Vec<T> {
         }
     }
     fn decode(input: &mut &[u8]) -> Result<Self, CoderError> {
-        let b = take(input, 4)?;
-        let n = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        let mut v = Vec::new();
-        if n >= 0 {
-            for _ in 0..n {
-                v.push(T::decode(input)?);
-            }
+        decode_iterable(input, T::decode)
+    }
+}
+
+/// Reads Beam's iterable: a 4-byte count, or -1 and blocks of (varint
+/// count, elements) ended by an empty block.
+fn decode_iterable<T>(
+    input: &mut &[u8],
+    element: impl Fn(&mut &[u8]) -> Result<T, CoderError>,
+) -> Result<Vec<T>, CoderError> {
+    let b = take(input, 4)?;
+    let n = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let mut v = Vec::new();
+    if n >= 0 {
+        for _ in 0..n {
+            v.push(element(input)?);
+        }
+        return Ok(v);
+    }
+    loop {
+        let block = read_varint(input)?;
+        if block == 0 {
             return Ok(v);
         }
-        // Unknown length: blocks of (varint count, elements), ended by 0.
-        loop {
-            let block = read_varint(input)?;
-            if block == 0 {
-                return Ok(v);
-            }
-            for _ in 0..block {
-                v.push(T::decode(input)?);
-            }
+        for _ in 0..block {
+            v.push(element(input)?);
         }
     }
 }
@@ -288,6 +465,34 @@ impl<T: Coded> Coded for Vec<T> {
 impl<T: Coded> Coded for Option<T> {
     fn urn() -> String {
         "beam:coder:nullable:v1".into()
+    }
+    fn is_standard() -> bool {
+        true
+    }
+    fn coder_spec() -> CoderSpec {
+        CoderSpec::with(Self::urn(), vec![T::coder_spec()])
+    }
+    fn is_deterministic() -> bool {
+        T::is_deterministic()
+    }
+    fn wire_is_nested() -> bool {
+        T::wire_is_nested()
+    }
+    fn encode_wire(&self, out: &mut Vec<u8>) {
+        match self {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                v.encode_wire(out);
+            }
+        }
+    }
+    fn decode_wire(input: &mut &[u8]) -> Result<Self, CoderError> {
+        match take(input, 1)?[0] {
+            0 => Ok(None),
+            1 => Ok(Some(T::decode_wire(input)?)),
+            b => err(format!("nullable marker {b}")),
+        }
     }
     fn encode(&self, out: &mut Vec<u8>) {
         match self {

@@ -8,14 +8,15 @@
 
 use std::marker::PhantomData;
 
+use crate::coders::Coded;
 use crate::graph::Element;
 
 /// An associative, commutative aggregation.
 pub trait CombineFn: Clone + Send + Sync + 'static {
     /// What is combined.
     type In: Element;
-    /// The partial result.
-    type Acc: Send + 'static;
+    /// The partial result; a remote runner moves it between workers with its coder.
+    type Acc: Coded + Clone + Send + 'static;
     /// The result.
     type Out: Element;
 

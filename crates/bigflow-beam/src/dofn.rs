@@ -82,7 +82,7 @@ impl<T: Element> TupleTag<T> {
     pub(crate) fn spec(&self) -> TagSpec {
         TagSpec {
             id: self.id.clone(),
-            coder: T::urn(),
+            codec: crate::worker_ops::codec::<T>(),
             make: Arc::new(|env: &Env, node: usize| {
                 Ok(Box::new(Tagged::<T>(env.output::<T>(node)?)) as Box<dyn TaggedOut>)
             }),
@@ -96,7 +96,7 @@ type TagMaker = Arc<dyn Fn(&Env, usize) -> Result<Box<dyn TaggedOut>> + Send + S
 #[derive(Clone)]
 pub struct TagSpec {
     pub(crate) id: String,
-    pub(crate) coder: String,
+    pub(crate) codec: Arc<dyn crate::worker_ops::NodeCodec>,
     pub(crate) make: TagMaker,
 }
 

@@ -19,7 +19,7 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::coders::Coded;
 use crate::metrics::Metrics;
-use crate::window::WindowedValue;
+use crate::window::{WindowFn, WindowedValue};
 
 /// What a `PCollection` may hold: coded, cloneable, printable, thread-safe.
 pub trait Element: Coded + Clone + fmt::Debug + Send + Sync + 'static {}
@@ -44,6 +44,33 @@ pub(crate) trait RootOp: Send + Sync {
 type StateInit = Arc<dyn Fn(&RunConfig) -> Result<Arc<dyn Any + Send + Sync>> + Send + Sync>;
 type Check = Arc<dyn Fn(&Env) -> Result<()> + Send + Sync>;
 
+/// What a node is in the Beam model: how a remote runner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Primitive {
+    /// A source (Create, ReadFromText): Impulse, then a DoFn that reads.
+    Source,
+    /// Element-wise user code (Map, FlatMap, Filter, ParDo, WithTimestamps, WindowInto).
+    ParDo,
+    /// An additional output of a ParDo: a collection, not a transform.
+    TaggedOutput,
+    /// Beam's GroupByKey, executed by the runner.
+    GroupByKey,
+    /// Beam's Flatten.
+    Flatten,
+    /// Beam's CombinePerKey composite, which runners lift.
+    CombinePerKey,
+    /// A side-input view: readers get its input through the State API.
+    View,
+    /// Only for the DirectRunner's scheduling: its output is its input.
+    Identity,
+    /// Beam's Reshuffle.
+    Reshuffle,
+    /// A file sink: shards written by workers, then renamed into place.
+    WriteFiles,
+    /// A check of a test pipeline (`assert_that`).
+    Assert,
+}
+
 /// One transform's output and how to run it.
 pub(crate) struct Node {
     pub label: String,
@@ -51,8 +78,18 @@ pub(crate) struct Node {
     pub inputs: Vec<usize>,
     /// Nodes fed by this node's output (consumers and tagged outputs).
     pub children: Vec<usize>,
-    /// `Maker<T>` for each consumer, `T` this node's output type.
-    pub consumers: Vec<Box<dyn Any + Send + Sync>>,
+    /// `(consumer node, Maker<T>)` for each consumer, `T` this node's output type.
+    pub consumers: Vec<(usize, Box<dyn Any + Send + Sync>)>,
+    /// What the node is to a remote runner.
+    pub primitive: Primitive,
+    /// The output's element type, for remote runners.
+    pub codec: Arc<dyn crate::worker_ops::NodeCodec>,
+    /// The lifted phases of a `combine_per_key`.
+    pub combine: Option<Arc<dyn crate::worker_ops::LiftedCombine>>,
+    /// How the output is windowed.
+    pub windowing: WindowFn,
+    /// The shard writer of a file sink.
+    pub writer: Option<Arc<crate::io::ShardWriter>>,
     /// Whether what flows into this node stops here (shuffle, view, sink).
     pub barrier: bool,
     pub root: Option<Arc<dyn RootOp>>,
@@ -64,7 +101,6 @@ pub(crate) struct Node {
     pub materialize: Option<crate::side::Materialize>,
     /// Description for [`crate::Pipeline::plan`].
     pub spec: serde_json::Value,
-    pub coder: String,
 }
 
 /// The transforms of a pipeline.
@@ -79,7 +115,7 @@ impl Graph {
     pub fn add_consumer<T: Element>(&mut self, producer: usize, consumer: usize, maker: Maker<T>) {
         let node = &mut self.nodes[producer];
         node.children.push(consumer);
-        node.consumers.push(Box::new(maker));
+        node.consumers.push((consumer, Box::new(maker)));
     }
 }
 
@@ -156,6 +192,26 @@ pub(crate) struct RunState {
 pub(crate) struct Env<'a> {
     pub graph: &'a Graph,
     pub run: &'a RunState,
+    /// In an SDK worker: the part of the graph one bundle runs.
+    pub stage: Option<&'a dyn StageWiring>,
+}
+
+/// How an SDK worker's bundle connects the graph's receivers: which
+/// consumers run here, what replaces the others, and where collections
+/// leave the stage.
+pub(crate) trait StageWiring: Send + Sync {
+    /// For `consumer` of `node`: `None` to leave it out of this bundle,
+    /// `Some(None)` to run its own maker, `Some(Some(r))` to use `r`
+    /// (a `Box<dyn Receiver<T>>` boxed as `Any`) instead.
+    fn consumer(
+        &self,
+        env: &Env,
+        node: usize,
+        consumer: usize,
+    ) -> Result<Option<Option<Box<dyn Any + Send>>>>;
+    /// Receivers (`Box<dyn Receiver<T>>` as `Any`) that take `node`'s
+    /// output out of the stage.
+    fn outputs(&self, env: &Env, node: usize) -> Result<Vec<Box<dyn Any + Send>>>;
 }
 
 impl Env<'_> {
@@ -163,11 +219,28 @@ impl Env<'_> {
     pub fn output<T: Element>(&self, node: usize) -> Result<Box<dyn Receiver<T>>> {
         let n = &self.graph.nodes[node];
         let mut receivers = Vec::with_capacity(n.consumers.len());
-        for c in &n.consumers {
+        let typed = |r: Box<dyn Any + Send>| -> Result<Box<dyn Receiver<T>>> {
+            r.downcast::<Box<dyn Receiver<T>>>()
+                .map(|b| *b)
+                .map_err(|_| anyhow!("internal: a receiver of '{}' has another type", n.label))
+        };
+        for (consumer, c) in &n.consumers {
             let maker = c
                 .downcast_ref::<Maker<T>>()
                 .ok_or_else(|| anyhow!("internal: consumer of '{}' has another type", n.label))?;
-            receivers.push(maker(self)?);
+            match self.stage {
+                None => receivers.push(maker(self)?),
+                Some(stage) => match stage.consumer(self, node, *consumer)? {
+                    None => {}
+                    Some(None) => receivers.push(maker(self)?),
+                    Some(Some(r)) => receivers.push(typed(r)?),
+                },
+            }
+        }
+        if let Some(stage) = self.stage {
+            for r in stage.outputs(self, node)? {
+                receivers.push(typed(r)?);
+            }
         }
         Ok(match receivers.len() {
             0 => Box::new(Discard),

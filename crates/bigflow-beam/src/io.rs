@@ -235,13 +235,16 @@ impl Pipeline {
             label,
             "ReadFromText",
             &[],
-            <String as crate::coders::Coded>::urn(),
+            crate::worker_ops::codec::<String>(),
             spec,
         );
-        self.graph.borrow_mut().nodes[node].root = Some(Arc::new(TextRoot {
+        let mut g = self.graph.borrow_mut();
+        g.nodes[node].primitive = crate::graph::Primitive::Source;
+        g.nodes[node].root = Some(Arc::new(TextRoot {
             label: label.to_string(),
             read,
         }));
+        drop(g);
         self.collection(node)
     }
 
@@ -366,17 +369,39 @@ pub(crate) enum ShardFormat {
 }
 
 struct WriteRoot {
-    label: String,
-    write: WriteText,
+    writer: Arc<ShardWriter>,
+}
+
+/// Writes the shards of a file sink: on the DirectRunner from its shuffle,
+/// on a remote runner's workers one group at a time.
+pub(crate) struct ShardWriter {
+    pub label: String,
+    pub write: WriteText,
     format: ShardFormat,
 }
 
-impl WriteRoot {
-    fn write_shard(
+impl ShardWriter {
+    /// The shard a line goes to.
+    #[cfg_attr(not(feature = "portable"), allow(dead_code))]
+    pub fn shard_of(&self, line: &[u8]) -> usize {
+        partition_of(line, self.write.num_shards)
+    }
+
+    /// The directory the shards are written in.
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(self.write.shard_name(0))
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Writes shard `shard` to `path` from `next` (lines in order).
+    pub fn write_shard(
         &self,
-        shuffle: &Shuffle,
         shard: usize,
         path: &Path,
+        next: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
         control: &RunControl,
     ) -> Result<()> {
         let file = File::create(path).with_context(|| {
@@ -390,18 +415,18 @@ impl WriteRoot {
             ShardFormat::Text => {}
             #[cfg(feature = "parquet")]
             ShardFormat::Parquet(schema) => {
-                let mut merged = shuffle.drain(shard)?;
                 let shard_name = self.write.shard_name(shard);
                 return crate::parquet_io::write_shard(
                     &self.label,
                     &shard_name,
                     file,
                     schema.clone(),
-                    || Ok(merged.next_record()?.map(|(line, _)| line)),
+                    next,
                     control,
                 );
             }
         }
+        let _ = shard;
         let w = BufWriter::with_capacity(1 << 20, file);
         let mut w: Box<dyn Write> = if self.write.gzip {
             Box::new(flate2::write::GzEncoder::new(
@@ -411,9 +436,8 @@ impl WriteRoot {
         } else {
             Box::new(w)
         };
-        let mut merged = shuffle.drain(shard)?;
         let mut n = 0u64;
-        while let Some((line, _)) = merged.next_record()? {
+        while let Some(line) = next()? {
             n += 1;
             if n.is_multiple_of(128) {
                 control.check()?;
@@ -431,23 +455,55 @@ impl WriteRoot {
         drop(w);
         Ok(())
     }
+
+    /// Moves complete temporary shards into place; nothing moves unless
+    /// every shard is there.
+    pub fn finalize(&self, temps: &[(usize, PathBuf)]) -> Result<Vec<String>> {
+        let n = self.write.num_shards;
+        let mut by_shard: Vec<Option<&PathBuf>> = vec![None; n];
+        for (i, p) in temps {
+            match by_shard.get_mut(*i) {
+                Some(slot) => *slot = Some(p),
+                None => anyhow::bail!(
+                    "transform '{}': shard {i} is not one of the {n} shards",
+                    self.label
+                ),
+            }
+        }
+        let missing: Vec<usize> = (0..n).filter(|i| by_shard[*i].is_none()).collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "transform '{}': shards {missing:?} of {n} were not written; no output was moved into place",
+                self.label
+            );
+        }
+        let mut names = Vec::with_capacity(n);
+        for (i, t) in by_shard.into_iter().enumerate() {
+            let t = t.expect("checked above");
+            let f = PathBuf::from(self.write.shard_name(i));
+            std::fs::rename(t, &f).with_context(|| {
+                format!(
+                    "transform '{}': cannot move {} to {}",
+                    self.label,
+                    t.display(),
+                    f.display()
+                )
+            })?;
+            names.push(f.display().to_string());
+        }
+        Ok(names)
+    }
 }
 
 impl RootOp for WriteRoot {
     fn run(&self, node: usize, env: &Env) -> Result<()> {
+        let w = &self.writer;
         let shuffle = env.state::<Shuffle>(node)?;
-        let finals: Vec<PathBuf> = (0..self.write.num_shards)
-            .map(|i| PathBuf::from(self.write.shard_name(i)))
-            .collect();
-        let dir = finals[0]
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = w.dir();
         std::fs::create_dir_all(&dir).with_context(|| {
             format!(
                 "transform '{}': cannot create directory {}",
-                self.label,
+                w.label,
                 dir.display()
             )
         })?;
@@ -457,15 +513,15 @@ impl RootOp for WriteRoot {
             .with_context(|| {
                 format!(
                     "transform '{}': cannot create a temporary directory in {}",
-                    self.label,
+                    w.label,
                     dir.display()
                 )
             })?;
-        let temps: Vec<PathBuf> = (0..finals.len())
+        let temps: Vec<PathBuf> = (0..w.write.num_shards)
             .map(|i| tmp.path().join(format!("shard-{i}")))
             .collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let workers = env.run.config.workers.clamp(1, finals.len());
+        let workers = env.run.config.workers.clamp(1, temps.len());
         let results: Vec<Result<()>> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..workers)
                 .map(|_| {
@@ -475,7 +531,9 @@ impl RootOp for WriteRoot {
                             if i >= temps.len() {
                                 return Ok(());
                             }
-                            self.write_shard(&shuffle, i, &temps[i], &env.run.control)?;
+                            let mut merged = shuffle.drain(i)?;
+                            let mut lines = || Ok(merged.next_record()?.map(|(line, _)| line));
+                            w.write_shard(i, &temps[i], &mut lines, &env.run.control)?;
                         }
                     })
                 })
@@ -491,21 +549,9 @@ impl RootOp for WriteRoot {
             r?;
         }
         // Every shard is complete: move them into place.
-        for (t, f) in temps.iter().zip(&finals) {
-            std::fs::rename(t, f).with_context(|| {
-                format!(
-                    "transform '{}': cannot move {} to {}",
-                    self.label,
-                    t.display(),
-                    f.display()
-                )
-            })?;
-        }
+        let finals = w.finalize(&temps.into_iter().enumerate().collect::<Vec<_>>())?;
         drop(tmp);
-        let names = finals
-            .iter()
-            .map(|f| WindowedValue::global(f.display().to_string()))
-            .collect();
+        let names = finals.into_iter().map(WindowedValue::global).collect();
         run_bundles::<String>(node, env, vec_bundles(names, 1))
     }
 }
@@ -545,7 +591,7 @@ impl PCollection<String> {
             label,
             urn,
             &[self.node],
-            <String as crate::coders::Coded>::urn(),
+            crate::worker_ops::codec::<String>(),
             spec,
         );
         let maker: Maker<String> = Arc::new(move |env| {
@@ -563,11 +609,14 @@ impl PCollection<String> {
         g.add_consumer(self.node, node, maker);
         let n = &mut g.nodes[node];
         n.barrier = true;
-        n.root = Some(Arc::new(WriteRoot {
+        n.primitive = crate::graph::Primitive::WriteFiles;
+        let writer = Arc::new(ShardWriter {
             label: l.clone(),
             write,
             format,
-        }));
+        });
+        n.writer = Some(writer.clone());
+        n.root = Some(Arc::new(WriteRoot { writer }));
         n.init_state = Some(Arc::new(move |cfg| {
             Ok(Arc::new(Shuffle::new(
                 &l,

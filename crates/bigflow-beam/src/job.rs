@@ -171,7 +171,16 @@ impl BeamJob {
 
     /// Builds and runs the pipeline for `ctx`; the result has its metrics.
     pub fn run_pipeline(&self, ctx: &JobContext) -> Result<PipelineResult> {
-        let options = self.options_for(ctx)?;
+        let mut options = self.options_for(ctx)?;
+        // What a worker process needs to rebuild this pipeline.
+        for (k, v) in [
+            ("bigflow_job_id", &self.id),
+            ("bigflow_workflow_id", &ctx.workflow_id),
+            ("bigflow_runtime", &ctx.runtime_str),
+            ("bigflow_env", &ctx.env),
+        ] {
+            options.extra.insert(k.to_string(), v.clone());
+        }
         // Fail before building anything when the runner cannot run here.
         crate::runner::runner_for(&options).map_err(|e| anyhow!("job {}: {e}", self.id))?;
         let mut pipeline = Pipeline::new(options);

@@ -36,6 +36,7 @@ pub mod side;
 pub mod testing;
 pub mod window;
 pub mod wire;
+mod worker_ops;
 
 pub use coders::{Bytes, Coded};
 pub use combiners::{CombineFn, Count, Max, Mean, Min, Sum, Top};

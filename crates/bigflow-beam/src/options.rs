@@ -121,6 +121,21 @@ pub struct DirectOptions {
     pub temp_dir: Option<String>,
 }
 
+/// Beam's `PortableOptions`: where the job service is and how workers start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortableOptions {
+    /// The Beam job service, `host:port` (`--job_endpoint`).
+    pub job_endpoint: Option<String>,
+    /// How SDK workers start (`--environment_type`): `LOOPBACK` (threads of
+    /// the submitting process), `PROCESS` (processes of this binary, started
+    /// by a worker pool the submitter serves; the default for a project's
+    /// jobs) or `EXTERNAL` (a worker pool at `--environment_config`, e.g.
+    /// Beam's `worker_pool_main --container_executable=<this binary>`).
+    pub environment_type: Option<String>,
+    /// The worker pool's `host:port` for `EXTERNAL`.
+    pub environment_config: Option<String>,
+}
+
 /// All options of a pipeline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PipelineOptions {
@@ -134,6 +149,8 @@ pub struct PipelineOptions {
     pub setup: SetupOptions,
     /// DirectRunner settings.
     pub direct: DirectOptions,
+    /// PortableRunner settings.
+    pub portable: PortableOptions,
     /// Options this crate does not know, for the pipeline's own use.
     pub extra: BTreeMap<String, String>,
 }
@@ -214,7 +231,7 @@ impl PipelineOptions {
             "network" => self.worker.network = s(),
             "subnetwork" => self.worker.subnetwork = s(),
             "runner" => {
-                let known = ["DirectRunner", "DataflowRunner"];
+                let known = ["DirectRunner", "PortableRunner", "DataflowRunner"];
                 if !known.contains(&value) {
                     return Err(bad(
                         key,
@@ -239,6 +256,18 @@ impl PipelineOptions {
                 self.direct.memory_budget_mb = Some(parse_num(key, value)?)
             }
             "direct_temp_dir" => self.direct.temp_dir = s(),
+            "job_endpoint" => self.portable.job_endpoint = s(),
+            "environment_type" => {
+                let v = value.trim().to_ascii_uppercase();
+                if !["LOOPBACK", "PROCESS", "EXTERNAL"].contains(&v.as_str()) {
+                    return Err(bad(
+                        key,
+                        format!("'{value}' is not LOOPBACK, PROCESS or EXTERNAL"),
+                    ));
+                }
+                self.portable.environment_type = Some(v);
+            }
+            "environment_config" => self.portable.environment_config = s(),
             "" => return Err(bad(key, "empty option name")),
             other => {
                 self.extra.insert(other.to_string(), value.to_string());
@@ -336,6 +365,33 @@ impl PipelineOptions {
         if self.worker.max_num_workers == Some(0) {
             return Err(bad("max_num_workers", "must be at least 1"));
         }
+        if self.standard.runner == "PortableRunner" {
+            if self
+                .portable
+                .job_endpoint
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
+                return Err(bad(
+                    "job_endpoint",
+                    "PortableRunner needs the Beam job service's host:port (e.g. --job_endpoint=localhost:8099)",
+                ));
+            }
+            if self.portable.environment_type.as_deref() == Some("EXTERNAL")
+                && self
+                    .portable
+                    .environment_config
+                    .as_deref()
+                    .unwrap_or("")
+                    .is_empty()
+            {
+                return Err(bad(
+                    "environment_config",
+                    "--environment_type=EXTERNAL needs the worker pool's host:port here",
+                ));
+            }
+        }
         if self.is_dataflow() {
             if gc.project.as_deref().unwrap_or("").is_empty() {
                 return Err(bad(
@@ -399,6 +455,12 @@ impl PipelineOptions {
             self.direct.memory_budget_mb.map(|v| v.to_string()),
         );
         put("direct_temp_dir", self.direct.temp_dir.clone());
+        put("job_endpoint", self.portable.job_endpoint.clone());
+        put("environment_type", self.portable.environment_type.clone());
+        put(
+            "environment_config",
+            self.portable.environment_config.clone(),
+        );
         for (k, v) in &self.extra {
             m.insert(k.clone(), v.clone());
         }

@@ -124,13 +124,16 @@ impl Pipeline {
             &read,
             "ReadFromParquet",
             &[],
-            <String as crate::coders::Coded>::urn(),
+            crate::worker_ops::codec::<String>(),
             serde_json::json!({ "pattern": pattern }),
         );
-        self.graph.borrow_mut().nodes[node].root = Some(Arc::new(ParquetRoot {
+        let mut g = self.graph.borrow_mut();
+        g.nodes[node].primitive = crate::graph::Primitive::Source;
+        g.nodes[node].root = Some(Arc::new(ParquetRoot {
             label: read,
             pattern,
         }));
+        drop(g);
         self.collection::<String>(node).try_map(label, |row| {
             serde_json::from_str::<T>(row).map_err(|e| anyhow!("a row does not fit this type: {e}"))
         })

@@ -29,7 +29,7 @@ use crate::coders::{Coded, CoderError, decode_nested, encode_to_vec};
 use crate::combiners::{CombineFn, Count};
 use crate::dofn::{DoFn, ElementFn, FilterOp, MapOp, ParDoOp, RewindowOp, TagSpec, TupleTag};
 use crate::graph::{
-    Bundle, Element, Env, Graph, Maker, Node, Receiver, RootOp, RunControl, run_bundles,
+    Bundle, Element, Env, Graph, Maker, Node, Primitive, Receiver, RootOp, RunControl, run_bundles,
     vec_bundles,
 };
 use crate::metrics::LocalMetrics;
@@ -38,6 +38,7 @@ use crate::runner::PipelineResult;
 use crate::shuffle::{Record, Shuffle, partition_of};
 use crate::side::{self, CollectSink, Collected, IterableView, MapView, SingletonView};
 use crate::window::{Timestamp, Window, WindowFn, WindowedValue};
+use crate::worker_ops::{NodeCodec, codec};
 
 /// A pipeline under construction.
 pub struct Pipeline {
@@ -80,10 +81,14 @@ pub(crate) fn add_node(
     label: &str,
     kind: &'static str,
     inputs: &[usize],
-    coder: String,
+    codec: Arc<dyn NodeCodec>,
     spec: serde_json::Value,
 ) -> usize {
     let mut g = graph.borrow_mut();
+    let windowing = inputs
+        .first()
+        .map(|i| g.nodes[*i].windowing)
+        .unwrap_or(WindowFn::Global);
     if label.is_empty() {
         g.errors.push(format!(
             "a {kind} transform has an empty label; give every transform a unique label"
@@ -106,7 +111,11 @@ pub(crate) fn add_node(
         check: None,
         materialize: None,
         spec,
-        coder,
+        primitive: Primitive::ParDo,
+        codec,
+        combine: None,
+        windowing,
+        writer: None,
     });
     g.nodes.len() - 1
 }
@@ -171,9 +180,12 @@ impl Pipeline {
         values: Vec<WindowedValue<T>>,
     ) -> PCollection<T> {
         let spec = serde_json::json!({"count": values.len()});
-        let node = add_node(&self.graph, label, "Create", &[], T::urn(), spec);
+        let node = add_node(&self.graph, label, "Create", &[], codec::<T>(), spec);
         let values = Arc::new(values);
-        self.graph.borrow_mut().nodes[node].root = Some(Arc::new(CreateRoot(values)));
+        let mut g = self.graph.borrow_mut();
+        g.nodes[node].primitive = Primitive::Source;
+        g.nodes[node].root = Some(Arc::new(CreateRoot(values)));
+        drop(g);
         self.collection(node)
     }
 
@@ -190,7 +202,7 @@ impl Pipeline {
                     "kind": n.kind,
                     "inputs": n.inputs.iter().map(|i| g.nodes[*i].label.clone()).collect::<Vec<_>>(),
                     "side_inputs": n.views.iter().map(|i| g.nodes[*i].label.clone()).collect::<Vec<_>>(),
-                    "coder": n.coder,
+                    "coder": n.codec.coder().to_string(),
                     "spec": n.spec,
                 })
             })
@@ -205,6 +217,10 @@ impl Pipeline {
 
     /// Runs with a cancellation flag and deadline.
     pub fn run_with(self, control: RunControl) -> Result<PipelineResult> {
+        if crate::runner::capture::active() {
+            crate::runner::capture::keep(self);
+            return Ok(PipelineResult::default());
+        }
         crate::runner::runner_for(&self.options)?.run(self, control)
     }
 }
@@ -286,7 +302,7 @@ impl<T: Element> PCollection<T> {
         spec: serde_json::Value,
         make: impl Fn(&Env, usize) -> Result<Box<dyn Receiver<T>>> + Send + Sync + 'static,
     ) -> PCollection<U> {
-        let node = add_node(&self.graph, label, kind, &[self.node], U::urn(), spec);
+        let node = add_node(&self.graph, label, kind, &[self.node], codec::<U>(), spec);
         let maker: Maker<T> = Arc::new(move |env| make(env, node));
         self.graph.borrow_mut().add_consumer(self.node, node, maker);
         self.derive(node)
@@ -407,7 +423,7 @@ impl<T: Element> PCollection<T> {
             label,
             "ParDo",
             &[self.node],
-            D::Out::urn(),
+            codec::<D::Out>(),
             spec,
         );
         let mut tagged = HashMap::new();
@@ -419,9 +435,10 @@ impl<T: Element> PCollection<T> {
                 &tlabel,
                 "TaggedOutput",
                 &[node],
-                t.coder.clone(),
+                t.codec.clone(),
                 serde_json::Value::Null,
             );
+            self.graph.borrow_mut().nodes[tn].primitive = Primitive::TaggedOutput;
             tagged.insert(t.id.clone(), tn);
             tag_nodes.push((t.clone(), tn));
         }
@@ -498,14 +515,16 @@ impl<T: Element> PCollection<T> {
         }
         let l = label.to_string();
         let spec = serde_json::to_value(window_fn).unwrap_or_default();
-        self.add_child(label, "WindowInto", spec, move |env, node| {
+        let out: PCollection<T> = self.add_child(label, "WindowInto", spec, move |env, node| {
             Ok(Box::new(RewindowOp {
                 label: l.clone(),
                 timestamp: None,
                 window_fn: Some(window_fn),
                 out: env.output::<T>(node)?,
             }))
-        })
+        });
+        self.graph.borrow_mut().nodes[out.node].windowing = window_fn;
+        out
     }
 
     /// This collection and `others` as one (Beam's `Flatten`).
@@ -517,10 +536,11 @@ impl<T: Element> PCollection<T> {
             label,
             "Flatten",
             &inputs,
-            T::urn(),
+            codec::<T>(),
             serde_json::Value::Null,
         );
         let mut g = self.graph.borrow_mut();
+        g.nodes[node].primitive = Primitive::Flatten;
         for i in inputs {
             let maker: Maker<T> = Arc::new(move |env| env.output::<T>(node));
             g.add_consumer(i, node, maker);
@@ -535,7 +555,7 @@ impl<T: Element> PCollection<T> {
             label,
             kind,
             &[self.node],
-            T::urn(),
+            codec::<T>(),
             serde_json::Value::Null,
         );
         let maker: Maker<T> = Arc::new(move |env| {
@@ -548,6 +568,7 @@ impl<T: Element> PCollection<T> {
         g.add_consumer(self.node, node, maker);
         let n = &mut g.nodes[node];
         n.barrier = true;
+        n.primitive = Primitive::View;
         n.init_state = Some(Arc::new(|_| Ok(Arc::new(Collected::<T>::new()))));
         n.materialize = Some(materialize);
         node
@@ -609,7 +630,9 @@ impl<T: Element> PCollection<T> {
     /// Redistributes elements across workers (Beam's `Reshuffle`): the
     /// collection is materialized and read back in parallel.
     pub fn reshuffle(&self, label: &str) -> PCollection<T> {
-        self.stage(label)
+        let out = self.stage(label);
+        self.graph.borrow_mut().nodes[out.node].primitive = Primitive::Reshuffle;
+        out
     }
 }
 
@@ -738,7 +761,7 @@ impl<T: Element> PCollection<T> {
             label,
             "Stage",
             &[self.node],
-            T::urn(),
+            codec::<T>(),
             serde_json::Value::Null,
         );
         let maker: Maker<T> = Arc::new(move |env| {
@@ -756,6 +779,7 @@ impl<T: Element> PCollection<T> {
         g.add_consumer(self.node, node, maker);
         let n = &mut g.nodes[node];
         n.barrier = true;
+        n.primitive = Primitive::Identity;
         n.root = Some(Arc::new(StageRoot::<T> {
             label: l.clone(),
             _t: PhantomData,
@@ -881,6 +905,15 @@ impl<K: Element, V: Element> RootOp for GbkRoot<K, V> {
             .collect();
         run_bundles(node, env, bundles)
     }
+}
+
+/// The construction error of a shuffle whose key coder is not deterministic.
+fn deterministic_key_error<K: Coded>(label: &str) -> String {
+    format!(
+        "transform '{label}': its key coder {} is not deterministic (equal keys may encode differently), \
+         so keys cannot be grouped; key by a type with a deterministic coder (e.g. a String or an integer)",
+        K::coder_spec()
+    )
 }
 
 // ---- CombinePerKey with lifting ----
@@ -1065,7 +1098,7 @@ impl<K: Element, V: Element> PCollection<(K, V)> {
             label,
             "GroupByKey",
             &[self.node],
-            <(K, Vec<V>)>::urn(),
+            codec::<(K, Vec<V>)>(),
             serde_json::Value::Null,
         );
         let maker: Maker<(K, V)> = Arc::new(move |env| {
@@ -1081,8 +1114,12 @@ impl<K: Element, V: Element> PCollection<(K, V)> {
         let l = label.to_string();
         let mut g = self.graph.borrow_mut();
         g.add_consumer(self.node, node, maker);
+        if !K::is_deterministic() {
+            g.errors.push(deterministic_key_error::<K>(label));
+        }
         let n = &mut g.nodes[node];
         n.barrier = true;
+        n.primitive = Primitive::GroupByKey;
         n.root = Some(Arc::new(GbkRoot::<K, V> {
             label: l.clone(),
             _t: PhantomData,
@@ -1124,7 +1161,7 @@ impl<K: Element + Hash + Eq, V: Element> PCollection<(K, V)> {
             label,
             "CombinePerKey",
             &[self.node],
-            <(K, C::Out)>::urn(),
+            codec::<(K, C::Out)>(),
             spec,
         );
         let c = combine.clone();
@@ -1139,8 +1176,13 @@ impl<K: Element + Hash + Eq, V: Element> PCollection<(K, V)> {
         });
         let mut g = self.graph.borrow_mut();
         g.add_consumer(self.node, node, maker);
+        if !K::is_deterministic() {
+            g.errors.push(deterministic_key_error::<K>(label));
+        }
         let n = &mut g.nodes[node];
         n.barrier = true;
+        n.primitive = Primitive::CombinePerKey;
+        n.combine = Some(crate::worker_ops::lifted::<K, C>(combine.clone()));
         n.root = Some(Arc::new(CombineRoot::<K, C> {
             combine,
             global_default,

@@ -85,6 +85,15 @@ impl<T: Element> Collected<T> {
     }
 
     /// Everything collected, sorted by encoded (window, value).
+    #[cfg_attr(not(feature = "portable"), allow(dead_code))]
+    pub fn extend(&self, items: Vec<WindowedValue<T>>) -> Result<()> {
+        self.items
+            .lock()
+            .map_err(|_| anyhow!("poisoned"))?
+            .extend(items);
+        Ok(())
+    }
+
     pub fn sorted(&self) -> Result<Vec<WindowedValue<T>>> {
         let items = std::mem::take(&mut *self.items.lock().map_err(|_| anyhow!("poisoned"))?);
         let mut keyed: Vec<(Vec<u8>, WindowedValue<T>)> = items

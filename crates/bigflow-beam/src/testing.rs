@@ -133,7 +133,7 @@ pub fn assert_that<T: Element>(pcoll: &PCollection<T>, matcher: Matcher<T>) {
         &label,
         "AssertThat",
         &[pcoll.node],
-        T::urn(),
+        crate::worker_ops::codec::<T>(),
         serde_json::Value::Null,
     );
     let maker: Maker<T> = Arc::new(move |env| {
@@ -147,6 +147,7 @@ pub fn assert_that<T: Element>(pcoll: &PCollection<T>, matcher: Matcher<T>) {
     g.add_consumer(pcoll.node, node, maker);
     let n = &mut g.nodes[node];
     n.barrier = true;
+    n.primitive = crate::graph::Primitive::Assert;
     n.init_state = Some(Arc::new(|_| Ok(Arc::new(Collected::<T>::new()))));
     let l = label.clone();
     n.check = Some(Arc::new(move |env| {

@@ -7,7 +7,9 @@
 //! wire they are Beam's milliseconds, as 8 big-endian bytes with the sign bit
 //! flipped (so the bytes sort like the numbers). Conversion rounds towards
 //! negative infinity, as Beam's `Timestamp.micros // 1000` does. Element
-//! values are nested-context encoded, as on Beam's data channels. Checked
+//! values are nested-context encoded, as on Beam's data channels, in the wire
+//! form of [`Coded::encode_wire`] (coders that are not standard travel
+//! length-prefixed, as their declared `length_prefix` coder says). Checked
 //! byte for byte against Beam's `standard_coders.yaml`
 //! (`tests/standard_coders.rs`).
 
@@ -213,7 +215,7 @@ impl<T: Coded> WireValue<T> {
             encode_window(w, coder, out)?;
         }
         encode_pane(&self.pane, out);
-        self.value.encode(out);
+        self.value.encode_wire(out);
         Ok(())
     }
 
@@ -234,7 +236,7 @@ impl<T: Coded> WireValue<T> {
             windows.push(decode_window(coder, input)?);
         }
         let pane = decode_pane(input)?;
-        let value = T::decode(input)?;
+        let value = T::decode_wire(input)?;
         Ok(WireValue {
             value,
             timestamp,

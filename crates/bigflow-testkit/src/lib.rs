@@ -7,7 +7,10 @@
 //! - [`fuzz`]: the harness of the hostile-input suites.
 //! - [`StorageEmulator`]: the real Cloud Storage emulator (PyPI
 //!   `gcp-storage-emulator`) on loopback, stopped when dropped.
+//! - [`beam`]: Beam's Python job service and pipelines built with Beam's
+//!   Python SDK.
 
+pub mod beam;
 pub mod fuzz;
 
 use std::net::{TcpListener, TcpStream};

@@ -1,63 +1,18 @@
-//! Runners: the [`PipelineRunner`] trait and the embedded [`DirectRunner`].
-//!
-//! The DirectRunner executes in this process on all cores. It schedules
-//! *roots* (sources and the outputs of shuffles): a root runs once every
-//! barrier it reads from is complete (shuffles feeding it, side inputs of
-//! the transforms fused after it). Each root's bundles are pushed through
-//! fused chains of receivers by a pool of worker threads. Shuffles and
-//! sinks are bounded by the memory budget and spill to a temporary
-//! directory. The first error stops the run; it names the transform and,
-//! for user code, the element.
-//!
-//! `DataflowRunner` is recognised but not available yet: the missing piece
-//! is the portable runner (Beam's Fn API harness serving this binary's
-//! DoFns), so choosing it fails instead of silently running locally.
+//! The DirectRunner: executes a pipeline's graph in this process on all cores.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
+use super::{PipelineResult, PipelineRunner};
 use crate::graph::{Env, Graph, RunConfig, RunControl, RunState, SpillStats};
-use crate::metrics::{MetricResults, Metrics};
+use crate::metrics::Metrics;
 use crate::options::PipelineOptions;
 use crate::pipeline::Pipeline;
-
-/// Runs pipelines somewhere.
-pub trait PipelineRunner {
-    /// Runs `pipeline` to completion (or failure, cancellation, deadline).
-    fn run(&self, pipeline: Pipeline, control: RunControl) -> Result<PipelineResult>;
-}
-
-/// How a run ended and what it measured.
-#[derive(Debug, Clone)]
-pub struct PipelineResult {
-    /// User metrics.
-    pub metrics: MetricResults,
-    /// Shuffle run files written because data exceeded the memory budget.
-    pub spilled_runs: u64,
-    /// Bytes written to those files.
-    pub spilled_bytes: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-/// The runner named by the options.
-pub fn runner_for(options: &PipelineOptions) -> Result<Box<dyn PipelineRunner>> {
-    match options.standard.runner.as_str() {
-        "DirectRunner" | "" => Ok(Box::new(DirectRunner::from_options(options))),
-        "DataflowRunner" => bail!(
-            "DataflowRunner is not available yet: running Rust pipelines on Dataflow needs the portable runner \
-             (a Beam Fn API SDK harness for this binary), which is not built yet; use --runner=DirectRunner to run locally"
-        ),
-        other => {
-            bail!("unknown runner '{other}'; use DirectRunner (or DataflowRunner once available)")
-        }
-    }
-}
 
 /// The embedded runner.
 #[derive(Debug, Clone)]
@@ -164,6 +119,7 @@ impl PipelineRunner for DirectRunner {
         let env = Env {
             graph: &graph,
             run: &run,
+            stage: None,
         };
         execute(&env)?;
         Ok(PipelineResult {
