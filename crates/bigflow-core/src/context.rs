@@ -90,6 +90,12 @@ impl JobContext {
         }
     }
 
+    /// Finds resources with `resources` (e.g. the project's, outside a run).
+    pub fn with_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
+    }
+
     pub(crate) fn with_run_state(
         mut self,
         attempt: u32,

@@ -173,6 +173,10 @@ fn utf8_args(args: &[std::ffi::OsString]) -> Result<Vec<String>, CliError> {
 
 /// Runs the command line `args` (the first is the program name).
 pub fn run_with_args(project: Project, args: &[String]) -> ExitCode {
+    #[cfg(feature = "beam")]
+    if let Some(worker) = beam_worker::args(args) {
+        return beam_worker::run(&project, worker);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -552,4 +556,79 @@ fn write_plan(
         )?;
     }
     Ok(())
+}
+
+/// The project binary as a Beam SDK worker: started by a runner with the
+/// container boot contract's flags (`--id --control_endpoint …`, or their
+/// environment variables and no command), it rebuilds the pipeline of the
+/// job the pipeline options name and serves it over the Fn API.
+#[cfg(feature = "beam")]
+mod beam_worker {
+    use std::process::ExitCode;
+
+    use anyhow::{Context as _, anyhow};
+    use bigflow_beam::Pipeline;
+    use bigflow_beam::runner::portable::{WorkerArgs, serve_worker};
+    use bigflow_core::{JobContext, Project};
+
+    use super::{EXIT_JOB_FAILED, EXIT_USAGE, parse_runtime, resolve_config};
+
+    /// The worker's endpoints, when `args` start a worker.
+    pub fn args(args: &[String]) -> Option<anyhow::Result<WorkerArgs>> {
+        let rest = args.get(1..).unwrap_or_default();
+        if let Some(w) = WorkerArgs::from_flags(rest) {
+            return Some(w);
+        }
+        if rest.is_empty() {
+            return WorkerArgs::from_env();
+        }
+        None
+    }
+
+    /// Serves as a worker until the runner is done with it.
+    pub fn run(project: &Project, args: anyhow::Result<WorkerArgs>) -> ExitCode {
+        let _ = crate::logging::init_logging(crate::logging::LogFormat::Text, "info");
+        let args = match args {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        match serve_worker(args, |options| rebuild(project, options)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_JOB_FAILED)
+            }
+        }
+    }
+
+    /// The pipeline of the job named by the options, built as `run` builds it.
+    fn rebuild(
+        project: &Project,
+        options: &serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Pipeline> {
+        let get = |key: &str| {
+            options.get(key).and_then(|v| v.as_str()).ok_or_else(|| {
+                anyhow!(
+                    "the pipeline options have no {key}: this worker runs pipelines submitted by a BeamJob of this project"
+                )
+            })
+        };
+        let workflow = project
+            .find_workflow(get("bigflow_workflow_id")?)
+            .map_err(|e| anyhow!("{e}"))?;
+        let job_id = get("bigflow_job_id")?;
+        let job = workflow
+            .job(job_id)
+            .ok_or_else(|| anyhow!("workflow {} has no job {job_id}", workflow.id()))?;
+        let runtime = parse_runtime(get("bigflow_runtime")?).map_err(|e| anyhow!("{e}"))?;
+        let config = resolve_config(project, workflow, Some(get("bigflow_env")?))
+            .map_err(|e| anyhow!("{}", e.message))?;
+        let ctx = JobContext::new(runtime, workflow.id(), job_id, config)
+            .with_resources(project.resources());
+        bigflow_beam::runner::capture::capture(|| job.job().execute(&ctx))
+            .with_context(|| format!("rebuilding the pipeline of job {}.{job_id}", workflow.id()))
+    }
 }

@@ -87,3 +87,43 @@ fn prod_wordcount_refuses_dataflow_with_exit_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DataflowRunner is not available yet"), "{err}");
 }
+
+/// The starter's word count on Beam 2.77's own runner (its job service in
+/// front of the FnApiRunner), with this binary started as the SDK worker
+/// (`--environment_type` defaults to PROCESS for a BeamJob): the worker
+/// rebuilds the pipeline from the job named in the options.
+#[test]
+fn wordcount_on_beams_portable_runner_equals_the_direct_runner() {
+    let Some(service) = bigflow_testkit::beam::BeamJobService::start() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let run = |config: &str| {
+        Command::cargo_bin("bigflow-examples")
+            .unwrap()
+            .current_dir(work.path())
+            .env("bf_beam_job_endpoint", service.endpoint())
+            .args(["run", "--workflow", "wordcount", "--config", config])
+            .output()
+            .unwrap()
+    };
+    let out = run("portable");
+    assert!(
+        out.status.success(),
+        "{}\n--- job service log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        service.log()
+    );
+    let portable_dir = work.path().join("target/wordcount/portable");
+    let portable = sorted_lines(&portable_dir, "counts-00000-of-00001");
+    assert!(portable.contains(&"love: 3".to_string()), "{portable:?}");
+    assert_eq!(
+        std::fs::read_dir(&portable_dir).unwrap().count(),
+        1,
+        "only the finished shard is left"
+    );
+    let out = run("dev");
+    assert!(out.status.success());
+    let direct = sorted_lines(&work.path().join("target/wordcount/dev"), "counts");
+    assert_eq!(portable, direct);
+}

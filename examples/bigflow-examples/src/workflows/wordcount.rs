@@ -5,8 +5,12 @@
 //! files at the config's `wordcount_output` prefix (relative paths are
 //! relative to the working directory). The pipeline options come from the
 //! config like BigFlow's `dataflow_pipeline()`: `dev` runs on the embedded
-//! DirectRunner; `prod` names the DataflowRunner, which fails until the
-//! portable runner exists.
+//! DirectRunner; `portable` runs on a Beam runner through its job service
+//! (its `host:port` from the environment variable `bf_beam_job_endpoint`;
+//! e.g. Beam's own
+//! `python -m apache_beam.runners.portability.local_job_service_main --port 8099`),
+//! with this binary started as the SDK worker; `prod` names the
+//! DataflowRunner, which fails until Dataflow submission exists.
 
 use bigflow::beam::combiners::Sum;
 use bigflow::beam::dofn::Context;
@@ -75,6 +79,14 @@ pub fn config() -> Config {
         ],
     )
     .add_configuration(
+        "portable",
+        [
+            ("runner", json!("PortableRunner")),
+            // Read from `bf_beam_job_endpoint` (e.g. `localhost:8099`).
+            ("beam_job_endpoint", json!(null)),
+        ],
+    )
+    .add_configuration(
         "prod",
         [
             ("runner", json!("DataflowRunner")),
@@ -95,7 +107,11 @@ pub fn pipeline_options(ctx: &JobContext) -> bigflow::anyhow::Result<PipelineOpt
     options.worker.machine_type = Some(get("machine_type")?);
     options.worker.max_num_workers = Some(2);
     options.worker.autoscaling_algorithm = Some("THROUGHPUT_BASED".into());
-    options.set("runner", &get("runner")?)?;
+    let runner = get("runner")?;
+    options.set("runner", &runner)?;
+    if runner == "PortableRunner" {
+        options.set("job_endpoint", &get("beam_job_endpoint")?)?;
+    }
     Ok(options)
 }
 

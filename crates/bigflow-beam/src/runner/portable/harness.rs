@@ -145,11 +145,12 @@ fn descriptor_url(text: &str) -> Result<String> {
 }
 
 /// How a worker gets its graph.
-pub(crate) enum GraphSource {
+pub(crate) enum GraphSource<'a> {
     /// Already built (a worker in the submitting process).
     Ready(Arc<Graph>),
-    /// Rebuilt from the pipeline options (a worker process).
-    Rebuild(Box<dyn FnOnce(&serde_json::Map<String, serde_json::Value>) -> Result<Graph> + Send>),
+    /// Rebuilt from the pipeline options (a worker process), on the
+    /// calling thread.
+    Rebuild(Box<dyn FnOnce(&serde_json::Map<String, serde_json::Value>) -> Result<Graph> + 'a>),
 }
 
 /// The option that carries the submitter's plan hash.
@@ -158,13 +159,65 @@ pub(crate) const PLAN_HASH_OPTION: &str = "bigflow_plan_hash";
 pub(crate) const RUN_ID_OPTION: &str = "bigflow_run_id";
 
 /// Runs a worker until the runner closes the control stream.
-pub(crate) fn run_worker(args: WorkerArgs, source: GraphSource) -> Result<()> {
+pub(crate) fn run_worker(args: WorkerArgs, source: GraphSource<'_>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the worker's runtime")?;
-    rt.block_on(serve(args, source))
+    let options = rt.block_on(pipeline_options(&args))?;
+    let logs = rt.block_on(Logger::start(&args.id, args.logging_endpoint.as_deref()));
+    // The graph, checked against the submitter's plan (built here, not on
+    // the runtime: a job's entry point is ordinary blocking code).
+    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        prepare(source, &options, args.id.clone(), logs.clone())
+    }))
+    .unwrap_or_else(|p| {
+        Err(anyhow!(
+            "building the pipeline panicked: {}",
+            crate::graph::panic_message(&*p)
+        ))
+    });
+    rt.block_on(serve(args, prepared, logs))
+}
+
+/// The pipeline options: from the Provision service, or the environment.
+async fn pipeline_options(args: &WorkerArgs) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let id = &args.id;
+    Ok(match (&args.provision_endpoint, &args.pipeline_options) {
+        (Some(p), _) => {
+            let mut client =
+                fnapi::provision_service_client::ProvisionServiceClient::new(connect(p).await?);
+            let info = client
+                .get_provision_info(with_id(id, fnapi::GetProvisionInfoRequest {}))
+                .await
+                .with_context(|| format!("provision service at {p}"))?
+                .into_inner()
+                .info
+                .unwrap_or_default();
+            info.pipeline_options
+                .as_ref()
+                .map(options_map)
+                .unwrap_or_default()
+        }
+        (None, Some(json)) => match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(serde_json::Value::Object(m)) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in m {
+                    if k == "options"
+                        && let serde_json::Value::Object(inner) = v
+                    {
+                        out.extend(inner);
+                    } else {
+                        out.insert(k, v);
+                    }
+                }
+                out
+            }
+            _ => bail!("PIPELINE_OPTIONS is not a JSON object"),
+        },
+        (None, None) => serde_json::Map::new(),
+    })
 }
 
 /// Options from a `Struct` as plain JSON; Beam's `beam:option:NAME:v1` keys become `NAME`.
@@ -228,50 +281,8 @@ fn with_id<T>(id: &str, msg: T) -> tonic::Request<T> {
     r
 }
 
-async fn serve(args: WorkerArgs, source: GraphSource) -> Result<()> {
+async fn serve(args: WorkerArgs, prepared: Result<Worker>, logs: Logger) -> Result<()> {
     let id = args.id.clone();
-    // Pipeline options: from the Provision service, or the environment.
-    let options = match (&args.provision_endpoint, &args.pipeline_options) {
-        (Some(p), _) => {
-            let mut client =
-                fnapi::provision_service_client::ProvisionServiceClient::new(connect(p).await?);
-            let info = client
-                .get_provision_info(with_id(&id, fnapi::GetProvisionInfoRequest {}))
-                .await
-                .with_context(|| format!("provision service at {p}"))?
-                .into_inner()
-                .info
-                .unwrap_or_default();
-            info.pipeline_options
-                .as_ref()
-                .map(options_map)
-                .unwrap_or_default()
-        }
-        (None, Some(json)) => match serde_json::from_str::<serde_json::Value>(json) {
-            Ok(serde_json::Value::Object(m)) => {
-                let mut out = serde_json::Map::new();
-                for (k, v) in m {
-                    if k == "options"
-                        && let serde_json::Value::Object(inner) = v
-                    {
-                        out.extend(inner);
-                    } else {
-                        out.insert(k, v);
-                    }
-                }
-                out
-            }
-            _ => bail!("PIPELINE_OPTIONS is not a JSON object"),
-        },
-        (None, None) => serde_json::Map::new(),
-    };
-    let logs = Logger::start(&id, args.logging_endpoint.as_deref()).await;
-    // The graph, checked against the submitter's plan.
-    let (worker_id, worker_logs) = (id.clone(), logs.clone());
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare(source, &options, worker_id, worker_logs))
-            .await
-            .map_err(|e| anyhow!("building the pipeline panicked: {e}"))?;
     let worker = match prepared {
         Ok(w) => Arc::new(w),
         Err(e) => {
@@ -350,7 +361,7 @@ async fn fail_all(args: &WorkerArgs, message: &str) -> Result<()> {
 
 /// Builds the graph and its translation; checks the plan hash.
 fn prepare(
-    source: GraphSource,
+    source: GraphSource<'_>,
     options: &serde_json::Map<String, serde_json::Value>,
     id: String,
     logs: Logger,

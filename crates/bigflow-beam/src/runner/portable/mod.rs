@@ -358,9 +358,7 @@ fn metric_results(
 /// pipeline options (a project binary started with the boot flags).
 pub fn serve_worker(
     args: WorkerArgs,
-    rebuild: impl FnOnce(&serde_json::Map<String, serde_json::Value>) -> Result<Pipeline>
-    + Send
-    + 'static,
+    rebuild: impl FnOnce(&serde_json::Map<String, serde_json::Value>) -> Result<Pipeline>,
 ) -> Result<()> {
     harness::run_worker(
         args,
