@@ -553,7 +553,8 @@ impl Builder {
             return id.clone();
         }
         let components: Vec<String> = spec.components.iter().map(|c| self.coder(c)).collect();
-        let mut id = sanitize(&spec.to_string());
+        // Readable ids: `kv(string_utf8,varint)`.
+        let mut id = spec.to_string().replace(' ', "");
         while self.components.coders.contains_key(&id) {
             id.push('_');
         }
