@@ -587,7 +587,7 @@ mod beam_worker {
 
     /// Serves as a worker until the runner is done with it.
     pub fn run(project: &Project, args: anyhow::Result<WorkerArgs>) -> ExitCode {
-        let _ = crate::logging::init_logging(crate::logging::LogFormat::Text, "info");
+        init_logging();
         let args = match args {
             Ok(a) => a,
             Err(e) => {
@@ -602,6 +602,24 @@ mod beam_worker {
                 ExitCode::from(EXIT_JOB_FAILED)
             }
         }
+    }
+
+    /// Logs to stderr and, once the runner's Logging stream is open, to it.
+    fn init_logging() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .compact(),
+            )
+            .with(bigflow_beam::runner::portable::FnApiLogLayer)
+            .try_init();
     }
 
     /// The pipeline of the job named by the options, built as `run` builds it.

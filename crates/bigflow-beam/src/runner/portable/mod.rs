@@ -17,6 +17,9 @@
 //! `EXTERNAL` points the runner at someone else's worker pool, e.g. Beam's
 //! `worker_pool_main --container_executable=<this binary>`.
 
+#[cfg(test)]
+mod fake_runner;
+mod fn_logging;
 pub(crate) mod harness;
 pub(crate) mod job_service;
 pub(crate) mod translate;
@@ -36,6 +39,7 @@ use crate::metrics::{DistributionResult, MetricResults};
 use crate::options::PipelineOptions;
 use crate::pipeline::Pipeline;
 use crate::proto::pipeline as rapi;
+pub use fn_logging::FnApiLogLayer;
 pub use harness::WorkerArgs;
 
 /// The pipeline option naming the job whose entry point rebuilds the graph
@@ -172,7 +176,7 @@ impl PipelineRunner for PortableRunner {
                     .messages
                     .iter()
                     .find(|m| !m.trim().is_empty())
-                    .map(|m| first_lines(m, 12))
+                    .map(|m| failure_detail(m))
                     .unwrap_or_else(|| "the job service gave no error message".into());
                 bail!("the Beam job {} ended {state}: {detail}", outcome.job_id)
             }
@@ -180,7 +184,29 @@ impl PipelineRunner for PortableRunner {
     }
 }
 
-/// The first `n` lines of a (Python traceback) message.
+/// What a failed job's error message says: the exception at the end of a
+/// Python traceback (Beam's runner raises a worker's bundle error as
+/// `RuntimeError(<error>)`, so the worker's own words come out), else the
+/// message's first lines.
+fn failure_detail(m: &str) -> String {
+    let lines: Vec<&str> = m.lines().collect();
+    if let Some(tb) = lines
+        .iter()
+        .rposition(|l| l.starts_with("Traceback (most recent call last)"))
+        && let Some(start) = lines[tb + 1..]
+            .iter()
+            .position(|l| !l.trim().is_empty() && !l.starts_with(char::is_whitespace))
+    {
+        let exception = lines[tb + 1 + start..].join("\n");
+        let exception = exception
+            .strip_prefix("RuntimeError: ")
+            .unwrap_or(&exception);
+        return first_lines(exception, 12);
+    }
+    first_lines(m, 12)
+}
+
+/// The first `n` lines of a message.
 fn first_lines(m: &str, n: usize) -> String {
     let lines: Vec<&str> = m.lines().collect();
     if lines.len() <= n {
