@@ -39,6 +39,20 @@ pub(crate) type Maker<T> = Arc<dyn Fn(&Env) -> Result<Box<dyn Receiver<T>>> + Se
 /// Runs a root node: splits its input into bundles and pushes them through.
 pub(crate) trait RootOp: Send + Sync {
     fn run(&self, node: usize, env: &Env) -> Result<()>;
+
+    /// A source's parts as descriptors a remote runner can spread over
+    /// workers (default: one part, the whole source).
+    fn split(&self, _env: &Env) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![Vec::new()])
+    }
+
+    /// Reads the parts `split` described, in parallel.
+    fn run_parts(&self, node: usize, env: &Env, parts: &[Vec<u8>]) -> Result<()> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        self.run(node, env)
+    }
 }
 
 type StateInit = Arc<dyn Fn(&RunConfig) -> Result<Arc<dyn Any + Send + Sync>> + Send + Sync>;

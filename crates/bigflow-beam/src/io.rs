@@ -84,15 +84,26 @@ pub(crate) fn expand(label: &str, pattern: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-impl RootOp for TextRoot {
-    fn run(&self, node: usize, env: &Env) -> Result<()> {
+/// A part of a text source: the lines starting in `[start, end)` of a file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct TextRange {
+    path: PathBuf,
+    start: u64,
+    end: u64,
+    skip: usize,
+}
+
+impl TextRoot {
+    /// The source's byte ranges: about four per worker thread (at least
+    /// [`MIN_SPLIT`] bytes); gzip files and files with header lines whole.
+    fn ranges(&self, workers: usize) -> Result<Vec<TextRange>> {
         let files = expand(&self.label, &self.read.pattern)?;
-        let mut bundles: Vec<Box<dyn Bundle<String>>> = Vec::new();
         let total: u64 = files
             .iter()
             .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
             .sum();
-        let chunk = (total / (env.run.config.workers as u64 * 4).max(1)).max(MIN_SPLIT);
+        let chunk = (total / (workers as u64 * 4).max(1)).max(MIN_SPLIT);
+        let mut ranges = Vec::new();
         for f in files {
             let len = std::fs::metadata(&f)
                 .with_context(|| {
@@ -100,29 +111,73 @@ impl RootOp for TextRoot {
                 })?
                 .len();
             if is_gzip(&f) || self.read.skip_header_lines > 0 || len <= chunk {
-                bundles.push(Box::new(TextBundle {
-                    label: self.label.clone(),
+                ranges.push(TextRange {
                     path: f,
                     start: 0,
                     end: u64::MAX,
                     skip: self.read.skip_header_lines,
-                }));
+                });
                 continue;
             }
             let mut start = 0;
             while start < len {
                 let end = (start + chunk).min(len);
-                bundles.push(Box::new(TextBundle {
-                    label: self.label.clone(),
+                ranges.push(TextRange {
                     path: f.clone(),
                     start,
                     end,
                     skip: 0,
-                }));
+                });
                 start = end;
             }
         }
+        Ok(ranges)
+    }
+
+    fn run_ranges(&self, node: usize, env: &Env, ranges: Vec<TextRange>) -> Result<()> {
+        let bundles: Vec<Box<dyn Bundle<String>>> = ranges
+            .into_iter()
+            .map(|r| {
+                Box::new(TextBundle {
+                    label: self.label.clone(),
+                    path: r.path,
+                    start: r.start,
+                    end: r.end,
+                    skip: r.skip,
+                }) as Box<dyn Bundle<String>>
+            })
+            .collect();
         run_bundles::<String>(node, env, bundles)
+    }
+}
+
+impl RootOp for TextRoot {
+    fn run(&self, node: usize, env: &Env) -> Result<()> {
+        let ranges = self.ranges(env.run.config.workers)?;
+        self.run_ranges(node, env, ranges)
+    }
+
+    /// Byte ranges as JSON, sized for 16 workers' threads.
+    fn split(&self, _env: &Env) -> Result<Vec<Vec<u8>>> {
+        self.ranges(16)?
+            .iter()
+            .map(|r| Ok(serde_json::to_vec(r)?))
+            .collect()
+    }
+
+    fn run_parts(&self, node: usize, env: &Env, parts: &[Vec<u8>]) -> Result<()> {
+        let ranges = parts
+            .iter()
+            .map(|p| {
+                serde_json::from_slice(p).map_err(|e| {
+                    anyhow!(
+                        "transform '{}': a part is not a text range: {e}",
+                        self.label
+                    )
+                })
+            })
+            .collect::<Result<Vec<TextRange>>>()?;
+        self.run_ranges(node, env, ranges)
     }
 }
 

@@ -232,6 +232,38 @@ impl<T: Element> RootOp for CreateRoot<T> {
         let bundles = vec_bundles((*self.0).clone(), env.run.config.workers * 2);
         run_bundles::<T>(node, env, bundles)
     }
+
+    /// Index ranges `start..end` (two big-endian u64s) of about 1,000 values.
+    fn split(&self, _env: &Env) -> Result<Vec<Vec<u8>>> {
+        let n = self.0.len() as u64;
+        let size = 1000u64;
+        Ok((0..n.div_ceil(size).max(1))
+            .map(|i| {
+                let mut d = (i * size).to_be_bytes().to_vec();
+                d.extend_from_slice(&((i + 1) * size).min(n).to_be_bytes());
+                d
+            })
+            .collect())
+    }
+
+    fn run_parts(&self, node: usize, env: &Env, parts: &[Vec<u8>]) -> Result<()> {
+        let mut bundles: Vec<Box<dyn Bundle<T>>> = Vec::new();
+        for d in parts {
+            let (a, b) = d
+                .split_at_checked(8)
+                .ok_or_else(|| anyhow!("a Create part is {} bytes, not 16", d.len()))?;
+            let start = u64::from_be_bytes(a.try_into()?) as usize;
+            let end = u64::from_be_bytes(b.try_into()?) as usize;
+            let values = self.0.get(start..end).ok_or_else(|| {
+                anyhow!(
+                    "Create part {start}..{end} is outside its {} values",
+                    self.0.len()
+                )
+            })?;
+            bundles.push(Box::new(crate::graph::VecBundle(values.to_vec())));
+        }
+        run_bundles::<T>(node, env, bundles)
+    }
 }
 
 /// A `par_do` with side inputs and additional outputs.
@@ -1077,8 +1109,12 @@ impl<K: Element + Hash + Eq, C: CombineFn> RootOp for CombineRoot<K, C> {
                 }));
             }
         }
-        if bundles.is_empty() && self.global_default {
-            // Combining an empty collection globally gives the empty result.
+        if bundles.is_empty()
+            && self.global_default
+            && env.graph.nodes[node].windowing == WindowFn::Global
+        {
+            // Combining an empty collection globally gives the empty result
+            // (in the global window only: other windows have no default, as in Beam).
             if let Some(out) = self.combine.empty_output() {
                 let unit = K::decode_outer(&[]).map_err(|e| anyhow!("{e}"))?;
                 bundles = vec_bundles(vec![WindowedValue::global((unit, out))], 1);
@@ -1182,7 +1218,10 @@ impl<K: Element + Hash + Eq, V: Element> PCollection<(K, V)> {
         let n = &mut g.nodes[node];
         n.barrier = true;
         n.primitive = Primitive::CombinePerKey;
-        n.combine = Some(crate::worker_ops::lifted::<K, C>(combine.clone()));
+        n.combine = Some(crate::worker_ops::lifted::<K, C>(
+            combine.clone(),
+            global_default,
+        ));
         n.root = Some(Arc::new(CombineRoot::<K, C> {
             combine,
             global_default,

@@ -267,22 +267,32 @@ pub(crate) trait LiftedCombine: Send + Sync {
     /// combines each group into `node`'s consumers.
     fn grouped(&self, env: &Env, node: usize, window: WindowCoder)
     -> Result<Box<dyn ByteReceiver>>;
+    /// Whether an empty input gives the combiner's empty output
+    /// (`combine_globally`).
+    fn global_default(&self) -> bool;
+    /// Beam's `InjectDefault`: pushes the combined elements `values` (the
+    /// wire encodings of `(K, Out)`, read as a side input) into `node`'s
+    /// consumers, or the combiner's empty output when there are none.
+    fn inject_default(&self, env: &Env, node: usize, values: &[u8]) -> Result<()>;
 }
 
-/// The [`LiftedCombine`] of `combine` on `(K, V)`.
-pub(crate) fn lifted<K, C>(combine: C) -> Arc<dyn LiftedCombine>
+/// The [`LiftedCombine`] of `combine` on `(K, V)`; `global_default` for
+/// `combine_globally`.
+pub(crate) fn lifted<K, C>(combine: C, global_default: bool) -> Arc<dyn LiftedCombine>
 where
     K: Element + Hash + Eq,
     C: CombineFn,
 {
     Arc::new(Lifted::<K, C> {
         combine,
+        global_default,
         _t: PhantomData,
     })
 }
 
 struct Lifted<K, C> {
     combine: C,
+    global_default: bool,
     _t: PhantomData<fn() -> K>,
 }
 
@@ -506,6 +516,41 @@ where
                 }),
             )
         })
+    }
+
+    fn global_default(&self) -> bool {
+        self.global_default
+    }
+
+    fn inject_default(&self, env: &Env, node: usize, values: &[u8]) -> Result<()> {
+        let mut items = Vec::new();
+        let mut rest = values;
+        while !rest.is_empty() {
+            let value = <(K, C::Out)>::decode_wire(&mut rest)
+                .map_err(|e| anyhow!("the combined value: {e}"))?;
+            // As the combine emitted it: at the end of the global window.
+            items.push(WindowedValue {
+                value,
+                timestamp: Window::Global.max_timestamp(),
+                window: Window::Global,
+            });
+        }
+        if items.is_empty()
+            && let Some(out) = self.combine.empty_output()
+        {
+            let unit = K::decode_outer(&[]).map_err(|e| anyhow!("{e}"))?;
+            items.push(WindowedValue::global((unit, out)));
+        }
+        let mut chain = env.output::<(K, C::Out)>(node)?;
+        let r = (|| {
+            chain.start_bundle()?;
+            for wv in items {
+                chain.receive(wv)?;
+            }
+            chain.finish_bundle()
+        })();
+        chain.teardown();
+        r
     }
 }
 

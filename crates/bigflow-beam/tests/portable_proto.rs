@@ -32,21 +32,35 @@ fn check_structure(p: &rapi::Pipeline) {
     // Every coder's components, every collection's coder and windowing resolve.
     for (id, coder) in &c.coders {
         for comp in &coder.component_coder_ids {
-            assert!(c.coders.contains_key(comp), "coder {id}: component {comp} missing");
+            assert!(
+                c.coders.contains_key(comp),
+                "coder {id}: component {comp} missing"
+            );
         }
     }
     for (id, pc) in &c.pcollections {
-        assert!(c.coders.contains_key(&pc.coder_id), "collection {id}: coder missing");
         assert!(
-            c.windowing_strategies.contains_key(&pc.windowing_strategy_id),
+            c.coders.contains_key(&pc.coder_id),
+            "collection {id}: coder missing"
+        );
+        assert!(
+            c.windowing_strategies
+                .contains_key(&pc.windowing_strategy_id),
             "collection {id}: windowing missing"
         );
     }
     for (id, w) in &c.windowing_strategies {
-        assert!(c.coders.contains_key(&w.window_coder_id), "windowing {id}: coder missing");
+        assert!(
+            c.coders.contains_key(&w.window_coder_id),
+            "windowing {id}: coder missing"
+        );
     }
     // Ids are what Beam allows; SDK transforms name an environment that exists.
-    let id_ok = |s: &str| !s.is_empty() && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+    let id_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    };
     for (id, t) in &c.transforms {
         assert!(id_ok(id), "transform id {id}");
         let urn = t.spec.as_ref().map(|s| s.urn.as_str()).unwrap_or("");
@@ -61,7 +75,10 @@ fn check_structure(p: &rapi::Pipeline) {
             assert!(c.transforms.contains_key(part), "{id}: part {part} missing");
         }
         for pc in t.inputs.values().chain(t.outputs.values()) {
-            assert!(c.pcollections.contains_key(pc), "{id}: collection {pc} missing");
+            assert!(
+                c.pcollections.contains_key(pc),
+                "{id}: collection {pc} missing"
+            );
         }
     }
     // Roots in topological order: a root reads only what earlier roots made.
@@ -109,5 +126,8 @@ fn assertions_and_windowed_side_inputs_are_refused_with_the_transform_named() {
     let xs = p.create("Xs", vec![1i64, 2]);
     assert_that(&xs, equal_to(vec![1, 2]));
     let e = pipeline_proto(&p, "localhost:1").unwrap_err().to_string();
-    assert!(e.contains("assert_that(Xs)") && e.contains("DirectRunner"), "{e}");
+    assert!(
+        e.contains("assert_that(Xs)") && e.contains("DirectRunner"),
+        "{e}"
+    );
 }

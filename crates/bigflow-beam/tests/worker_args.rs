@@ -47,7 +47,10 @@ fn unknown_or_valueless_flags_are_errors_that_say_what_a_worker_takes() {
         .unwrap()
         .unwrap_err()
         .to_string();
-    assert!(e.contains("--bogus") && e.contains("--provision_endpoint"), "{e}");
+    assert!(
+        e.contains("--bogus") && e.contains("--provision_endpoint"),
+        "{e}"
+    );
     let e = WorkerArgs::from_flags(&args(&["--control_endpoint"]))
         .unwrap()
         .unwrap_err()

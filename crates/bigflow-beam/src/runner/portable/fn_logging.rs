@@ -106,12 +106,22 @@ mod tests {
             tracing::error!("it failed");
         });
         let first = rx.try_recv().unwrap();
-        assert_eq!(first.severity, fnapi::log_entry::severity::Enum::Warn as i32);
+        assert_eq!(
+            first.severity,
+            fnapi::log_entry::severity::Enum::Warn as i32
+        );
         assert_eq!(first.message, "counted 3 words word=love");
-        assert!(first.log_location.contains("fn_logging.rs"), "{}", first.log_location);
+        assert!(
+            first.log_location.contains("fn_logging.rs"),
+            "{}",
+            first.log_location
+        );
         assert!(first.timestamp.is_some());
         let second = rx.try_recv().unwrap();
-        assert_eq!(second.severity, fnapi::log_entry::severity::Enum::Error as i32);
+        assert_eq!(
+            second.severity,
+            fnapi::log_entry::severity::Enum::Error as i32
+        );
         assert_eq!(second.message, "it failed");
     }
 }

@@ -752,11 +752,23 @@ impl Worker {
                 .get(tid)
                 .and_then(|t| t.outputs.values().next())
         };
+        // The streams the bundle's output goes to, for the whole bundle: if
+        // one ends midway, the bundle fails rather than end its output on
+        // a new stream with chunks lost on the old one.
+        let mut out_streams: HashMap<&str, mpsc::Sender<fnapi::Elements>> = HashMap::new();
+        for p in &sinks {
+            if !out_streams.contains_key(p.url.as_str()) {
+                out_streams.insert(&p.url, self.data.sender(rt, &self.id, &p.url)?);
+            }
+        }
         let new_sink = |p: &Port| -> Result<Box<dyn ByteSink>> {
             Ok(Box::new(DataSink {
                 instruction: instruction.to_string(),
                 transform: p.transform.clone(),
-                out: self.data.sender(rt, &self.id, &p.url)?,
+                out: out_streams
+                    .get(p.url.as_str())
+                    .cloned()
+                    .ok_or_else(|| anyhow!("internal: no data stream for '{}'", p.transform))?,
             }))
         };
         // Precombines and shard assignment replace the DirectRunner's sinks.
@@ -778,6 +790,8 @@ impl Worker {
         // Side inputs of the bundle's ParDos.
         let mut side_states: HashMap<usize, Arc<dyn Any + Send + Sync>> = HashMap::new();
         let mut written: Option<Vec<(usize, PathBuf)>> = None;
+        // The combined values of global combines, by node.
+        let mut combined: HashMap<usize, Vec<u8>> = HashMap::new();
         let state_url = desc
             .state_api_service_descriptor
             .as_ref()
@@ -788,7 +802,7 @@ impl Worker {
             };
             let need_state = match role {
                 Role::ParDo(n) => !graph.nodes[n].views.is_empty(),
-                Role::Finalize(_) => true,
+                Role::Finalize(_) | Role::InjectDefault(_) => true,
                 _ => false,
             };
             if !need_state {
@@ -833,6 +847,14 @@ impl Worker {
                         list.push((shard as usize, PathBuf::from(path)));
                     }
                     written = Some(list);
+                }
+                Role::InjectDefault(n) => {
+                    let bytes = state.iterable_side_input(
+                        instruction,
+                        id,
+                        translate::COMBINED_SIDE_INPUT,
+                    )?;
+                    combined.insert(n, bytes);
                 }
                 _ => {}
             }
@@ -888,8 +910,12 @@ impl Worker {
         // What each data source feeds.
         enum Input {
             Decode(Box<dyn ByteReceiver>),
-            Source(usize),
+            /// A source's parts to split into, written to a sink.
+            Split(usize, Box<dyn ByteSink>, WindowCoder),
+            /// A source's parts to read, collected until the input ends.
+            Source(usize, WindowCoder, Vec<u8>, Vec<Vec<u8>>),
             Finalize(usize),
+            InjectDefault(usize),
         }
         let mut inputs: HashMap<String, Input> = HashMap::new();
         for p in &sources {
@@ -906,8 +932,15 @@ impl Worker {
                     })
                 };
                 match (role, urn) {
-                    (Role::Source(n), _) => Input::Source(n),
+                    (Role::Split(n), _) => {
+                        let out = output_of(tid).ok_or_else(|| anyhow!("'{tid}' has no output"))?;
+                        let port = sink_of(out)
+                            .ok_or_else(|| anyhow!("'{tid}' writes '{out}' to no data sink"))?;
+                        Input::Split(n, new_sink(port)?, port.window)
+                    }
+                    (Role::Source(n), _) => Input::Source(n, p.window, Vec::new(), Vec::new()),
                     (Role::Finalize(n), _) => Input::Finalize(n),
+                    (Role::InjectDefault(n), _) => Input::InjectDefault(n),
                     (Role::WriteShards(n), _) => {
                         let out = output_of(tid).ok_or_else(|| anyhow!("'{tid}' has no output"))?;
                         let port = sink_of(out)
@@ -977,9 +1010,24 @@ impl Worker {
                                 r.receive(&d.data)
                             }
                         }
-                        Input::Source(n) if !d.data.is_empty() => run_source(&env, *n),
+                        Input::Split(n, sink, w) if !d.data.is_empty() => {
+                            split_source(&env, *n, &mut **sink, *w)
+                        }
+                        Input::Source(_, w, carry, parts) => {
+                            collect_parts(*w, carry, parts, &d.data)
+                        }
+                        Input::InjectDefault(n) if !d.data.is_empty() => {
+                            let values = combined.remove(n).unwrap_or_default();
+                            match &graph.nodes[*n].combine {
+                                Some(c) => c.inject_default(&env, *n, &values),
+                                None => Err(anyhow!(
+                                    "internal: '{}' has no combine",
+                                    graph.nodes[*n].label
+                                )),
+                            }
+                        }
                         Input::Finalize(n) if !d.data.is_empty() => {
-                            finalize(&env, *n, written.take().unwrap_or_default())
+                            finalize(&env, *n, &self.run_id, written.take().unwrap_or_default())
                         }
                         _ => Ok(()),
                     };
@@ -987,6 +1035,12 @@ impl Worker {
                         open.remove(&d.transform_id);
                         match input {
                             Input::Decode(r) => res.and_then(|()| r.finish()),
+                            Input::Source(n, _, carry, parts) => res.and_then(|()| {
+                                if !carry.is_empty() {
+                                    bail!("the data channel ended inside a source part");
+                                }
+                                run_source_parts(&env, *n, parts)
+                            }),
                             _ => res,
                         }
                     } else {
@@ -1008,18 +1062,24 @@ impl Worker {
         result?;
         // Every sink ends, even one that received nothing.
         for p in &sinks {
-            self.data
-                .sender(rt, &self.id, &p.url)?
-                .blocking_send(fnapi::Elements {
-                    data: vec![fnapi::elements::Data {
-                        instruction_id: instruction.to_string(),
-                        transform_id: p.transform.clone(),
-                        data: Vec::new(),
-                        is_last: true,
-                    }],
-                    timers: Vec::new(),
-                })
-                .map_err(|_| anyhow!("the data stream to {} closed", p.url))?;
+            let out = &out_streams[p.url.as_str()];
+            if !self.data.is_live(&p.url, out) {
+                bail!(
+                    "the data stream to {} closed while the bundle ran; its output to '{}' may be incomplete",
+                    p.url,
+                    p.transform
+                );
+            }
+            out.blocking_send(fnapi::Elements {
+                data: vec![fnapi::elements::Data {
+                    instruction_id: instruction.to_string(),
+                    transform_id: p.transform.clone(),
+                    data: Vec::new(),
+                    is_last: true,
+                }],
+                timers: Vec::new(),
+            })
+            .map_err(|_| anyhow!("the data stream to {} closed", p.url))?;
         }
         Ok(())
     }
@@ -1059,19 +1119,68 @@ fn window_coder(coders: &HashMap<String, rapi::Coder>, id: &str) -> Result<Windo
     }
 }
 
-/// Runs a source node (its impulse arrived).
-fn run_source(env: &Env, node: usize) -> Result<()> {
-    let root = env.graph.nodes[node].root.clone().ok_or_else(|| {
+/// The root operation of a source node.
+fn source_root(env: &Env, node: usize) -> Result<Arc<dyn crate::graph::RootOp>> {
+    env.graph.nodes[node].root.clone().ok_or_else(|| {
         anyhow!(
             "internal: '{}' is not a source",
             env.graph.nodes[node].label
         )
-    })?;
-    root.run(node, env)
+    })
+}
+
+/// Splits a source into parts (its impulse arrived): `(index, part)` to `out`.
+fn split_source(env: &Env, node: usize, out: &mut dyn ByteSink, window: WindowCoder) -> Result<()> {
+    let parts = source_root(env, node)?.split(env)?;
+    let mut buf = Vec::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        let wv = crate::window::WindowedValue::global((i as i64, crate::coders::Bytes(part)));
+        crate::worker_ops::encode_windowed(&wv, window, &mut buf)?;
+    }
+    if !buf.is_empty() {
+        out.send(buf)?;
+    }
+    Ok(())
+}
+
+/// Decodes grouped `(index, parts)` of a source from a chunk.
+fn collect_parts(
+    window: WindowCoder,
+    carry: &mut Vec<u8>,
+    parts: &mut Vec<Vec<u8>>,
+    data: &[u8],
+) -> Result<()> {
+    carry.extend_from_slice(data);
+    let buf = std::mem::take(carry);
+    let mut rest: &[u8] = &buf;
+    while !rest.is_empty() {
+        let mut attempt = rest;
+        match crate::wire::WireValue::<(i64, Vec<crate::coders::Bytes>)>::decode(
+            window,
+            &mut attempt,
+        ) {
+            Ok(wv) => {
+                rest = attempt;
+                parts.extend(wv.value.1.into_iter().map(|b| b.0));
+            }
+            Err(_) => break,
+        }
+    }
+    *carry = rest.to_vec();
+    Ok(())
+}
+
+/// Reads a source's parts, in parallel on the worker's cores.
+fn run_source_parts(env: &Env, node: usize, parts: &mut Vec<Vec<u8>>) -> Result<()> {
+    let parts = std::mem::take(parts);
+    source_root(env, node)?.run_parts(node, env, &parts)
 }
 
 /// Renames a file sink's written shards into place and emits their names.
-fn finalize(env: &Env, node: usize, written: Vec<(usize, PathBuf)>) -> Result<()> {
+/// Every group has been written when this runs (the written shards are its
+/// side input), so a shard no group wrote had no lines: it is written empty,
+/// as the DirectRunner writes it.
+fn finalize(env: &Env, node: usize, run_id: &str, written: Vec<(usize, PathBuf)>) -> Result<()> {
     let n = &env.graph.nodes[node];
     let writer = n
         .writer
@@ -1080,6 +1189,17 @@ fn finalize(env: &Env, node: usize, written: Vec<(usize, PathBuf)>) -> Result<()
     // A retried shard may appear twice with the same file: keep one.
     let mut seen = HashMap::new();
     for (shard, path) in written {
+        seen.insert(shard, path);
+    }
+    for shard in 0..writer.write.num_shards {
+        if seen.contains_key(&shard) {
+            continue;
+        }
+        let dir = shard_temp_dir(writer, run_id);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("shard-{shard}"));
+        writer.write_shard(shard, &path, &mut || Ok(None), &RunControl::default())?;
         seen.insert(shard, path);
     }
     let temps: Vec<(usize, PathBuf)> = seen.into_iter().collect();
@@ -1101,6 +1221,14 @@ fn finalize(env: &Env, node: usize, written: Vec<(usize, PathBuf)>) -> Result<()
     Ok(())
 }
 
+/// Where a run's workers write a file sink's temporary shards.
+fn shard_temp_dir(writer: &crate::io::ShardWriter, run_id: &str) -> PathBuf {
+    writer.dir().join(format!(
+        ".bigflow-temp-{run_id}-{}",
+        translate::sanitize(&writer.label)
+    ))
+}
+
 /// Decodes `(shard, lines)` groups, writes each shard's temporary file and
 /// emits `(shard, path)`.
 fn write_shards(
@@ -1115,10 +1243,7 @@ fn write_shards(
         .writer
         .clone()
         .ok_or_else(|| anyhow!("internal: '{}' is not a file sink", graph.nodes[node].label))?;
-    let dir = writer.dir().join(format!(
-        ".bigflow-temp-{run_id}-{}",
-        translate::sanitize(&writer.label)
-    ));
+    let dir = shard_temp_dir(&writer, run_id);
     Ok(Box::new(ShardFiles {
         writer,
         dir,
@@ -1314,11 +1439,25 @@ type Queue = (
 
 /// One data stream per endpoint: an outbound sender and a router that
 /// hands inbound chunks to their bundle (buffering those that arrive before
-/// the bundle starts).
+/// the bundle starts). A stream that ends is forgotten, so later bundles
+/// open a new one.
 #[derive(Default)]
 struct DataClients {
-    streams: Mutex<HashMap<String, mpsc::Sender<fnapi::Elements>>>,
+    streams: Arc<Mutex<HashMap<String, mpsc::Sender<fnapi::Elements>>>>,
     queues: Arc<Mutex<HashMap<String, Queue>>>,
+}
+
+/// Forgets the stream to `url` if it is still the one `weak` sends on.
+fn forget_stream(
+    streams: &Mutex<HashMap<String, mpsc::Sender<fnapi::Elements>>>,
+    url: &str,
+    weak: &mpsc::WeakSender<fnapi::Elements>,
+) {
+    if let (Ok(mut s), Some(mine)) = (streams.lock(), weak.upgrade())
+        && s.get(url).is_some_and(|c| c.same_channel(&mine))
+    {
+        s.remove(url);
+    }
 }
 
 impl DataClients {
@@ -1335,6 +1474,7 @@ impl DataClients {
         }
         let (tx, rx) = mpsc::channel::<fnapi::Elements>(64);
         let queues = self.queues.clone();
+        let (all_streams, weak) = (self.streams.clone(), tx.downgrade());
         let url_owned = url.to_string();
         let worker = worker.to_string();
         // Connect now (errors surface here); the call itself is made in the
@@ -1347,6 +1487,7 @@ impl DataClients {
             let mut inbound = match client.data(with_id(&worker, ReceiverStream::new(rx))).await {
                 Ok(r) => r.into_inner(),
                 Err(status) => {
+                    forget_stream(&all_streams, &url_owned, &weak);
                     if let Ok(q) = queues.lock() {
                         for (s, _) in q.values() {
                             let _ = s.send(Inbound::Closed(format!(
@@ -1375,6 +1516,9 @@ impl DataClients {
                     Err(status) => break status.to_string(),
                 }
             };
+            // Forgotten before the bundles hear of it: a bundle that starts
+            // later opens a new stream (see `queue`).
+            forget_stream(&all_streams, &url_owned, &weak);
             if let Ok(q) = queues.lock() {
                 for (s, _) in q.values() {
                     let _ = s.send(Inbound::Closed(why.clone()));
@@ -1393,18 +1537,41 @@ impl DataClients {
         instruction: &str,
         urls: impl Iterator<Item = &'u str>,
     ) -> Result<std::sync::mpsc::Receiver<Inbound>> {
-        for u in urls {
-            self.sender(rt, worker, u)?;
+        let urls: Vec<&str> = urls.collect();
+        for _ in 0..3 {
+            let mut senders = Vec::new();
+            for u in &urls {
+                senders.push((*u, self.sender(rt, worker, u)?));
+            }
+            // A stream that ended since told only the queues there were:
+            // open it again. A stream still known here announces its end
+            // only after this queue exists (it is forgotten first, under
+            // this lock).
+            let streams = self.streams.lock().map_err(|_| anyhow!("poisoned"))?;
+            if !senders
+                .iter()
+                .all(|(u, s)| streams.get(*u).is_some_and(|c| c.same_channel(s)))
+            {
+                continue;
+            }
+            let mut q = self.queues.lock().map_err(|_| anyhow!("poisoned"))?;
+            let entry = q.entry(instruction.to_string()).or_insert_with(|| {
+                let (s, r) = std::sync::mpsc::channel();
+                (s, Some(r))
+            });
+            return entry
+                .1
+                .take()
+                .ok_or_else(|| anyhow!("instruction '{instruction}' is already running"));
         }
-        let mut q = self.queues.lock().map_err(|_| anyhow!("poisoned"))?;
-        let entry = q.entry(instruction.to_string()).or_insert_with(|| {
-            let (s, r) = std::sync::mpsc::channel();
-            (s, Some(r))
-        });
-        entry
-            .1
-            .take()
-            .ok_or_else(|| anyhow!("instruction '{instruction}' is already running"))
+        bail!("the data stream to {} keeps closing", urls.join(", "))
+    }
+
+    /// Whether `sender` still sends on the stream to `url`.
+    fn is_live(&self, url: &str, sender: &mpsc::Sender<fnapi::Elements>) -> bool {
+        self.streams
+            .lock()
+            .is_ok_and(|s| s.get(url).is_some_and(|c| c.same_channel(sender)))
     }
 
     /// Drops what is left of a finished bundle's queue.
@@ -1441,15 +1608,18 @@ impl ByteSink for DataSink {
 // ---- State ----
 
 /// One State stream per endpoint; responses are matched to requests by id.
+/// A stream that ends is forgotten, so later bundles open a new one.
 #[derive(Default)]
 struct StateClients {
-    clients: Mutex<HashMap<String, Arc<StateClient>>>,
+    clients: Arc<Mutex<HashMap<String, Arc<StateClient>>>>,
 }
 
 struct StateClient {
     out: mpsc::Sender<fnapi::StateRequest>,
     pending:
         Arc<Mutex<HashMap<String, std::sync::mpsc::Sender<Result<fnapi::StateResponse, String>>>>>,
+    /// Set (under the `pending` lock) once the stream has ended.
+    closed: Arc<AtomicBool>,
     next: AtomicU64,
 }
 
@@ -1472,7 +1642,24 @@ impl StateClients {
         let worker = worker.to_string();
         let channel = rt.block_on(connect(&url_owned))?;
         let p = pending.clone();
+        let closed = Arc::new(AtomicBool::new(false));
+        let (all, is_closed) = (self.clients.clone(), closed.clone());
         rt.spawn(async move {
+            // Forgets this stream and fails the requests waiting on it.
+            let end = |why: String| {
+                if let Ok(mut c) = all.lock()
+                    && c.get(&url_owned)
+                        .is_some_and(|c| Arc::ptr_eq(&c.pending, &p))
+                {
+                    c.remove(&url_owned);
+                }
+                if let Ok(mut m) = p.lock() {
+                    is_closed.store(true, Ordering::SeqCst);
+                    for (_, s) in m.drain() {
+                        let _ = s.send(Err(why.clone()));
+                    }
+                }
+            };
             let mut client = fnapi::beam_fn_state_client::BeamFnStateClient::new(channel)
                 .max_decoding_message_size(256 << 20);
             let mut inbound = match client
@@ -1481,11 +1668,7 @@ impl StateClients {
             {
                 Ok(r) => r.into_inner(),
                 Err(status) => {
-                    if let Ok(mut m) = p.lock() {
-                        for (_, s) in m.drain() {
-                            let _ = s.send(Err(format!("state stream to {url_owned}: {status}")));
-                        }
-                    }
+                    end(format!("state stream to {url_owned}: {status}"));
                     return;
                 }
             };
@@ -1500,15 +1683,12 @@ impl StateClients {
                     Err(status) => break status.to_string(),
                 }
             };
-            if let Ok(mut m) = p.lock() {
-                for (_, s) in m.drain() {
-                    let _ = s.send(Err(why.clone()));
-                }
-            }
+            end(why);
         });
         let c = Arc::new(StateClient {
             out: tx,
             pending,
+            closed,
             next: AtomicU64::new(0),
         });
         clients.insert(url.to_string(), c.clone());
@@ -1538,10 +1718,14 @@ impl StateClient {
         loop {
             let id = format!("s{}", self.next.fetch_add(1, Ordering::Relaxed));
             let (s, r) = std::sync::mpsc::channel();
-            self.pending
-                .lock()
-                .map_err(|_| anyhow!("poisoned"))?
-                .insert(id.clone(), s);
+            {
+                let mut pending = self.pending.lock().map_err(|_| anyhow!("poisoned"))?;
+                // A request after the end would wait for an answer that never comes.
+                if self.closed.load(Ordering::SeqCst) {
+                    bail!("the state stream closed");
+                }
+                pending.insert(id.clone(), s);
+            }
             self.out
                 .blocking_send(fnapi::StateRequest {
                     id,
@@ -1603,6 +1787,8 @@ impl Logger {
             return Logger::disabled();
         };
         let (tx, mut rx) = mpsc::channel::<fnapi::LogEntry>(1024);
+        // What the process logs through `tracing` goes there too.
+        super::fn_logging::connect(tx.clone());
         let (lists_tx, lists_rx) = mpsc::channel::<fnapi::log_entry::List>(16);
         let mut client = fnapi::beam_fn_logging_client::BeamFnLoggingClient::new(channel);
         let worker = worker.to_string();

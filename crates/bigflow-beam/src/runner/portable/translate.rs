@@ -4,11 +4,12 @@
 //!
 //! | node                         | Runner API                                          |
 //! |------------------------------|-----------------------------------------------------|
-//! | Create, ReadFromText, …      | composite: `Impulse` → ParDo that reads             |
+//! | Create, ReadFromText, …      | composite: `Impulse` → Split (the source's parts) → Reshuffle → Read |
 //! | Map, FlatMap, Filter, ParDo, WithTimestamps, WindowInto | ParDo            |
 //! | GroupByKey                   | `beam:transform:group_by_key:v1`                    |
 //! | Flatten                      | `beam:transform:flatten:v1`                         |
 //! | CombinePerKey                | `beam:transform:combine_per_key:v1` composite (GroupByKey + `combine_grouped_values`), which runners lift |
+//! | … of `combine_globally`      | the same, then Impulse → InjectDefault (reads the combined value as a side input; the empty output when there is none), as Beam's `CombineGlobally` |
 //! | WriteToText, …               | composite: Shard → GroupByKey → WriteShards; Impulse → Finalize (reads the written shards as a side input, renames only when all are there) |
 //! | side-input views             | the ParDo's side input (iterable access), no transform |
 //! | staging, Reshuffle           | nothing: the runner decides where to materialize    |
@@ -76,7 +77,9 @@ pub(crate) fn capabilities() -> Vec<String> {
 pub(crate) enum Role {
     /// The node's own code, as a consumer of its input.
     ParDo(usize),
-    /// A source node's reading, started by an impulse.
+    /// A source node's splitting into parts, started by an impulse.
+    Split(usize),
+    /// A source node's reading of its parts.
     Source(usize),
     /// A Flatten node.
     Flatten(usize),
@@ -88,6 +91,8 @@ pub(crate) enum Role {
     WriteShards(usize),
     /// A file sink: renames complete shards into place.
     Finalize(usize),
+    /// A global combine: its result, or the empty output for an empty input.
+    InjectDefault(usize),
 }
 
 impl Role {
@@ -95,12 +100,14 @@ impl Role {
     pub(crate) fn parse(name: &str, n: usize) -> Result<Role> {
         Ok(match name {
             "pardo" => Role::ParDo(n),
+            "split" => Role::Split(n),
             "source" => Role::Source(n),
             "flatten" => Role::Flatten(n),
             "combine" => Role::Combine(n),
             "write-shard" => Role::WriteShard(n),
             "write-shards" => Role::WriteShards(n),
             "finalize" => Role::Finalize(n),
+            "inject-default" => Role::InjectDefault(n),
             other => bail!("unknown transform role '{other}'"),
         })
     }
@@ -108,12 +115,14 @@ impl Role {
     fn name(&self) -> &'static str {
         match self {
             Role::ParDo(_) => "pardo",
+            Role::Split(_) => "split",
             Role::Source(_) => "source",
             Role::Flatten(_) => "flatten",
             Role::Combine(_) => "combine",
             Role::WriteShard(_) => "write-shard",
             Role::WriteShards(_) => "write-shards",
             Role::Finalize(_) => "finalize",
+            Role::InjectDefault(_) => "inject-default",
         }
     }
 }
@@ -140,6 +149,8 @@ pub(crate) struct Translation {
 
 /// The id of a write's side input of written shards.
 pub(crate) const WRITTEN_SIDE_INPUT: &str = "written";
+/// The id of a global combine's side input of its combined value.
+pub(crate) const COMBINED_SIDE_INPUT: &str = "combined";
 
 /// The ParDo side input id of a node's `i`th view.
 pub(crate) fn side_input_id(i: usize) -> String {
@@ -210,24 +221,76 @@ pub(crate) fn translate(graph: &Graph, environment: rapi::Environment) -> Result
         pcoll_node.insert(pc.clone(), i);
         match node.primitive {
             Primitive::Source => {
-                let (imp_id, imp) = t.impulse(&format!("{}/Impulse", node.label));
-                let read_id = t.transform_id(&format!("{}/Read", node.label));
+                // Impulse → Split (the source's parts) → Reshuffle (a
+                // GroupByKey on the part's index spreads parts over workers)
+                // → Read.
+                let l = &node.label;
+                let (imp_id, imp) = t.impulse(&format!("{l}/Impulse"));
+                let split_id = t.transform_id(&format!("{l}/Split"));
+                let group_id = t.transform_id(&format!("{l}/Reshuffle"));
+                let read_id = t.transform_id(&format!("{l}/Read"));
+                let parts_coder = t.coder(&CoderSpec::with(
+                    "beam:coder:kv:v1",
+                    vec![
+                        CoderSpec::leaf("beam:coder:varint:v1"),
+                        CoderSpec::leaf("beam:coder:bytes:v1"),
+                    ],
+                ));
+                let grouped_coder = t.coder(&CoderSpec::with(
+                    "beam:coder:kv:v1",
+                    vec![
+                        CoderSpec::leaf("beam:coder:varint:v1"),
+                        CoderSpec::with(
+                            "beam:coder:iterable:v1",
+                            vec![CoderSpec::leaf("beam:coder:bytes:v1")],
+                        ),
+                    ],
+                ));
+                let global = t.windowing(WindowFn::Global);
+                let parts = t.pcollection(
+                    &format!("{split_id}-out"),
+                    &format!("{l}/Split"),
+                    &parts_coder,
+                    &global,
+                );
+                let grouped = t.pcollection(
+                    &format!("{group_id}-out"),
+                    &format!("{l}/Reshuffle"),
+                    &grouped_coder,
+                    &global,
+                );
+                let split = t.pardo(
+                    &split_id,
+                    &format!("{l}/Split"),
+                    &imp,
+                    vec![("out".into(), parts.clone())],
+                    Role::Split(i),
+                    l,
+                    BTreeMap::new(),
+                );
+                t.primitive(
+                    &group_id,
+                    &format!("{l}/Reshuffle"),
+                    GROUP_BY_KEY,
+                    vec![("in".into(), parts)],
+                    grouped.clone(),
+                );
                 let read = t.pardo(
                     &read_id,
-                    &format!("{}/Read", node.label),
-                    &imp,
+                    &format!("{l}/Read"),
+                    &grouped,
                     vec![("out".into(), pc.clone())],
                     Role::Source(i),
-                    &node.label,
+                    l,
                     BTreeMap::new(),
                 );
                 t.composite(
                     &tid,
-                    &node.label,
+                    l,
                     None,
                     vec![],
                     pc.clone(),
-                    vec![imp_id, read],
+                    vec![imp_id, split, group_id, read],
                 );
                 roots.push(tid);
             }
@@ -308,6 +371,20 @@ pub(crate) fn translate(graph: &Graph, environment: rapi::Environment) -> Result
                     accumulator_coder_id: acc,
                 }
                 .encode_to_vec();
+                // A global combine's result goes through InjectDefault.
+                let inject = lifted.global_default() && node.windowing == WindowFn::Global;
+                let combined = if inject {
+                    let c = t.pcollection(
+                        &format!("{tid}-combined"),
+                        &format!("{}/Combined", node.label),
+                        &coder,
+                        &windowing,
+                    );
+                    pcoll_node.insert(c.clone(), i);
+                    c
+                } else {
+                    pc.clone()
+                };
                 let grouped_coder = t.coder(&CoderSpec::with(
                     "beam:coder:kv:v1",
                     vec![key, CoderSpec::with("beam:coder:iterable:v1", vec![value])],
@@ -336,7 +413,7 @@ pub(crate) fn translate(graph: &Graph, environment: rapi::Environment) -> Result
                             payload: payload.clone(),
                         }),
                         inputs: [("in".to_string(), gpc)].into(),
-                        outputs: [("out".to_string(), pc.clone())].into(),
+                        outputs: [("out".to_string(), combined.clone())].into(),
                         environment_id: ENVIRONMENT_ID.into(),
                         ..Default::default()
                     },
@@ -351,12 +428,33 @@ pub(crate) fn translate(graph: &Graph, environment: rapi::Environment) -> Result
                         }),
                         subtransforms: vec![gid, cid],
                         inputs: [("in".to_string(), main)].into(),
-                        outputs: [("out".to_string(), pc.clone())].into(),
+                        outputs: [("out".to_string(), combined.clone())].into(),
                         environment_id: ENVIRONMENT_ID.into(),
                         ..Default::default()
                     },
                 );
                 roots.push(tid);
+                if inject {
+                    let l = &node.label;
+                    let (imp_id, imp) = t.impulse(&format!("{l}/DoOnce"));
+                    let inject_id = t.transform_id(&format!("{l}/InjectDefault"));
+                    let sides = [(
+                        COMBINED_SIDE_INPUT.to_string(),
+                        (combined, format!("{l}/Combined")),
+                    )]
+                    .into();
+                    t.pardo(
+                        &inject_id,
+                        &format!("{l}/InjectDefault"),
+                        &imp,
+                        vec![("out".into(), pc.clone())],
+                        Role::InjectDefault(i),
+                        l,
+                        sides,
+                    );
+                    roots.push(imp_id);
+                    roots.push(inject_id);
+                }
             }
             Primitive::WriteFiles => {
                 let main = input_pc(0)?;
