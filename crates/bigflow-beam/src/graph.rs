@@ -151,6 +151,9 @@ pub struct RunControl {
     pub deadline: Option<Instant>,
     /// Asked between bundles and every few thousand elements: `true` cancels.
     pub external: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// Return once a remote runner has the job, without waiting for it
+    /// (BeamJob's `wait_until_finish(false)`); in-process runners always wait.
+    pub detach: bool,
 }
 
 impl fmt::Debug for RunControl {

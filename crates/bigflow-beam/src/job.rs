@@ -181,19 +181,29 @@ impl BeamJob {
         ] {
             options.extra.insert(k.to_string(), v.clone());
         }
+        // Credentials of a remote runner, from the job's config (read by
+        // the runner, never sent to it).
+        for &key in crate::options::Credentials::KEYS {
+            if let Some(v) = ctx.config.get(key).and_then(|v| v.as_str())
+                && !options.credentials.0.contains_key(key)
+            {
+                options.credentials.0.insert(key.to_string(), v.to_string());
+            }
+        }
         // Fail before building anything when the runner cannot run here.
         crate::runner::runner_for(&options).map_err(|e| anyhow!("job {}: {e}", self.id))?;
         let mut pipeline = Pipeline::new(options);
         (self.entry_point)(&mut pipeline, ctx, &self.args)
             .with_context(|| format!("job {}: building the pipeline failed", self.id))?;
-        if !self.wait_until_finish {
-            tracing::info!(job_id = %self.id, "wait_until_finish=false has no effect on the DirectRunner: it runs to completion");
+        if !self.wait_until_finish && !pipeline.options().is_dataflow() {
+            tracing::info!(job_id = %self.id, "wait_until_finish=false only detaches from Dataflow jobs; this runner runs to completion");
         }
         let timeout = pipeline_timeout(self.settings.execution_timeout);
         let ctx2 = ctx.clone();
         let control = RunControl {
             deadline: Some(Instant::now() + timeout),
             external: Some(Arc::new(move || ctx2.is_cancelled())),
+            detach: !self.wait_until_finish,
             ..RunControl::default()
         };
         let result = pipeline
@@ -259,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn dataflow_runner_fails_naming_the_missing_piece() {
+    fn dataflow_without_an_image_fails_before_building_naming_the_option() {
         let opts = PipelineOptions::from_args([
             "--runner=DataflowRunner",
             "--project=p",
@@ -269,8 +279,8 @@ mod tests {
         .unwrap();
         let j = BeamJob::new("b", |_, _, _| panic!("must not build")).pipeline_options(opts);
         let e = format!("{:#}", j.execute(&ctx()).unwrap_err());
-        assert!(e.contains("DataflowRunner is not available yet"), "{e}");
-        assert!(e.contains("portable runner"), "{e}");
+        assert!(e.contains("--sdk_container_image"), "{e}");
+        assert!(e.contains("DockerImage::Project"), "{e}");
     }
 
     #[test]

@@ -136,6 +136,31 @@ pub struct PortableOptions {
     pub environment_config: Option<String>,
 }
 
+/// How a remote runner authenticates (`auth_method`,
+/// `service_account_key_file`, `vault_endpoint`, `vault_secret`,
+/// `vault_endpoint_verify`): kept apart from the other options, never
+/// printed, never sent to a runner.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials(pub BTreeMap<String, String>);
+
+impl Credentials {
+    /// The keys that are credentials.
+    pub const KEYS: &'static [&'static str] = &[
+        "auth_method",
+        "service_account_key_file",
+        "vault_endpoint",
+        "vault_secret",
+        "vault_endpoint_verify",
+    ];
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&String> = self.0.keys().collect();
+        write!(f, "Credentials({keys:?}, values hidden)")
+    }
+}
+
 /// All options of a pipeline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PipelineOptions {
@@ -151,6 +176,8 @@ pub struct PipelineOptions {
     pub direct: DirectOptions,
     /// PortableRunner settings.
     pub portable: PortableOptions,
+    /// A remote runner's credentials.
+    pub credentials: Credentials,
     /// Options this crate does not know, for the pipeline's own use.
     pub extra: BTreeMap<String, String>,
 }
@@ -257,6 +284,9 @@ impl PipelineOptions {
             }
             "direct_temp_dir" => self.direct.temp_dir = s(),
             "job_endpoint" => self.portable.job_endpoint = s(),
+            k if Credentials::KEYS.contains(&k) => {
+                self.credentials.0.insert(k.to_string(), value.to_string());
+            }
             "environment_type" => {
                 let v = value.trim().to_ascii_uppercase();
                 if !["LOOPBACK", "PROCESS", "EXTERNAL"].contains(&v.as_str()) {

@@ -85,7 +85,9 @@ fn prod_wordcount_refuses_dataflow_with_exit_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("DataflowRunner is not available yet"), "{err}");
+    // The prod config names no worker image yet: Dataflow is refused before
+    // anything is staged, naming what is missing.
+    assert!(err.contains("--sdk_container_image"), "{err}");
 }
 
 /// The starter's word count on Beam 2.77's own runner (its job service in

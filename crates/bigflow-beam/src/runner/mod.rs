@@ -9,9 +9,9 @@
 //! directory. The first error stops the run; it names the transform and,
 //! for user code, the element.
 //!
-//! `DataflowRunner` is recognised but not available yet: the missing piece
-//! is the portable runner (Beam's Fn API harness serving this binary's
-//! DoFns), so choosing it fails instead of silently running locally.
+//! The other runners execute the same graph elsewhere: [`portable`] on a
+//! Beam runner through its job service, [`dataflow`] on Google Cloud
+//! Dataflow; both run this binary as Beam's SDK worker.
 
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use crate::metrics::MetricResults;
 use crate::options::PipelineOptions;
 use crate::pipeline::Pipeline;
 
+#[cfg(feature = "dataflow")]
+pub mod dataflow;
 mod direct;
 #[cfg(feature = "portable")]
 pub mod portable;
@@ -56,14 +58,22 @@ pub fn runner_for(options: &PipelineOptions) -> Result<Box<dyn PipelineRunner>> 
         "PortableRunner" => bail!(
             "PortableRunner needs bigflow-beam's 'portable' feature (Beam's Fn API), which this binary was built without"
         ),
+        #[cfg(feature = "dataflow")]
+        "DataflowRunner" => Ok(Box::new(dataflow::DataflowRunner::from_options(options)?)),
+        #[cfg(not(feature = "dataflow"))]
         "DataflowRunner" => bail!(
-            "DataflowRunner is not available yet: running Rust pipelines on Dataflow needs the portable runner \
-             (a Beam Fn API SDK harness for this binary), which is not built yet; use --runner=DirectRunner to run locally"
+            "DataflowRunner needs bigflow-beam's 'dataflow' feature, which this binary was built without"
         ),
         other => {
-            bail!("unknown runner '{other}'; use DirectRunner (or DataflowRunner once available)")
+            bail!("unknown runner '{other}'; use DirectRunner, PortableRunner or DataflowRunner")
         }
     }
+}
+
+/// A short random suffix for job names (12 hex digits).
+#[cfg_attr(not(feature = "dataflow"), allow(dead_code))]
+pub(crate) fn random_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
 /// Capturing a pipeline instead of running it: how a worker process gets
