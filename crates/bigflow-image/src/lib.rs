@@ -29,6 +29,8 @@ use layer::{Layer, LayerTree, sha256};
 
 /// Where the project binary lives in the image.
 pub const APP_BIN_DIR: &str = "/app/bin";
+/// Where Beam's runners (Dataflow) look for a container's worker boot program.
+pub const BEAM_BOOT: &str = "/opt/apache/beam/boot";
 /// Where `resources/` lives in the image (found by `bigflow`'s resource lookup).
 pub const APP_RESOURCES_DIR: &str = "/app/resources";
 /// The non-root user the image runs as.
@@ -171,6 +173,10 @@ fn app_layer(spec: &ImageSpec) -> Result<Layer, ImageError> {
         read(&spec.binary)?,
         0o755,
     );
+    // Dataflow starts a custom SDK container's `/opt/apache/beam/boot` with
+    // Beam's boot flags; the binary serves as the SDK worker when it sees
+    // them, while Composer's pods keep running it with a command.
+    tree.symlink(BEAM_BOOT, &format!("{APP_BIN_DIR}/{}", spec.binary_name));
     match &spec.resources {
         Some(dir) if dir.is_dir() => add_dir_recursively(&mut tree, dir, APP_RESOURCES_DIR)?,
         _ => {

@@ -83,3 +83,23 @@ fn an_archive_replaces_only_a_regular_file() {
     export_archive(&image, "0.2", None, &file).unwrap();
     assert_ne!(std::fs::read(&file).unwrap(), b"old archive");
 }
+
+#[test]
+fn the_application_layer_links_beams_boot_program_to_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = build_image(&spec(dir.path())).unwrap();
+    let app = image.layers.last().unwrap();
+    let tar = flate2::read::GzDecoder::new(app.blob.as_slice());
+    let mut archive = tar::Archive::new(tar);
+    let boot = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy() == BEAM_BOOT.trim_start_matches('/'))
+        .expect("opt/apache/beam/boot in the application layer");
+    assert_eq!(boot.header().entry_type(), tar::EntryType::Symlink);
+    assert_eq!(
+        boot.link_name().unwrap().unwrap().to_string_lossy(),
+        "/app/bin/demo"
+    );
+}
