@@ -152,7 +152,15 @@ impl BeamJob {
             DockerImage::Image(i) => options.worker.sdk_container_image = Some(i.clone()),
             DockerImage::Project => {
                 match ctx.config.get("docker_repository").and_then(|v| v.as_str()) {
-                    Some(repo) => options.worker.sdk_container_image = Some(repo.to_string()),
+                    Some(repo) => {
+                        // The image this binary was deployed in (its version
+                        // is in the image's environment), else the repository's latest.
+                        let image = match std::env::var("BIGFLOW_IMAGE_VERSION") {
+                            Ok(v) if !v.is_empty() => format!("{repo}:{v}"),
+                            _ => format!("{repo}:latest"),
+                        };
+                        options.worker.sdk_container_image = Some(image);
+                    }
                     None if options.is_dataflow() => {
                         return Err(anyhow!(
                             "job {}: use_docker_image(Project) needs 'docker_repository' in the workflow's config",

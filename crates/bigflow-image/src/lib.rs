@@ -209,8 +209,15 @@ pub fn build_image(spec: &ImageSpec) -> Result<Image, ImageError> {
     env.push("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".to_string());
     // Deployed runs: Cloud Logging JSON (read by Composer's logging agent)
     // and a marker the local warehouse refuses to run under.
-    env.retain(|e| !e.starts_with("BIGFLOW_IN_IMAGE=") && !e.starts_with("BIGFLOW_LOG_FORMAT="));
+    env.retain(|e| {
+        !e.starts_with("BIGFLOW_IN_IMAGE=")
+            && !e.starts_with("BIGFLOW_LOG_FORMAT=")
+            && !e.starts_with("BIGFLOW_IMAGE_VERSION=")
+    });
     env.push("BIGFLOW_IN_IMAGE=1".to_string());
+    // Which image a job runs in: a Beam job on Dataflow uses the same one
+    // for its workers (`use_docker_image`).
+    env.push(format!("BIGFLOW_IMAGE_VERSION={}", spec.version));
     env.push("BIGFLOW_LOG_FORMAT=json".to_string());
     let entrypoint = format!("{APP_BIN_DIR}/{}", spec.binary_name);
     let config = json!({
