@@ -92,8 +92,17 @@ ensure_bigquery_emulator() {
   fi
 }
 
+# The fake Dataflow API's venv: Beam with its Dataflow client (apache-beam[gcp],
+# for the reference Job JSON and for running the jobs), the dataflow.v1b3
+# discovery document (google-api-python-client) and the Job message
+# (google-cloud-dataflow-client) it validates requests with.
+ensure_dataflow_fake() {
+  venv_install dataflow-fake -r "$PEER_PINS/dataflow-fake.txt"
+}
+
 ensure_peers() {
   ensure_beam
+  ensure_dataflow_fake
   ensure_airflow
   ensure_image_tools
   ensure_storage_emulator

@@ -9,8 +9,11 @@
 //!   `gcp-storage-emulator`) on loopback, stopped when dropped.
 //! - [`beam`]: Beam's Python job service and pipelines built with Beam's
 //!   Python SDK.
+//! - [`dataflow`]: a strict fake of the Dataflow REST API that executes jobs
+//!   on Beam's job service, and the Job Beam's own Dataflow client submits.
 
 pub mod beam;
+pub mod dataflow;
 pub mod fuzz;
 
 use std::net::{TcpListener, TcpStream};
