@@ -42,11 +42,13 @@ pub(crate) trait RootOp: Send + Sync {
 
     /// A source's parts as descriptors a remote runner can spread over
     /// workers (default: one part, the whole source).
+    #[cfg_attr(not(feature = "portable"), allow(dead_code))]
     fn split(&self, _env: &Env) -> Result<Vec<Vec<u8>>> {
         Ok(vec![Vec::new()])
     }
 
     /// Reads the parts `split` described, in parallel.
+    #[cfg_attr(not(feature = "portable"), allow(dead_code))]
     fn run_parts(&self, node: usize, env: &Env, parts: &[Vec<u8>]) -> Result<()> {
         if parts.is_empty() {
             return Ok(());

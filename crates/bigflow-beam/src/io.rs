@@ -1,19 +1,21 @@
 //! Text and NDJSON files: `ReadFromText` and `WriteToText`.
 //!
-//! Reading takes a file name or glob. Plain files are split into byte
-//! ranges read in parallel (a range owns the lines that start in it, as in
-//! Beam); `.gz` files are decompressed as a stream, one bundle each. Lines
-//! are read one at a time, never the whole file. Line endings (`\n`, `\r\n`)
-//! are stripped; a line that is not UTF-8 fails the run naming the file.
+//! Reading takes a file name or glob, local or `gs://bucket/path` (see
+//! the `fs` module). Plain files are split into byte ranges read in parallel
+//! (a range owns the lines that start in it, as in Beam); gzip files (`.gz`,
+//! or objects stored with `Content-Encoding: gzip`) are decompressed as a
+//! stream, one bundle each. Lines are read one at a time, never the whole
+//! file. Line endings (`\n`, `\r\n`) are stripped; a line that is not UTF-8
+//! fails the run naming the file.
 //!
 //! Writing shards the lines by a hash of their bytes into
 //! `prefix-00000-of-0000N` + suffix; each shard's lines are sorted, so the
 //! output is the same on every run. Shards are written under a temporary
-//! directory next to the output and renamed into place only when all of
-//! them are complete.
+//! directory next to the output (`<dir>/.bigflow-temp-…/`, objects under
+//! that prefix for `gs://`) and renamed into place only when all of them are
+//! complete; a failed write leaves no shard under its final name.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -53,37 +55,6 @@ struct TextRoot {
     read: ReadText,
 }
 
-fn is_gzip(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
-}
-
-/// The files matching a pattern, sorted; an error if none.
-pub(crate) fn expand(label: &str, pattern: &str) -> Result<Vec<PathBuf>> {
-    let paths = glob::glob(pattern)
-        .map_err(|e| anyhow!("transform '{label}': invalid file pattern '{pattern}': {e}"))?;
-    let mut files = Vec::new();
-    for p in paths {
-        let p = p.map_err(|e| {
-            anyhow!(
-                "transform '{label}': cannot read {}: {}",
-                e.path().display(),
-                e.error()
-            )
-        })?;
-        if p.is_file() {
-            files.push(p);
-        }
-    }
-    if files.is_empty() {
-        bail!(
-            "transform '{label}': no files match '{pattern}'; check the path (relative paths are relative to the working directory)"
-        );
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// A part of a text source: the lines starting in `[start, end)` of a file.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct TextRange {
@@ -91,31 +62,28 @@ struct TextRange {
     start: u64,
     end: u64,
     skip: usize,
+    /// The file is gzip (then the range is the whole file).
+    #[serde(default)]
+    gzip: bool,
 }
 
 impl TextRoot {
     /// The source's byte ranges: about four per worker thread (at least
     /// [`MIN_SPLIT`] bytes); gzip files and files with header lines whole.
     fn ranges(&self, workers: usize) -> Result<Vec<TextRange>> {
-        let files = expand(&self.label, &self.read.pattern)?;
-        let total: u64 = files
-            .iter()
-            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-            .sum();
+        let files = crate::fs::expand(&self.label, &self.read.pattern)?;
+        let total: u64 = files.iter().map(|f| f.size).sum();
         let chunk = (total / (workers as u64 * 4).max(1)).max(MIN_SPLIT);
         let mut ranges = Vec::new();
         for f in files {
-            let len = std::fs::metadata(&f)
-                .with_context(|| {
-                    format!("transform '{}': cannot read {}", self.label, f.display())
-                })?
-                .len();
-            if is_gzip(&f) || self.read.skip_header_lines > 0 || len <= chunk {
+            let len = f.size;
+            if f.gzip || self.read.skip_header_lines > 0 || len <= chunk {
                 ranges.push(TextRange {
-                    path: f,
+                    path: f.path,
                     start: 0,
                     end: u64::MAX,
                     skip: self.read.skip_header_lines,
+                    gzip: f.gzip,
                 });
                 continue;
             }
@@ -123,10 +91,11 @@ impl TextRoot {
             while start < len {
                 let end = (start + chunk).min(len);
                 ranges.push(TextRange {
-                    path: f.clone(),
+                    path: f.path.clone(),
                     start,
                     end,
                     skip: 0,
+                    gzip: false,
                 });
                 start = end;
             }
@@ -140,6 +109,7 @@ impl TextRoot {
             .map(|r| {
                 Box::new(TextBundle {
                     label: self.label.clone(),
+                    gzip: r.gzip || crate::fs::has_gz_extension(&r.path),
                     path: r.path,
                     start: r.start,
                     end: r.end,
@@ -188,11 +158,12 @@ struct TextBundle {
     start: u64,
     end: u64,
     skip: usize,
+    gzip: bool,
 }
 
 impl TextBundle {
     fn read_err(&self, e: std::io::Error) -> anyhow::Error {
-        let what = if is_gzip(&self.path) {
+        let what = if self.gzip {
             " (is it a valid gzip file?)"
         } else {
             ""
@@ -207,20 +178,20 @@ impl TextBundle {
 
 impl Bundle<String> for TextBundle {
     fn run(self: Box<Self>, out: &mut dyn Receiver<String>, control: &RunControl) -> Result<()> {
-        let file = File::open(&self.path).map_err(|e| self.read_err(e))?;
         let mut pos = self.start;
-        let mut reader: Box<dyn BufRead> = if is_gzip(&self.path) {
+        let mut reader: Box<dyn BufRead> = if self.gzip {
+            let file = crate::fs::open(&self.path, 0, u64::MAX).map_err(|e| self.read_err(e))?;
             Box::new(BufReader::with_capacity(
                 1 << 16,
                 flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
             ))
         } else {
+            // The line that starts before `start` belongs to the previous
+            // range: read from the byte before `start` and skip to the next line.
+            let from = self.start.saturating_sub(1);
+            let file = crate::fs::open(&self.path, from, self.end).map_err(|e| self.read_err(e))?;
             let mut r = BufReader::with_capacity(1 << 16, file);
             if self.start > 0 {
-                // The line that starts before `start` belongs to the previous
-                // range: skip through the byte before `start` to the next line.
-                r.seek(SeekFrom::Start(self.start - 1))
-                    .map_err(|e| self.read_err(e))?;
                 let mut skipped = Vec::new();
                 let n = r
                     .read_until(b'\n', &mut skipped)
@@ -268,7 +239,7 @@ impl Bundle<String> for TextBundle {
             out.receive(WindowedValue::global(line))?;
         }
         // Drain a gzip stream to its end so a corrupt trailer is noticed.
-        if is_gzip(&self.path) {
+        if self.gzip {
             std::io::copy(&mut reader.take(u64::MAX), &mut std::io::sink())
                 .map_err(|e| self.read_err(e))?;
         }
@@ -459,56 +430,50 @@ impl ShardWriter {
         next: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
         control: &RunControl,
     ) -> Result<()> {
-        let file = File::create(path).with_context(|| {
+        let mut file = crate::fs::create(path).with_context(|| {
             format!(
                 "transform '{}': cannot create {}",
                 self.label,
                 path.display()
             )
         })?;
-        match &self.format {
-            ShardFormat::Text => {}
-            #[cfg(feature = "parquet")]
-            ShardFormat::Parquet(schema) => {
-                let shard_name = self.write.shard_name(shard);
-                return crate::parquet_io::write_shard(
-                    &self.label,
-                    &shard_name,
-                    file,
-                    schema.clone(),
-                    next,
-                    control,
-                );
-            }
-        }
-        let _ = shard;
-        let w = BufWriter::with_capacity(1 << 20, file);
-        let mut w: Box<dyn Write> = if self.write.gzip {
-            Box::new(flate2::write::GzEncoder::new(
-                w,
-                flate2::Compression::default(),
-            ))
-        } else {
-            Box::new(w)
-        };
-        let mut n = 0u64;
-        while let Some(line) = next()? {
-            n += 1;
-            if n.is_multiple_of(128) {
-                control.check()?;
-            }
-            w.write_all(&line)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush().with_context(|| {
+        let cannot_write = || {
             format!(
                 "transform '{}': cannot write {}",
                 self.label,
                 path.display()
             )
-        })?;
-        drop(w);
-        Ok(())
+        };
+        match &self.format {
+            ShardFormat::Text => {
+                let w = BufWriter::with_capacity(1 << 20, &mut file);
+                if self.write.gzip {
+                    let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+                    write_lines(&mut gz, next, control).with_context(cannot_write)?;
+                    gz.finish()
+                        .and_then(|mut w| w.flush())
+                        .with_context(cannot_write)?;
+                } else {
+                    let mut w = w;
+                    write_lines(&mut w, next, control).with_context(cannot_write)?;
+                    w.flush().with_context(cannot_write)?;
+                }
+            }
+            #[cfg(feature = "parquet")]
+            ShardFormat::Parquet(schema) => {
+                let shard_name = self.write.shard_name(shard);
+                crate::parquet_io::write_shard(
+                    &self.label,
+                    &shard_name,
+                    &mut file,
+                    schema.clone(),
+                    next,
+                    control,
+                )?;
+            }
+        }
+        let _ = shard;
+        file.commit().with_context(cannot_write)
     }
 
     /// Moves complete temporary shards into place; nothing moves unless
@@ -532,21 +497,25 @@ impl ShardWriter {
                 self.label
             );
         }
-        let mut names = Vec::with_capacity(n);
-        for (i, t) in by_shard.into_iter().enumerate() {
-            let t = t.expect("checked above");
-            let f = PathBuf::from(self.write.shard_name(i));
-            std::fs::rename(t, &f).with_context(|| {
-                format!(
-                    "transform '{}': cannot move {} to {}",
-                    self.label,
-                    t.display(),
-                    f.display()
-                )
-            })?;
-            names.push(f.display().to_string());
-        }
-        Ok(names)
+        let moves: Vec<(PathBuf, PathBuf)> = by_shard
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let t = t.expect("checked above");
+                (t.clone(), PathBuf::from(self.write.shard_name(i)))
+            })
+            .collect();
+        crate::fs::rename_all(&moves).with_context(|| {
+            format!(
+                "transform '{}': cannot move the shards from {} into place",
+                self.label,
+                moves[0].0.parent().unwrap_or(Path::new("")).display()
+            )
+        })?;
+        Ok(moves
+            .into_iter()
+            .map(|(_, f)| f.display().to_string())
+            .collect())
     }
 }
 
@@ -555,23 +524,20 @@ impl RootOp for WriteRoot {
         let w = &self.writer;
         let shuffle = env.state::<Shuffle>(node)?;
         let dir = w.dir();
-        std::fs::create_dir_all(&dir).with_context(|| {
+        crate::fs::create_dir_all(&dir).with_context(|| {
             format!(
                 "transform '{}': cannot create directory {}",
                 w.label,
                 dir.display()
             )
         })?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".bigflow-temp-")
-            .tempdir_in(&dir)
-            .with_context(|| {
-                format!(
-                    "transform '{}': cannot create a temporary directory in {}",
-                    w.label,
-                    dir.display()
-                )
-            })?;
+        let tmp = crate::fs::TempDir::new_in(&dir, ".bigflow-temp-").with_context(|| {
+            format!(
+                "transform '{}': cannot create a temporary directory in {}",
+                w.label,
+                dir.display()
+            )
+        })?;
         let temps: Vec<PathBuf> = (0..w.write.num_shards)
             .map(|i| tmp.path().join(format!("shard-{i}")))
             .collect();
@@ -696,18 +662,38 @@ impl<T: Element + serde::Serialize> PCollection<T> {
     }
 }
 
-/// Reads every file matching `pattern` into lines (handy in tests).
+/// Writes `next`'s lines, each ended by `\n`.
+fn write_lines(
+    w: &mut impl Write,
+    next: &mut dyn FnMut() -> Result<Option<Vec<u8>>>,
+    control: &RunControl,
+) -> Result<()> {
+    let mut n = 0u64;
+    while let Some(line) = next()? {
+        n += 1;
+        if n.is_multiple_of(128) {
+            control.check()?;
+        }
+        w.write_all(&line)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Reads every file matching `pattern` (local or `gs://`) into lines
+/// (handy in tests).
 pub fn read_lines(pattern: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for f in expand("read_lines", pattern)? {
-        let file = File::open(&f)?;
-        let r: Box<dyn Read> = if is_gzip(&f) {
+    for f in crate::fs::expand("read_lines", pattern)? {
+        let file = crate::fs::open(&f.path, 0, u64::MAX)
+            .with_context(|| format!("reading {}", f.path.display()))?;
+        let r: Box<dyn Read> = if f.gzip {
             Box::new(flate2::read::MultiGzDecoder::new(file))
         } else {
             Box::new(file)
         };
         for line in BufReader::new(r).lines() {
-            out.push(line.with_context(|| format!("reading {}", f.display()))?);
+            out.push(line.with_context(|| format!("reading {}", f.path.display()))?);
         }
     }
     Ok(out)

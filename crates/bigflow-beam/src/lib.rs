@@ -5,7 +5,8 @@
 //!   (`map`, `flat_map`, `filter`, `par_do`, `group_by_key`,
 //!   `combine_per_key`, `co_group_by_key`, `flatten`, windows, side inputs);
 //!   [`io`]: text and NDJSON files; `parquet_io` (feature `parquet`):
-//!   Parquet files.
+//!   Parquet files; both local or on Cloud Storage (`gs://`, feature `gcs`)
+//!   through the private `fs` module.
 //! - [`dofn`]: [`DoFn`] with Beam's lifecycle; [`combiners`]: [`CombineFn`]
 //!   and the built-in combiners; [`side`]: side-input views.
 //! - [`coders`]: element encodings compatible with Beam's standard coders.
@@ -20,6 +21,7 @@
 pub mod coders;
 pub mod combiners;
 pub mod dofn;
+mod fs;
 mod graph;
 pub mod io;
 pub mod job;

@@ -212,6 +212,30 @@ pub async fn send(
     auth: &TokenSource,
     make: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Vec<u8>, ApiError> {
+    send_answer(auth, |status| (200..300).contains(&status), make)
+        .await
+        .map(|answer| answer.body)
+}
+
+/// A successful answer with its status and headers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The answer's headers.
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// [`send`] for calls whose success is not only 2xx (Cloud Storage's
+/// resumable uploads answer 308 to a chunk) or that need the answer's
+/// headers: an answer whose status `accept` takes is returned whole.
+pub async fn send_answer(
+    auth: &TokenSource,
+    accept: impl Fn(u16) -> bool,
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Answer, ApiError> {
     let mut refreshed = false;
     let mut attempts = 0;
     loop {
@@ -228,8 +252,15 @@ pub async fn send(
                     .get(http::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
+                let headers = response.headers().clone();
                 match response.bytes().await {
-                    Ok(body) if (200..300).contains(&status) => return Ok(body.to_vec()),
+                    Ok(body) if accept(status) => {
+                        return Ok(Answer {
+                            status,
+                            headers,
+                            body: body.to_vec(),
+                        });
+                    }
                     Ok(body) => ApiError::from_answer(status, &body, retry_after),
                     Err(e) => ApiError::without_answer(format!(
                         "the answer (HTTP {status}) broke off: {}",

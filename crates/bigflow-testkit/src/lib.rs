@@ -285,3 +285,53 @@ impl Drop for BigQueryEmulator {
         let _ = self.child.wait();
     }
 }
+
+/// A fake of the Compute Engine metadata server's token endpoint on
+/// loopback: point `GCE_METADATA_HOST` at [`MetadataServer::host`] and
+/// Google's auth library (bigflow's `local_account`) gets `token`.
+pub struct MetadataServer {
+    host: String,
+}
+
+impl MetadataServer {
+    /// Serves `token` until the process ends.
+    pub fn start(token: &str) -> MetadataServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let host = listener.local_addr().expect("an address").to_string();
+        let answer = format!(
+            "{{\"access_token\": \"{token}\", \"expires_in\": 3600, \"token_type\": \"Bearer\"}}"
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(match stream.try_clone() {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                });
+                let mut first = String::new();
+                let mut line = String::new();
+                let _ = reader.read_line(&mut first);
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let body = if first.contains("/token") {
+                    answer.as_str()
+                } else {
+                    "{}"
+                };
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMetadata-Flavor: Google\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        MetadataServer { host }
+    }
+
+    /// `127.0.0.1:PORT`, the value for `GCE_METADATA_HOST`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}

@@ -20,8 +20,9 @@
 //! options' [`Credentials`](crate::options::Credentials) (a BeamJob copies
 //! its config's `auth_method`, `vault_*` … there; never sent to Dataflow)
 //! or their `bf_` environment variables. The endpoint
-//! is Google's unless `--dataflow_endpoint` names another (a test double);
-//! Cloud Storage honours `STORAGE_EMULATOR_HOST`.
+//! is Google's unless `--dataflow_endpoint` or `BIGFLOW_DATAFLOW_ENDPOINT`
+//! names another (a loopback test double); Cloud Storage honours
+//! `STORAGE_EMULATOR_HOST`.
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,13 @@ fn trim(s: &str) -> &str {
     s.trim_end_matches('/')
 }
 
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
 /// `gs://bucket/path` → (`bucket`, `path`).
 fn split_gcs(url: &str) -> Result<(String, String)> {
     let rest = url
@@ -106,7 +114,17 @@ impl DataflowRunner {
             .extra
             .get("dataflow_endpoint")
             .cloned()
+            .or_else(|| {
+                std::env::var("BIGFLOW_DATAFLOW_ENDPOINT")
+                    .ok()
+                    .filter(|e| !e.is_empty())
+            })
             .unwrap_or_else(|| DATAFLOW_ENDPOINT.to_string());
+        if endpoint.starts_with("http://") && !is_loopback(&endpoint) {
+            bail!(
+                "plain HTTP to the Dataflow endpoint {endpoint} refused: only a loopback test double may be reached without TLS"
+            );
+        }
         Ok(DataflowRunner {
             options: o.clone(),
             endpoint: trim(&endpoint).to_string(),

@@ -509,7 +509,7 @@ impl Worker {
         if let Ok(mut r) = self.running.lock() {
             r.remove(instruction);
         }
-        self.data.forget(instruction);
+        self.data.forget(instruction, result.is_err());
         match result {
             Ok(()) => fnapi::InstructionResponse {
                 instruction_id: instruction.to_string(),
@@ -1060,6 +1060,10 @@ impl Worker {
         }
         drop(inputs);
         result?;
+        // A precombine writes its last accumulators at teardown.
+        if run.failed.load(Ordering::Relaxed) {
+            bail!("a combiner could not write its accumulators (see the worker's log)");
+        }
         // Every sink ends, even one that received nothing.
         for p in &sinks {
             let out = &out_streams[p.url.as_str()];
@@ -1196,7 +1200,7 @@ fn finalize(env: &Env, node: usize, run_id: &str, written: Vec<(usize, PathBuf)>
             continue;
         }
         let dir = shard_temp_dir(writer, run_id);
-        std::fs::create_dir_all(&dir)
+        crate::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(format!("shard-{shard}"));
         writer.write_shard(shard, &path, &mut || Ok(None), &RunControl::default())?;
@@ -1209,7 +1213,7 @@ fn finalize(env: &Env, node: usize, run_id: &str, written: Vec<(usize, PathBuf)>
         .collect();
     let names = writer.finalize(&temps)?;
     for d in dirs {
-        let _ = std::fs::remove_dir_all(d);
+        let _ = crate::fs::remove_dir_all(&d);
     }
     let mut out = env.output::<String>(node)?;
     out.start_bundle()?;
@@ -1285,7 +1289,7 @@ impl ByteReceiver for ShardFiles {
             let (shard, mut lines) = wv.value;
             let shard = usize::try_from(shard).map_err(|_| anyhow!("shard {shard}"))?;
             lines.sort_unstable();
-            std::fs::create_dir_all(&self.dir)
+            crate::fs::create_dir_all(&self.dir)
                 .with_context(|| format!("cannot create {}", self.dir.display()))?;
             // Written under a unique name, then renamed: a retried bundle
             // never leaves a half-written shard under the shard's name.
@@ -1298,7 +1302,7 @@ impl ByteReceiver for ShardFiles {
             let mut next = || Ok(it.next().map(String::into_bytes));
             self.writer
                 .write_shard(shard, &part, &mut next, &RunControl::default())?;
-            std::fs::rename(&part, &path)
+            crate::fs::rename(&part, &path)
                 .with_context(|| format!("cannot move {} to {}", part.display(), path.display()))?;
             let wv =
                 crate::window::WindowedValue::global((shard as i64, path.display().to_string()));
@@ -1361,9 +1365,11 @@ impl crate::graph::StageWiring for Wiring<'_> {
                     .combine
                     .as_ref()
                     .ok_or_else(|| anyhow!("internal: '{}' has no combine", c.label))?;
-                Ok(Some(Some(
-                    lifted.precombine(port.window, (self.new_sink)(port)?),
-                )))
+                Ok(Some(Some(lifted.precombine(
+                    env,
+                    port.window,
+                    (self.new_sink)(port)?,
+                ))))
             }
             Some((Role::WriteShard(_), _, port)) => {
                 let writer = c
@@ -1574,10 +1580,17 @@ impl DataClients {
             .is_ok_and(|s| s.get(url).is_some_and(|c| c.same_channel(sender)))
     }
 
-    /// Drops what is left of a finished bundle's queue.
-    fn forget(&self, instruction: &str) {
+    /// Drops what is left of a finished bundle's queue. A failed bundle's
+    /// input may still be arriving: its queue stays, closed, so what comes
+    /// is dropped instead of buffered for a bundle that never starts.
+    fn forget(&self, instruction: &str, failed: bool) {
         if let Ok(mut q) = self.queues.lock() {
-            q.remove(instruction);
+            if failed {
+                let (s, _) = std::sync::mpsc::channel();
+                q.insert(instruction.to_string(), (s, None));
+            } else {
+                q.remove(instruction);
+            }
         }
     }
 }
