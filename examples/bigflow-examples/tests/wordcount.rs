@@ -129,3 +129,81 @@ fn wordcount_on_beams_portable_runner_equals_the_direct_runner() {
     let direct = sorted_lines(&work.path().join("target/wordcount/dev"), "counts");
     assert_eq!(portable, direct);
 }
+
+/// The seed's word count on "Dataflow": the strict fake of Dataflow's API
+/// (validating every request against the published schema) receives the
+/// job this binary submits, downloads the staged pipeline from the Cloud
+/// Storage emulator, checks its hash and runs it on Beam 2.77's runner with
+/// this same binary started as the SDK worker (through `/opt/apache/beam/boot`'s
+/// flags); the counts land in the emulator's `gs://` bucket and equal the
+/// DirectRunner's.
+#[test]
+fn wordcount_on_the_dataflow_fake_writes_the_direct_runners_counts_to_gcs() {
+    use bigflow_testkit::dataflow::{FakeDataflow, http};
+    let Some(gcs) = bigflow_testkit::StorageEmulator::start() else {
+        return;
+    };
+    let Some(beam) = bigflow_testkit::beam::BeamJobService::start() else {
+        return;
+    };
+    let binary = assert_cmd::cargo::cargo_bin("bigflow-examples");
+    let Some(fake) = FakeDataflow::start(&gcs.endpoint, &beam.endpoint(), Some(&binary)) else {
+        return;
+    };
+    let metadata = bigflow_testkit::MetadataServer::start("test-token");
+    let bucket = "my-project-dataflow-dataflow";
+    gcs.create_bucket(bucket);
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/wordcount.txt");
+    gcs.put(
+        bucket,
+        "wordcount/input/wordcount.txt",
+        &std::fs::read_to_string(&input).unwrap(),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("bigflow-examples")
+        .unwrap()
+        .current_dir(work.path())
+        .env("STORAGE_EMULATOR_HOST", &gcs.endpoint)
+        .env("BIGFLOW_DATAFLOW_ENDPOINT", fake.endpoint())
+        .env("GCE_METADATA_HOST", metadata.host())
+        .args(["run", "--workflow", "wordcount", "--config", "dataflow"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n--- fake ---\n{}\n--- workers ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        fake.log(),
+        fake.worker_logs()
+    );
+    // One job, submitted as Runner v2 with the config's image as its worker.
+    let jobs = fake.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let request = &jobs[0]["request"];
+    assert_eq!(
+        request["environment"]["workerPools"][0]["sdkHarnessContainerImages"][0]["containerImage"],
+        "europe-west1-docker.pkg.dev/my-project-dataflow/bigflow/bigflow-examples:latest"
+    );
+    assert_eq!(request["labels"]["workflow_id"], "wordcount");
+    // The counts, in the bucket, complete and equal to the DirectRunner's.
+    let names = gcs.objects(bucket, "wordcount/counts");
+    assert_eq!(names, vec!["wordcount/counts-00000-of-00001.txt"], "only the finished shard");
+    let text = http(
+        &gcs.endpoint,
+        "GET",
+        &format!("/storage/v1/b/{bucket}/o/{}?alt=media", names[0].replace('/', "%2F")),
+        &[],
+        None,
+    )
+    .unwrap();
+    let mut on_dataflow: Vec<String> = text.body.as_str().unwrap_or_default().lines().map(String::from).collect();
+    on_dataflow.sort();
+    let direct = Command::cargo_bin("bigflow-examples")
+        .unwrap()
+        .current_dir(work.path())
+        .args(["run", "--workflow", "wordcount", "--config", "dev"])
+        .output()
+        .unwrap();
+    assert!(direct.status.success());
+    assert_eq!(on_dataflow, sorted_lines(&work.path().join("target/wordcount/dev"), "counts"));
+}

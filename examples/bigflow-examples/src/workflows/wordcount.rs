@@ -9,8 +9,11 @@
 //! (its `host:port` from the environment variable `bf_beam_job_endpoint`;
 //! e.g. Beam's own
 //! `python -m apache_beam.runners.portability.local_job_service_main --port 8099`),
-//! with this binary started as the SDK worker; `prod` names the
-//! DataflowRunner, which fails until Dataflow submission exists.
+//! with this binary started as the SDK worker; `dataflow` submits to
+//! Dataflow (the seed's `dataflow_pipeline()`: project, region, staging and
+//! temp locations from the config) reading and writing `gs://`, with the
+//! project's image (`worker_image`) as the worker container; `prod` names
+//! the DataflowRunner without an image, which is refused.
 
 use bigflow::beam::combiners::Sum;
 use bigflow::beam::dofn::Context;
@@ -87,6 +90,18 @@ pub fn config() -> Config {
         ],
     )
     .add_configuration(
+        "dataflow",
+        [
+            ("runner", json!("DataflowRunner")),
+            ("wordcount_input", json!("gs://{bucket}/wordcount/input/*.txt")),
+            ("wordcount_output", json!("gs://{bucket}/wordcount/counts")),
+            (
+                "worker_image",
+                json!("europe-west1-docker.pkg.dev/{gcp_project_id}/bigflow/bigflow-examples:latest"),
+            ),
+        ],
+    )
+    .add_configuration(
         "prod",
         [
             ("runner", json!("DataflowRunner")),
@@ -106,6 +121,9 @@ pub fn pipeline_options(ctx: &JobContext) -> bigflow::anyhow::Result<PipelineOpt
     gc.temp_location = Some(format!("gs://{}/temp", get("bucket")?));
     options.worker.machine_type = Some(get("machine_type")?);
     options.worker.max_num_workers = Some(2);
+    if let Ok(image) = get("worker_image") {
+        options.worker.sdk_container_image = Some(image);
+    }
     options.worker.autoscaling_algorithm = Some("THROUGHPUT_BASED".into());
     let runner = get("runner")?;
     options.set("runner", &runner)?;
@@ -118,9 +136,13 @@ pub fn pipeline_options(ctx: &JobContext) -> bigflow::anyhow::Result<PipelineOpt
 /// One `BeamJob` counting the words of `resources/wordcount.txt`.
 pub fn workflow() -> WorkflowBuilder {
     let job = BeamJob::new("count_words", |pipeline, ctx, _args| {
-        let input = ctx.resource("wordcount.txt")?;
+        // The config's input (gs:// on Dataflow), else the bundled text.
+        let input = match ctx.config.get_str("wordcount_input") {
+            Ok(pattern) => pattern,
+            Err(_) => ctx.resource("wordcount.txt")?.display().to_string(),
+        };
         let output = ctx.config.get_str("wordcount_output")?;
-        build(pipeline, &input.display().to_string(), &output);
+        build(pipeline, &input, &output);
         Ok(())
     })
     .pipeline_options_fn(pipeline_options)
