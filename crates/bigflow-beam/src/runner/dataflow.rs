@@ -227,6 +227,9 @@ pub(crate) fn job_body(
         }
     }
     let mut environment = json!({
+        // Defaults Beam's own client always sends.
+        "clusterManagerApiService": "compute.googleapis.com",
+        "dataset": "bigquery.googleapis.com/cloud_dataflow",
         "tempStoragePrefix": temp,
         "experiments": experiments,
         "userAgent": {"name": "bigflow", "version": env!("CARGO_PKG_VERSION")},
@@ -275,11 +278,22 @@ pub(crate) fn job_body(
         "name": job_name,
         "type": "JOB_TYPE_BATCH",
         "environment": environment,
+        // Dataflow's idempotency key for a retried create, as Beam sends it.
+        "clientRequestId": client_request_id(),
     });
     if !labels.is_empty() {
         job["labels"] = Value::Object(labels);
     }
     Ok(job)
+}
+
+/// A unique request id: the time and a random suffix, as Beam's clients make it.
+fn client_request_id() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    format!("{micros}_{}", crate::runner::random_suffix())
 }
 
 /// A label value: lowercase letters, digits, `_` and `-`, at most 63.
@@ -473,15 +487,7 @@ impl PipelineRunner for DataflowRunner {
         let graph = std::mem::take(&mut *pipeline.graph.borrow_mut());
         let o = &self.options;
         let image = o.worker.sdk_container_image.clone().unwrap_or_default();
-        let environment = rapi::Environment {
-            urn: "beam:env:docker:v1".into(),
-            payload: rapi::DockerPayload {
-                container_image: image.clone(),
-            }
-            .encode_to_vec(),
-            ..Default::default()
-        };
-        let t = translate::translate(&graph, environment)?;
+        let t = translate::translate(&graph, docker_environment(&image))?;
         let labels = t.labels.clone();
         let bytes = t.pipeline.encode_to_vec();
         let hash: String = sha2::Sha256::digest(&bytes)
@@ -611,6 +617,24 @@ impl PipelineRunner for DataflowRunner {
             }
         })
     }
+}
+
+/// The environment that runs this binary in `image`.
+fn docker_environment(image: &str) -> rapi::Environment {
+    rapi::Environment {
+        urn: "beam:env:docker:v1".into(),
+        payload: rapi::DockerPayload {
+            container_image: image.to_string(),
+        }
+        .encode_to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The Runner API pipeline Dataflow would get for `pipeline` with workers in `image`.
+pub fn pipeline_proto(pipeline: &Pipeline, image: &str) -> Result<rapi::Pipeline> {
+    let graph = pipeline.graph.borrow();
+    Ok(translate::translate(&graph, docker_environment(image))?.pipeline)
 }
 
 /// The options of a job as Dataflow sees them (for `--dry-run` style checks

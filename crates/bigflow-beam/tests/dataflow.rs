@@ -1,0 +1,240 @@
+//! The DataflowRunner against the strict fake of Dataflow's API (requests
+//! validated against the published schema, pipelines staged in the Cloud
+//! Storage emulator): faults on create, failing and cancelled jobs, and the
+//! request shape beside Beam's own Dataflow client's.
+#![cfg(feature = "dataflow")]
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bigflow_beam::RunControl;
+use bigflow_beam::prelude::*;
+use bigflow_testkit::StorageEmulator;
+use bigflow_testkit::beam::BeamJobService;
+use bigflow_testkit::dataflow::FakeDataflow;
+
+struct Peers {
+    gcs: StorageEmulator,
+    _beam: BeamJobService,
+    _metadata: bigflow_testkit::MetadataServer,
+}
+
+/// The emulator and a token server, once per test binary (their addresses
+/// are process-wide environment variables).
+fn peers() -> Option<&'static Peers> {
+    static PEERS: OnceLock<Option<Peers>> = OnceLock::new();
+    PEERS
+        .get_or_init(|| {
+            let gcs = StorageEmulator::start()?;
+            let beam = BeamJobService::start()?;
+            let metadata = bigflow_testkit::MetadataServer::start("test-token");
+            gcs.create_bucket("b");
+            // SAFETY: set once, before any test reads them.
+            unsafe {
+                std::env::set_var("STORAGE_EMULATOR_HOST", &gcs.endpoint);
+                std::env::set_var("GCE_METADATA_HOST", metadata.host());
+            }
+            Some(Peers {
+                gcs,
+                _beam: beam,
+                _metadata: metadata,
+            })
+        })
+        .as_ref()
+}
+
+fn fake(p: &Peers) -> Option<FakeDataflow> {
+    FakeDataflow::start(&p.gcs.endpoint, &p._beam.endpoint(), None)
+}
+
+fn pipeline(fake: &FakeDataflow, job_name: &str) -> Pipeline {
+    let options = PipelineOptions::from_args([
+        "--runner=DataflowRunner".to_string(),
+        "--project=p".into(),
+        "--region=europe-west1".into(),
+        "--temp_location=gs://b/tmp".into(),
+        "--staging_location=gs://b/staging".into(),
+        "--sdk_container_image=europe-west1-docker.pkg.dev/p/r/img:1".into(),
+        format!("--job_name={job_name}"),
+        format!("--dataflow_endpoint={}", fake.endpoint()),
+    ])
+    .unwrap();
+    let p = Pipeline::new(options);
+    p.create("Numbers", vec![1i64, 2, 3])
+        .map("Double", |n: &i64| n * 2)
+        .map("Format", |n: &i64| n.to_string())
+        .write_text("Write", WriteText::to("gs://b/out/numbers"));
+    p
+}
+
+fn statuses(fake: &FakeDataflow, method: &str) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .filter(|r| {
+            r["method"] == method && r["path"].as_str().is_some_and(|p| p.ends_with("/jobs"))
+        })
+        .map(|r| r["status"].to_string())
+        .collect()
+}
+
+#[test]
+fn a_create_retried_after_429_500_and_a_lost_answer_makes_exactly_one_job() {
+    let Some(p) = peers() else { return };
+    let Some(fake) = fake(p) else { return };
+    fake.inject_faults("create", &["429", "500", "drop"]);
+    fake.inject_faults("run", &["fail"]);
+    let e = pipeline(&fake, "retried-create")
+        .run()
+        .unwrap_err()
+        .to_string();
+    // The run followed the job the lost answer had created: its failure is
+    // the job's, not the create's.
+    assert!(e.contains("injected failure"), "{e}\n{}", fake.log());
+    assert_eq!(fake.jobs().len(), 1, "{:?}", fake.jobs());
+    assert_eq!(
+        statuses(&fake, "POST"),
+        vec!["429", "500", "\"dropped\"", "409"],
+        "{:?}",
+        fake.requests()
+    );
+}
+
+#[test]
+fn a_failed_job_brings_its_error_messages() {
+    let Some(p) = peers() else { return };
+    let Some(fake) = fake(p) else { return };
+    fake.inject_faults("run", &["fail"]);
+    let e = pipeline(&fake, "failing-job")
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ended JOB_STATE_FAILED"), "{e}");
+    assert!(e.contains("injected failure"), "{e}");
+}
+
+#[test]
+fn the_deadline_cancels_the_job_and_waits_for_the_cancel() {
+    let Some(p) = peers() else { return };
+    let Some(fake) = fake(p) else { return };
+    fake.inject_faults("run", &["hang"]);
+    let started = Instant::now();
+    let e = pipeline(&fake, "slow-job")
+        .run_with(RunControl {
+            deadline: Some(Instant::now() + Duration::from_secs(4)),
+            ..RunControl::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("deadline") && e.contains("cancelled"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let jobs = fake.jobs();
+    assert_eq!(jobs[0]["currentState"], "JOB_STATE_CANCELLED", "{jobs:?}");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r["method"] == "PUT" && r["body"]["requestedState"] == "JOB_STATE_CANCELLED"),
+        "no cancel request: {:?}",
+        fake.requests()
+    );
+}
+
+#[test]
+fn detached_runs_return_once_the_job_exists() {
+    let Some(p) = peers() else { return };
+    let Some(fake) = fake(p) else { return };
+    fake.inject_faults("run", &["hang"]);
+    pipeline(&fake, "detached-job")
+        .run_with(RunControl {
+            detach: true,
+            ..RunControl::default()
+        })
+        .unwrap();
+    assert_eq!(fake.jobs().len(), 1);
+}
+
+#[test]
+fn our_job_request_has_the_fields_beams_own_dataflow_client_sends() {
+    let Some(p) = peers() else { return };
+    let Some(fake) = fake(p) else { return };
+    fake.inject_faults("run", &["fail"]);
+    let _ = pipeline(&fake, "shape-job").run();
+    let ours = fake.jobs()[0]["request"].clone();
+    let proto = bigflow_beam::runner::dataflow::pipeline_proto(
+        &pipeline(&fake, "x"),
+        "europe-west1-docker.pkg.dev/p/r/img:1",
+    )
+    .unwrap();
+    let Some(beams) = bigflow_testkit::dataflow::beam_reference_job(
+        &prost::Message::encode_to_vec(&proto),
+        &[
+            ("project", "p"),
+            ("region", "europe-west1"),
+            ("temp_location", "gs://b/tmp"),
+            ("staging_location", "gs://b/staging"),
+            (
+                "sdk_container_image",
+                "europe-west1-docker.pkg.dev/p/r/img:1",
+            ),
+            ("job_name", "shape-job"),
+        ],
+    ) else {
+        return;
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    for key in keys(&beams) {
+        assert!(
+            ours.get(&key).is_some(),
+            "Beam's job has {key}, ours does not: {ours}"
+        );
+    }
+    for key in keys(&beams["environment"]) {
+        assert!(
+            ours["environment"].get(&key).is_some(),
+            "Beam's environment has {key}, ours does not"
+        );
+    }
+    let pool_ours = &ours["environment"]["workerPools"][0];
+    let pool_beam = &beams["environment"]["workerPools"][0];
+    // taskrunnerSettings is the legacy (non-Runner v2) worker's.
+    for key in keys(pool_beam)
+        .into_iter()
+        .filter(|k| k != "taskrunnerSettings")
+    {
+        assert!(
+            pool_ours.get(&key).is_some(),
+            "Beam's worker pool has {key}, ours does not"
+        );
+    }
+    assert_eq!(pool_ours["kind"], pool_beam["kind"]);
+    assert_eq!(ours["type"], beams["type"]);
+    assert_eq!(
+        ours["environment"]["version"],
+        beams["environment"]["version"]
+    );
+    for e in [
+        "use_runner_v2",
+        "use_unified_worker",
+        "use_portable_job_submission",
+        "beam_fn_api",
+    ] {
+        assert!(
+            beams["environment"]["experiments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == e),
+            "Beam does not send {e}"
+        );
+    }
+}
