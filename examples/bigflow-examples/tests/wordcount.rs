@@ -187,16 +187,29 @@ fn wordcount_on_the_dataflow_fake_writes_the_direct_runners_counts_to_gcs() {
     assert_eq!(request["labels"]["workflow_id"], "wordcount");
     // The counts, in the bucket, complete and equal to the DirectRunner's.
     let names = gcs.objects(bucket, "wordcount/counts");
-    assert_eq!(names, vec!["wordcount/counts-00000-of-00001.txt"], "only the finished shard");
+    assert_eq!(
+        names,
+        vec!["wordcount/counts-00000-of-00001.txt"],
+        "only the finished shard"
+    );
     let text = http(
         &gcs.endpoint,
         "GET",
-        &format!("/storage/v1/b/{bucket}/o/{}?alt=media", names[0].replace('/', "%2F")),
+        &format!(
+            "/storage/v1/b/{bucket}/o/{}?alt=media",
+            names[0].replace('/', "%2F")
+        ),
         &[],
         None,
     )
     .unwrap();
-    let mut on_dataflow: Vec<String> = text.body.as_str().unwrap_or_default().lines().map(String::from).collect();
+    let mut on_dataflow: Vec<String> = text
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
     on_dataflow.sort();
     let direct = Command::cargo_bin("bigflow-examples")
         .unwrap()
@@ -205,5 +218,69 @@ fn wordcount_on_the_dataflow_fake_writes_the_direct_runners_counts_to_gcs() {
         .output()
         .unwrap();
     assert!(direct.status.success());
-    assert_eq!(on_dataflow, sorted_lines(&work.path().join("target/wordcount/dev"), "counts"));
+    assert_eq!(
+        on_dataflow,
+        sorted_lines(&work.path().join("target/wordcount/dev"), "counts")
+    );
+}
+
+/// Ctrl-C while the Dataflow job runs: the job is cancelled on Dataflow
+/// (a cancel request reaches the fake and the job ends cancelled) before
+/// the command exits.
+#[test]
+fn ctrl_c_cancels_the_running_dataflow_job() {
+    use bigflow_testkit::dataflow::FakeDataflow;
+    let Some(gcs) = bigflow_testkit::StorageEmulator::start() else {
+        return;
+    };
+    let Some(beam) = bigflow_testkit::beam::BeamJobService::start() else {
+        return;
+    };
+    let binary = assert_cmd::cargo::cargo_bin("bigflow-examples");
+    let Some(fake) = FakeDataflow::start(&gcs.endpoint, &beam.endpoint(), Some(&binary)) else {
+        return;
+    };
+    fake.inject_faults("run", &["hang"]);
+    let metadata = bigflow_testkit::MetadataServer::start("test-token");
+    gcs.create_bucket("my-project-dataflow-dataflow");
+    let work = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&binary)
+        .current_dir(work.path())
+        .env("STORAGE_EMULATOR_HOST", &gcs.endpoint)
+        .env("BIGFLOW_DATAFLOW_ENDPOINT", fake.endpoint())
+        .env("GCE_METADATA_HOST", metadata.host())
+        .args(["run", "--workflow", "wordcount", "--config", "dataflow"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !fake
+        .jobs()
+        .iter()
+        .any(|j| j["currentState"] == "JOB_STATE_RUNNING")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no running job: {}",
+            fake.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let jobs = fake.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["currentState"], "JOB_STATE_CANCELLED", "{stderr}");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r["method"] == "PUT" && r["body"]["requestedState"] == "JOB_STATE_CANCELLED"),
+        "{stderr}"
+    );
 }

@@ -93,11 +93,16 @@ pub fn config() -> Config {
         "dataflow",
         [
             ("runner", json!("DataflowRunner")),
-            ("wordcount_input", json!("gs://{bucket}/wordcount/input/*.txt")),
+            (
+                "wordcount_input",
+                json!("gs://{bucket}/wordcount/input/*.txt"),
+            ),
             ("wordcount_output", json!("gs://{bucket}/wordcount/counts")),
             (
                 "worker_image",
-                json!("europe-west1-docker.pkg.dev/{gcp_project_id}/bigflow/bigflow-examples:latest"),
+                json!(
+                    "europe-west1-docker.pkg.dev/{gcp_project_id}/bigflow/bigflow-examples:latest"
+                ),
             ),
         ],
     )
