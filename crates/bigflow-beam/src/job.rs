@@ -160,6 +160,10 @@ impl BeamJob {
                             _ => format!("{repo}:latest"),
                         };
                         options.worker.sdk_container_image = Some(image);
+                        // Dataflow gets the image pinned by digest.
+                        options
+                            .extra
+                            .insert("bigflow_resolve_image_digest".into(), "true".into());
                     }
                     None if options.is_dataflow() => {
                         return Err(anyhow!(

@@ -238,3 +238,105 @@ fn our_job_request_has_the_fields_beams_own_dataflow_client_sends() {
         );
     }
 }
+
+/// Uploads a minimal image (an empty config, no layers) as `name:tag`
+/// through the registry's HTTP API; returns the manifest's digest.
+fn push_image(registry: &str, name: &str, tag: &str) -> String {
+    use sha2::Digest;
+    let hex = |b: &[u8]| -> String {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let config = b"{}".to_vec();
+    let config_digest = format!("sha256:{}", hex(&config));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": 2},
+        "layers": [],
+    })
+    .to_string();
+    let base = format!("http://{registry}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        bigflow_gcp::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let start = http
+            .post(format!("{base}/v2/{name}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status().as_u16(), 202);
+        let location = start.headers()["Location"].to_str().unwrap().to_string();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{base}{location}")
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put = http
+            .put(format!("{location}{sep}digest={config_digest}"))
+            .header("Content-Type", "application/octet-stream")
+            .body(config)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status().as_u16(), 201);
+        let put = http
+            .put(format!("{base}/v2/{name}/manifests/{tag}"))
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status().as_u16(), 201);
+    });
+    format!("sha256:{}", hex(manifest.as_bytes()))
+}
+
+#[test]
+fn the_projects_image_is_pinned_by_its_digest_from_the_registry() {
+    let Some(p) = peers() else { return };
+    let Some(registry) = bigflow_testkit::DockerRegistry::start() else {
+        return;
+    };
+    let Some(fake) = fake(p) else { return };
+    let digest = push_image(&registry.host, "bigflow/examples", "1.2.0");
+    fake.inject_faults("run", &["fail"]);
+    let mut pipeline = pipeline(&fake, "pinned-image");
+    let tagged = format!("{}/bigflow/examples:1.2.0", registry.host);
+    pipeline.options_mut().worker.sdk_container_image = Some(tagged);
+    pipeline
+        .options_mut()
+        .extra
+        .insert("bigflow_resolve_image_digest".into(), "true".into());
+    let _ = pipeline.run();
+    let request = &fake.jobs()[0]["request"];
+    let pinned = format!("{}/bigflow/examples@{digest}", registry.host);
+    assert_eq!(
+        request["environment"]["workerPools"][0]["sdkHarnessContainerImages"][0]["containerImage"],
+        pinned.as_str()
+    );
+    assert_eq!(
+        request["environment"]["workerPools"][0]["workerHarnessContainerImage"],
+        pinned.as_str()
+    );
+
+    // A tag the registry does not have fails before anything is submitted.
+    let before = fake.jobs().len();
+    let mut missing = self::pipeline(&fake, "missing-image");
+    missing.options_mut().worker.sdk_container_image =
+        Some(format!("{}/bigflow/examples:9.9", registry.host));
+    missing
+        .options_mut()
+        .extra
+        .insert("bigflow_resolve_image_digest".into(), "true".into());
+    let e = missing.run().unwrap_err().to_string();
+    assert!(e.contains("HTTP 404") && e.contains("build-image"), "{e}");
+    assert_eq!(fake.jobs().len(), before);
+}

@@ -335,3 +335,55 @@ impl MetadataServer {
         &self.host
     }
 }
+
+/// Debian's `docker-registry` (the Distribution registry) on loopback,
+/// without auth, stopped on drop.
+pub struct DockerRegistry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl DockerRegistry {
+    /// Starts a registry, or `None` after the missing-peer rule.
+    pub fn start() -> Option<DockerRegistry> {
+        let binary = "/usr/bin/docker-registry";
+        let missing: Vec<String> = if std::path::Path::new(binary).exists() {
+            Vec::new()
+        } else {
+            vec![binary.to_string()]
+        };
+        if !peers_present(&missing) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, config).expect("the registry's config");
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start docker-registry");
+        wait_for_port(port, Duration::from_secs(20), "docker-registry");
+        Some(DockerRegistry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

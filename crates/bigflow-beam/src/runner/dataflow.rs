@@ -485,7 +485,26 @@ impl PipelineRunner for DataflowRunner {
     fn run(&self, pipeline: Pipeline, control: RunControl) -> Result<PipelineResult> {
         let started = Instant::now();
         let graph = std::mem::take(&mut *pipeline.graph.borrow_mut());
-        let o = &self.options;
+        let mut o = self.options.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the Dataflow client's runtime")?;
+        bigflow_gcp::install_crypto_provider();
+        let auth = rt
+            .block_on(TokenSource::new(&self.auth))
+            .context("Dataflow credentials")?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        if o.extra.get(RESOLVE_IMAGE_OPTION).map(String::as_str) == Some("true") {
+            let tagged = o.worker.sdk_container_image.clone().unwrap_or_default();
+            let pinned = rt.block_on(resolve_image(&http, &auth, &tagged))?;
+            tracing::info!(image = %pinned, "worker image pinned by digest");
+            o.worker.sdk_container_image = Some(pinned);
+        }
+        let o = &o;
         let image = o.worker.sdk_container_image.clone().unwrap_or_default();
         let t = translate::translate(&graph, docker_environment(&image))?;
         let labels = t.labels.clone();
@@ -515,25 +534,14 @@ impl PipelineRunner for DataflowRunner {
         let body = job_body(o, &job_name, &pipeline_url, &hash, &t.plan_hash)?;
         let project = o.google_cloud.project.clone().unwrap_or_default();
         let region = o.google_cloud.region.clone().unwrap_or_default();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("cannot start the Dataflow client's runtime")?;
         rt.block_on(async {
-            bigflow_gcp::install_crypto_provider();
-            let auth = TokenSource::new(&self.auth)
-                .await
-                .context("Dataflow credentials")?;
             let storage = Storage::new(None, auth.clone())?;
             storage
                 .upload(&bucket, &object, bytes, "application/octet-stream")
                 .await
                 .with_context(|| format!("staging the pipeline at {pipeline_url}"))?;
             let client = Client {
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(60))
-                    .build()?,
+                http,
                 auth,
                 base: format!(
                     "{}/v1b3/projects/{project}/locations/{region}",
@@ -617,6 +625,67 @@ impl PipelineRunner for DataflowRunner {
             }
         })
     }
+}
+
+/// The option asking the runner to pin the worker image's tag to its digest
+/// (set by `BeamJob` for `use_docker_image(DockerImage::Project)`).
+pub const RESOLVE_IMAGE_OPTION: &str = "bigflow_resolve_image_digest";
+
+/// `image` pinned by digest: `registry/name:tag` becomes
+/// `registry/name@sha256:…` as the registry answers for the tag (a loopback
+/// registry over plain HTTP, others over HTTPS with the Google token as
+/// `oauth2accesstoken`, as Artifact Registry takes it). An image already
+/// pinned is returned as it is.
+pub(crate) async fn resolve_image(
+    http: &reqwest::Client,
+    auth: &TokenSource,
+    image: &str,
+) -> Result<String> {
+    if image.contains("@sha256:") {
+        return Ok(image.to_string());
+    }
+    let (registry, rest) = image.split_once('/').ok_or_else(|| {
+        anyhow!("worker image '{image}' names no registry (expected registry/repository:tag)")
+    })?;
+    let (name, tag) = match rest.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, t),
+        _ => (rest, "latest"),
+    };
+    let scheme = if is_loopback(registry) {
+        "http"
+    } else {
+        "https"
+    };
+    let url = format!("{scheme}://{registry}/v2/{name}/manifests/{tag}");
+    let mut request = http.head(&url).header(
+        "Accept",
+        "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
+    );
+    if let Some(token) = auth
+        .bearer()
+        .await
+        .map_err(|e| anyhow!("credentials for the registry {registry}: {e}"))?
+    {
+        request = request.basic_auth("oauth2accesstoken", Some(token.expose()));
+    }
+    let answer = request
+        .send()
+        .await
+        .with_context(|| format!("asking {registry} for the digest of {image}"))?;
+    if !answer.status().is_success() {
+        bail!(
+            "the registry answered HTTP {} for the worker image {image}; build and push the image (bigflow build-image, deploy-image) or name one that exists",
+            answer.status().as_u16()
+        );
+    }
+    let digest = answer
+        .headers()
+        .get("Docker-Content-Digest")
+        .and_then(|v| v.to_str().ok())
+        .filter(|d| d.starts_with("sha256:"))
+        .ok_or_else(|| anyhow!("the registry {registry} gave no digest for {image}"))?;
+    Ok(format!("{registry}/{name}@{digest}"))
 }
 
 /// The environment that runs this binary in `image`.
