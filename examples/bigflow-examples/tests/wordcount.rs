@@ -244,7 +244,7 @@ fn ctrl_c_cancels_the_running_dataflow_job() {
     let metadata = bigflow_testkit::MetadataServer::start("test-token");
     gcs.create_bucket("my-project-dataflow-dataflow");
     let work = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&binary)
+    let child = Command::new(&binary)
         .current_dir(work.path())
         .env("STORAGE_EMULATOR_HOST", &gcs.endpoint)
         .env("BIGFLOW_DATAFLOW_ENDPOINT", fake.endpoint())

@@ -9,7 +9,8 @@
 //! (its `host:port` from the environment variable `bf_beam_job_endpoint`;
 //! e.g. Beam's own
 //! `python -m apache_beam.runners.portability.local_job_service_main --port 8099`),
-//! with this binary started as the SDK worker; `dataflow` submits to
+//! with this binary started as the SDK worker (or, with
+//! `bf_beam_worker_pool=HOST:PORT`, by that external worker pool); `dataflow` submits to
 //! Dataflow (the seed's `dataflow_pipeline()`: project, region, staging and
 //! temp locations from the config) reading and writing `gs://`, with the
 //! project's image (`worker_image`) as the worker container; `prod` names
@@ -134,6 +135,15 @@ pub fn pipeline_options(ctx: &JobContext) -> bigflow::anyhow::Result<PipelineOpt
     options.set("runner", &runner)?;
     if runner == "PortableRunner" {
         options.set("job_endpoint", &get("beam_job_endpoint")?)?;
+        // Optional (`bf_beam_worker_pool=HOST:PORT`): workers from an
+        // external pool, e.g. Beam's `worker_pool_main` starting the image's
+        // `/opt/apache/beam/boot`; else the submitter starts this binary.
+        if let Ok(pool) = get("beam_worker_pool").map(|p| p.trim().to_string())
+            && !pool.is_empty()
+        {
+            options.set("environment_type", "EXTERNAL")?;
+            options.set("environment_config", &pool)?;
+        }
     }
     Ok(options)
 }
