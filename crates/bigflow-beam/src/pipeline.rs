@@ -210,6 +210,18 @@ impl Pipeline {
         serde_json::json!({ "options": self.options.to_map(), "transforms": transforms })
     }
 
+    /// The graph for a runner, or the construction errors.
+    pub(crate) fn take_graph(&self) -> Result<Graph> {
+        let graph = std::mem::take(&mut *self.graph.borrow_mut());
+        if !graph.errors.is_empty() {
+            anyhow::bail!(
+                "the pipeline is invalid:\n  - {}",
+                graph.errors.join("\n  - ")
+            );
+        }
+        Ok(graph)
+    }
+
     /// Runs the pipeline on the runner its options name and waits for it.
     pub fn run(self) -> Result<PipelineResult> {
         self.run_with(RunControl::default())

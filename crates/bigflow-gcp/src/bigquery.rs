@@ -141,13 +141,6 @@ pub struct BigQuery {
     pub job_timeout: Option<Duration>,
 }
 
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
-}
-
 fn failed(context: impl Into<String>, f: &ApiError) -> BigQueryError {
     BigQueryError::Failed {
         context: context.into(),
@@ -181,7 +174,7 @@ impl BigQuery {
             format!("http://{endpoint}")
         };
         let endpoint = endpoint.trim_end_matches('/').to_string();
-        if !endpoint.starts_with("https://") && !is_loopback_url(&endpoint) {
+        if !endpoint.starts_with("https://") && !crate::is_loopback_url(&endpoint) {
             return Err(BigQueryError::Config(format!(
                 "BigQuery endpoint {endpoint} must use https (plain http only for a loopback emulator)"
             )));

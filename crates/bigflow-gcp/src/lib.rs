@@ -32,6 +32,15 @@ pub use token::TokenSource;
 use std::fmt;
 use std::time::Duration;
 
+/// Whether `url` (`http://host:port/…`, `host:port`) points at this machine's
+/// loopback: the only place plain HTTP (an emulator, a test double) may go.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
 /// Makes `ring` the process's TLS crypto provider (idempotent). Every HTTP
 /// client of bigflow needs one: `reqwest` is built without a default provider
 /// to avoid compiling a second crypto library.

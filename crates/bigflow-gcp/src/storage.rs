@@ -125,13 +125,6 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
-}
-
 impl Storage {
     /// A client for `endpoint` (default: `$STORAGE_EMULATOR_HOST`, else Google's).
     /// Plain HTTP is accepted only for a loopback emulator.
@@ -149,7 +142,7 @@ impl Storage {
         } else {
             format!("http://{endpoint}")
         };
-        if endpoint.starts_with("http://") && !is_loopback_url(&endpoint) {
+        if endpoint.starts_with("http://") && !crate::is_loopback_url(&endpoint) {
             return Err(StorageError::Config(format!(
                 "plain HTTP to {endpoint} refused: only a loopback emulator may be reached without TLS"
             )));

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bigflow_core::JobContext;
-use bigflow_gcp::retry::{ApiError, send};
+use bigflow_gcp::retry::ApiError;
 use bigflow_gcp::settings::{
     AUTH_METHOD, SERVICE_ACCOUNT_KEY_FILE, VAULT_ENDPOINT, VAULT_ENDPOINT_VERIFY, VAULT_SECRET,
 };
@@ -240,7 +240,7 @@ impl DataprocOptions {
                 self.worker_count
             );
         }
-        if !self.endpoint.starts_with("https://") && !is_loopback(&self.endpoint) {
+        if !self.endpoint.starts_with("https://") && !bigflow_gcp::is_loopback_url(&self.endpoint) {
             bail!(
                 "dataproc_endpoint {} must use https (plain http only for a loopback test endpoint)",
                 self.endpoint
@@ -281,13 +281,6 @@ fn auth_method(
         config: &lookup,
         config_name: &format!("config '{}'", ctx.env),
     })?)
-}
-
-fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// `s` as a label value / resource name part: lowercase, `[a-z0-9-]`.
@@ -390,19 +383,7 @@ impl Dataproc {
         url: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let bytes = send(&self.auth, || {
-            let request = self.http.request(method.clone(), url);
-            match body {
-                Some(b) => request.json(b),
-                None => request,
-            }
-        })
-        .await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::without_answer(format!("Dataproc answered no JSON: {e}")))
+        bigflow_gcp::retry::call_json(&self.auth, &self.http, method, url, body).await
     }
 
     /// Polls an operation until it is done, the deadline passes or `stop()` says so.

@@ -27,7 +27,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use bigflow_gcp::retry::{ApiError, send};
+use bigflow_gcp::retry::ApiError;
 use bigflow_gcp::storage::Storage;
 use bigflow_gcp::{AuthFlags, AuthMethod, AuthSources, TokenSource, resolve_auth};
 use prost::Message;
@@ -66,13 +66,6 @@ pub struct DataflowRunner {
 /// `s` without the trailing `/`.
 fn trim(s: &str) -> &str {
     s.trim_end_matches('/')
-}
-
-fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or(rest);
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// `gs://bucket/path` → (`bucket`, `path`).
@@ -120,7 +113,7 @@ impl DataflowRunner {
                     .filter(|e| !e.is_empty())
             })
             .unwrap_or_else(|| DATAFLOW_ENDPOINT.to_string());
-        if endpoint.starts_with("http://") && !is_loopback(&endpoint) {
+        if endpoint.starts_with("http://") && !bigflow_gcp::is_loopback_url(&endpoint) {
             bail!(
                 "plain HTTP to the Dataflow endpoint {endpoint} refused: only a loopback test double may be reached without TLS"
             );
@@ -336,19 +329,7 @@ impl Client {
         url: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let bytes = send(&self.auth, || {
-            let r = self.http.request(method.clone(), url);
-            match body {
-                Some(b) => r.json(b),
-                None => r,
-            }
-        })
-        .await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::without_answer(format!("Dataflow answered no JSON: {e}")))
+        bigflow_gcp::retry::call_json(&self.auth, &self.http, method, url, body).await
     }
 
     fn jobs(&self) -> String {
@@ -484,7 +465,7 @@ impl Client {
 impl PipelineRunner for DataflowRunner {
     fn run(&self, pipeline: Pipeline, control: RunControl) -> Result<PipelineResult> {
         let started = Instant::now();
-        let graph = std::mem::take(&mut *pipeline.graph.borrow_mut());
+        let graph = pipeline.take_graph()?;
         let mut o = self.options.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -651,7 +632,7 @@ pub(crate) async fn resolve_image(
         Some((n, t)) if !t.contains('/') => (n, t),
         _ => (rest, "latest"),
     };
-    let scheme = if is_loopback(registry) {
+    let scheme = if bigflow_gcp::is_loopback_url(registry) {
         "http"
     } else {
         "https"

@@ -74,13 +74,7 @@ fn reach(graph: &Graph, root: usize) -> BTreeSet<usize> {
 impl PipelineRunner for DirectRunner {
     fn run(&self, pipeline: Pipeline, control: RunControl) -> Result<PipelineResult> {
         let started = Instant::now();
-        let graph = std::mem::take(&mut *pipeline.graph.borrow_mut());
-        if !graph.errors.is_empty() {
-            bail!(
-                "the pipeline is invalid:\n  - {}",
-                graph.errors.join("\n  - ")
-            );
-        }
+        let graph = pipeline.take_graph()?;
         let base = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         std::fs::create_dir_all(&base).with_context(|| {
             format!(

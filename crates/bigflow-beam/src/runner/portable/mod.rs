@@ -136,13 +136,7 @@ impl Children {
 impl PipelineRunner for PortableRunner {
     fn run(&self, pipeline: Pipeline, control: RunControl) -> Result<PipelineResult> {
         let started = Instant::now();
-        let graph = std::mem::take(&mut *pipeline.graph.borrow_mut());
-        if !graph.errors.is_empty() {
-            bail!(
-                "the pipeline is invalid:\n  - {}",
-                graph.errors.join("\n  - ")
-            );
-        }
+        let graph = pipeline.take_graph()?;
         let graph = Arc::new(graph);
         let mut options = pipeline.options.to_map();
         let run_id = uuid::Uuid::new_v4().simple().to_string();

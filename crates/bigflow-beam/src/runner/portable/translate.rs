@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Result, bail};
 use prost::Message;
 
-use crate::coders::CoderSpec;
+use crate::coders::{Bytes, Coded, CoderSpec};
 use crate::graph::{Graph, Primitive};
 use crate::proto::pipeline as rapi;
 use crate::window::WindowFn;
@@ -229,23 +229,8 @@ pub(crate) fn translate(graph: &Graph, environment: rapi::Environment) -> Result
                 let split_id = t.transform_id(&format!("{l}/Split"));
                 let group_id = t.transform_id(&format!("{l}/Reshuffle"));
                 let read_id = t.transform_id(&format!("{l}/Read"));
-                let parts_coder = t.coder(&CoderSpec::with(
-                    "beam:coder:kv:v1",
-                    vec![
-                        CoderSpec::leaf("beam:coder:varint:v1"),
-                        CoderSpec::leaf("beam:coder:bytes:v1"),
-                    ],
-                ));
-                let grouped_coder = t.coder(&CoderSpec::with(
-                    "beam:coder:kv:v1",
-                    vec![
-                        CoderSpec::leaf("beam:coder:varint:v1"),
-                        CoderSpec::with(
-                            "beam:coder:iterable:v1",
-                            vec![CoderSpec::leaf("beam:coder:bytes:v1")],
-                        ),
-                    ],
-                ));
+                let parts_coder = t.coder(&<(i64, Bytes)>::coder_spec());
+                let grouped_coder = t.coder(&<(i64, Vec<Bytes>)>::coder_spec());
                 let global = t.windowing(WindowFn::Global);
                 let parts = t.pcollection(
                     &format!("{split_id}-out"),
@@ -458,23 +443,8 @@ pub(crate) fn translate(graph: &Graph, environment: rapi::Environment) -> Result
             }
             Primitive::WriteFiles => {
                 let main = input_pc(0)?;
-                let shard_coder = t.coder(&CoderSpec::with(
-                    "beam:coder:kv:v1",
-                    vec![
-                        CoderSpec::leaf("beam:coder:varint:v1"),
-                        CoderSpec::leaf("beam:coder:string_utf8:v1"),
-                    ],
-                ));
-                let grouped_coder = t.coder(&CoderSpec::with(
-                    "beam:coder:kv:v1",
-                    vec![
-                        CoderSpec::leaf("beam:coder:varint:v1"),
-                        CoderSpec::with(
-                            "beam:coder:iterable:v1",
-                            vec![CoderSpec::leaf("beam:coder:string_utf8:v1")],
-                        ),
-                    ],
-                ));
+                let shard_coder = t.coder(&<(i64, String)>::coder_spec());
+                let grouped_coder = t.coder(&<(i64, Vec<String>)>::coder_spec());
                 let global = t.windowing(WindowFn::Global);
                 let l = &node.label;
                 let shard_id = t.transform_id(&format!("{l}/Shard"));
