@@ -563,9 +563,18 @@ def create_job(params, raw, query):
     options, pool = check_portable_shape(message)
     with LOCK:
         for other in JOBS.values():
-            if (other.name == message.name and other.project == params["projectId"]
-                    and other.location == params["location"]
-                    and other.state not in TERMINAL):
+            same_place = (other.name == message.name
+                          and other.project == params["projectId"]
+                          and other.location == params["location"])
+            # Dataflow's idempotency: a create with the clientRequestId of a
+            # job it knows fails, whatever that job's state (Job.clientRequestId).
+            if (same_place and message.client_request_id
+                    and other.message.client_request_id == message.client_request_id):
+                raise ApiError(409, (
+                    "(%s): The workflow could not be created. Causes: (%s): A job "
+                    "named %s with client request id %s exists already: %s.")
+                    % (op_id(), op_id(), other.name, message.client_request_id, other.id))
+            if same_place and other.state not in TERMINAL:
                 raise ApiError(409, (
                     "(%s): The workflow could not be created. Causes: (%s): There "
                     "is already an active job named %s with id: %s. If you want "

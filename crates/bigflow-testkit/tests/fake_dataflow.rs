@@ -455,7 +455,11 @@ fn a_python_pipeline_runs_to_done_with_metrics_and_messages() {
     let listed = peers.get("?name=doubling&filter=ALL").body;
     assert_eq!(listed["jobs"][0]["id"], id.as_str());
     assert!(peers.get("?filter=ACTIVE").body.get("jobs").is_none());
-    let again = peers.create(&job_body("doubling", &url, &hash)).unwrap();
+    // A new submission (a new clientRequestId: the same one is a retry,
+    // which Dataflow refuses whatever the first job's state).
+    let mut body = job_body("doubling", &url, &hash);
+    body["clientRequestId"] = serde_json::json!("20260101000000000001-doubling");
+    let again = peers.create(&body).unwrap();
     assert_eq!(again.status, 200, "{}", again.body);
     peers.wait(again.body["id"].as_str().unwrap());
 }

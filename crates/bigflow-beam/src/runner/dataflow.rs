@@ -336,8 +336,9 @@ impl Client {
         format!("{}/jobs", self.base)
     }
 
-    /// Creates the job; a 409 (it exists, e.g. a retried create whose first
-    /// answer was lost) returns the existing job of that name.
+    /// Creates the job. A 409 means Dataflow knows the job already: a
+    /// retried create whose first answer was lost (same `clientRequestId`),
+    /// or an active job of the same name; the runner follows that job.
     async fn create(&self, body: &Value) -> Result<Value> {
         match self
             .call(reqwest::Method::POST, &self.jobs(), Some(body))
@@ -346,25 +347,30 @@ impl Client {
             Ok(job) => Ok(job),
             Err(e) if e.is_conflict() => {
                 let name = body["name"].as_str().unwrap_or_default();
+                let request = body["clientRequestId"].as_str().unwrap_or_default();
                 tracing::info!(
                     job_name = name,
                     "the Dataflow job exists already; following it"
                 );
-                self.find(name).await?.ok_or_else(|| {
-                    anyhow!(
-                        "Dataflow says job {name} exists, but it is not among the active jobs: {e}"
-                    )
+                self.find(name, request).await?.ok_or_else(|| {
+                    anyhow!("Dataflow says job {name} exists, but it cannot be found: {e}")
                 })
             }
             Err(e) => Err(anyhow!("creating the Dataflow job: {e}")),
         }
     }
 
-    /// The active job named `name`.
-    async fn find(&self, name: &str) -> Result<Option<Value>> {
+    /// The job named `name` created by this request (`client_request_id`),
+    /// else the active job of that name.
+    async fn find(&self, name: &str, client_request_id: &str) -> Result<Option<Value>> {
         let mut page: Option<String> = None;
+        let mut active = None;
         loop {
-            let mut url = format!("{}?filter=ACTIVE", self.jobs());
+            let mut url = format!(
+                "{}?filter=ALL&view=JOB_VIEW_ALL&name={}",
+                self.jobs(),
+                bigflow_gcp::storage::encode(name)
+            );
             if let Some(p) = &page {
                 url.push_str(&format!("&pageToken={}", bigflow_gcp::storage::encode(p)));
             }
@@ -372,15 +378,20 @@ impl Client {
                 .call(reqwest::Method::GET, &url, None)
                 .await
                 .map_err(|e| anyhow!("listing Dataflow jobs: {e}"))?;
-            if let Some(job) = list["jobs"]
-                .as_array()
-                .and_then(|jobs| jobs.iter().find(|j| j["name"] == name))
-            {
-                return Ok(Some(job.clone()));
+            for job in list["jobs"].as_array().into_iter().flatten() {
+                if job["name"] != name {
+                    continue;
+                }
+                if !client_request_id.is_empty() && job["clientRequestId"] == client_request_id {
+                    return Ok(Some(job.clone()));
+                }
+                if active.is_none() && !is_terminal(job["currentState"].as_str().unwrap_or("")) {
+                    active = Some(job.clone());
+                }
             }
             match list["nextPageToken"].as_str() {
                 Some(t) if !t.is_empty() => page = Some(t.to_string()),
-                _ => return Ok(None),
+                _ => return Ok(active),
             }
         }
     }
