@@ -291,6 +291,30 @@ pub async fn send_answer(
     }
 }
 
+/// [`send`] with an optional JSON body; the JSON of the 2xx answer (`null`
+/// when it is empty). The REST clients (Dataproc, Dataflow) call through it.
+pub async fn call_json(
+    auth: &TokenSource,
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, ApiError> {
+    let bytes = send(auth, || {
+        let request = http.request(method.clone(), url);
+        match body {
+            Some(b) => request.json(b),
+            None => request,
+        }
+    })
+    .await?;
+    if bytes.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::without_answer(format!("{url} answered no JSON: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,28 +379,4 @@ mod tests {
         assert!(waits.iter().any(|w| *w != waits[0]));
         assert!((0..50).all(|_| delay(30, None) <= MAX_BACKOFF));
     }
-}
-
-/// [`send`] with an optional JSON body; the JSON of the 2xx answer (`null`
-/// when it is empty). The REST clients (Dataproc, Dataflow) call through it.
-pub async fn call_json(
-    auth: &TokenSource,
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    body: Option<&serde_json::Value>,
-) -> Result<serde_json::Value, ApiError> {
-    let bytes = send(auth, || {
-        let request = http.request(method.clone(), url);
-        match body {
-            Some(b) => request.json(b),
-            None => request,
-        }
-    })
-    .await?;
-    if bytes.is_empty() {
-        return Ok(serde_json::Value::Null);
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::without_answer(format!("{url} answered no JSON: {e}")))
 }
