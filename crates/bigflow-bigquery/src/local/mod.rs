@@ -435,6 +435,8 @@ impl LocalWarehouse {
         opts.sql_parser.enable_ident_normalization = false;
         opts.sql_parser.map_string_types_to_utf8view = false;
         opts.sql_parser.collect_spans = true;
+        // BigQuery: NULLs first in ascending order, last in descending.
+        opts.sql_parser.default_null_ordering = "nulls_min".into();
         opts.execution.time_zone = Some("UTC".into());
         opts.execution.parquet.schema_force_view_types = false;
         let state = SessionStateBuilder::new()

@@ -1,0 +1,663 @@
+//! Runs the cases of `.test` files on a temporary local warehouse and
+//! classifies each: pass, unsupported, wrong, skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bigflow_bigquery::{Backend, BqError, LocalWarehouse, QueryContext, QueryResult};
+
+use super::compare::compare_rows;
+use super::format::{Case, Expected, Ty, V, parse_file};
+
+/// Project and dataset the cases' bare table names resolve in.
+const PROJECT: &str = "conformance";
+const DATASET: &str = "t";
+/// How long one statement may run before it counts as wrong (a hang).
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `required_features` BigQuery has: cases needing only these run.
+/// Everything else is a ZetaSQL engine option BigQuery does not offer
+/// (unsigned and 32-bit types, protos, lambdas, array ordering and
+/// equality, grouping by arrays and structs, nanosecond timestamps, UUID,
+/// primary keys, …), so cases requiring it are skipped.
+const BIGQUERY_FEATURES: &[&str] = &[
+    "ANALYTIC_FUNCTIONS",
+    "CIVIL_TIME",
+    "JSON_TYPE",
+    "NUMERIC_TYPE",
+    "BIGNUMERIC_TYPE",
+    "SAFE_FUNCTION_CALL",
+    "FORMAT_IN_CAST",
+    "NAMED_ARGUMENTS",
+    "JSON_VALUE_EXTRACTION_FUNCTIONS",
+    "NULLS_FIRST_LAST_IN_ORDER_BY",
+    "IS_DISTINCT",
+    "NULL_HANDLING_MODIFIER_IN_AGGREGATE",
+    "INTERVAL_TYPE",
+    "JSON_MUTATOR_FUNCTIONS",
+    "TIME_BUCKET_FUNCTIONS",
+    "LIMIT_IN_AGGREGATE",
+    "ORDER_BY_IN_AGGREGATE",
+    "JSON_CONSTRUCTOR_FUNCTIONS",
+    "JSON_ARRAY_FUNCTIONS",
+    "PARAMETERIZED_TYPES",
+    "DML_UPDATE_WITH_JOIN",
+    "JSON_KEYS_FUNCTION",
+    "JSON_QUERY_LAX",
+    "QUALIFY",
+    "COLLATION_SUPPORT",
+    "ORDER_BY_COLLATE",
+    "DATE_TIME_CONSTRUCTORS",
+    "ARRAY_AGGREGATION_FUNCTIONS",
+    "GEOGRAPHY",
+    "RANGE_TYPE",
+    "CORRESPONDING",
+];
+
+/// Result types BigQuery has; a case whose result has another type
+/// (INT32, UINT32, UINT64, FLOAT, PROTO, ENUM, UUID, arrays of arrays) is skipped.
+const BIGQUERY_TYPES: &[&str] = &[
+    "INT64",
+    "DOUBLE",
+    "FLOAT64",
+    "NUMERIC",
+    "BIGNUMERIC",
+    "STRING",
+    "BYTES",
+    "BOOL",
+    "DATE",
+    "DATETIME",
+    "TIME",
+    "TIMESTAMP",
+    "JSON",
+    "INTERVAL",
+    "GEOGRAPHY",
+    "RANGE<DATE>",
+    "RANGE<DATETIME>",
+    "RANGE<TIMESTAMP>",
+];
+
+/// Column types of prepared tables that BigQuery lacks, and the BigQuery type
+/// the table is created with instead (cases reading such a column are skipped).
+const MAPPED_TYPES: &[(&str, &str)] = &[
+    ("int32", "INT64"),
+    ("uint32", "INT64"),
+    ("uint64", "INT64"),
+    ("float", "FLOAT64"),
+    ("double", "FLOAT64"),
+];
+
+/// How a case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// BigQuery's answer.
+    Pass,
+    /// Our clear "unsupported by the local warehouse" error.
+    Unsupported(String),
+    /// A different answer, success where an error is expected, or another error.
+    Wrong(String),
+    /// Not run, with the reason (a feature BigQuery lacks).
+    Skipped(String),
+}
+
+/// One case's outcome.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case's `[name=…]`.
+    pub name: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// The outcomes of one file.
+#[derive(Debug, Clone)]
+pub struct FileResult {
+    /// `strings.test`.
+    pub file: String,
+    /// One per named case (prepare statements are not counted).
+    pub cases: Vec<CaseResult>,
+}
+
+impl FileResult {
+    /// (cases, pass, unsupported, wrong, skipped).
+    pub fn counts(&self) -> [usize; 5] {
+        let mut c = [self.cases.len(), 0, 0, 0, 0];
+        for r in &self.cases {
+            let i = match r.outcome {
+                Outcome::Pass => 1,
+                Outcome::Unsupported(_) => 2,
+                Outcome::Wrong(_) => 3,
+                Outcome::Skipped(_) => 4,
+            };
+            c[i] += 1;
+        }
+        c
+    }
+}
+
+/// The directory of the `.test` files: `$BIGFLOW_CONFORMANCE_DIR`, else
+/// `../shared/zetasql-compliance` next to the repository.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("BIGFLOW_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zetasql-compliance")
+        })
+}
+
+/// Whether `word` occurs in `text` as a whole identifier (case-insensitive).
+fn mentions(text: &str, word: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    let w = word.to_ascii_lowercase();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(at) = t[from..].find(&w) {
+        let start = from + at;
+        let end = start + w.len();
+        let before = t[..start].chars().next_back();
+        let after = t[end..].chars().next();
+        if !before.is_some_and(ident) && !after.is_some_and(ident) {
+            return true;
+        }
+        from = end;
+    }
+    false
+}
+
+/// Replaces whole-word `from` (case-insensitive) by `to`.
+fn replace_word(text: &str, from: &str, to: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::new();
+    let mut last = 0;
+    let mut from_at = 0;
+    while let Some(at) = lower[from_at..].find(from) {
+        let start = from_at + at;
+        let end = start + from.len();
+        let before = lower[..start].chars().next_back();
+        let after = lower[end..].chars().next();
+        if !before.is_some_and(ident) && !after.is_some_and(ident) {
+            out.push_str(&text[last..start]);
+            out.push_str(to);
+            last = end;
+        }
+        from_at = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Why a case is not run, if it is not.
+fn skip_reason(case: &Case, non_bq_columns: &BTreeSet<String>) -> Option<String> {
+    if let Some(f) = case
+        .required
+        .iter()
+        .find(|f| !BIGQUERY_FEATURES.contains(&f.as_str()))
+    {
+        return Some(format!("requires {f}, not a BigQuery feature"));
+    }
+    if let Some(f) = case
+        .forbidden
+        .iter()
+        .find(|f| BIGQUERY_FEATURES.contains(&f.as_str()))
+    {
+        return Some(format!("holds only without {f}, which BigQuery has"));
+    }
+    if let Some(zone) = &case.time_zone
+        && !matches!(zone.as_str(), "+00" | "UTC" | "Etc/UTC" | "+00:00")
+    {
+        return Some(format!(
+            "default time zone {zone} (BigQuery's queries run in UTC)"
+        ));
+    }
+    let sql = case.sql.to_ascii_lowercase();
+    if case.protos
+        && (mentions(&sql, "new") || sql.contains("kitchensink") || sql.contains("proto"))
+    {
+        return Some("protocol buffers (BigQuery has none)".into());
+    }
+    for (word, why) in [
+        ("graph_table", "graph queries"),
+        ("anonymization", "anonymization"),
+        ("differential_privacy", "differential privacy"),
+    ] {
+        if mentions(&sql, word) {
+            return Some(format!("{why} (not in BigQuery's SQL)"));
+        }
+    }
+    if case.time_zone.is_none() && depends_on_default_zone(&sql) {
+        return Some(
+            "depends on the suite's default time zone America/Los_Angeles (BigQuery's is UTC)"
+                .into(),
+        );
+    }
+    if let Expected::Value(ty, _) = &case.expected {
+        let mut names = Vec::new();
+        ty.names(&mut names);
+        if let Some(t) = names
+            .iter()
+            .find(|t| !BIGQUERY_TYPES.contains(&t.as_str()) && *t != "?")
+        {
+            return Some(format!("result type {t} is not a BigQuery type"));
+        }
+    }
+    if let Some(c) = non_bq_columns.iter().find(|c| mentions(&sql, c)) {
+        return Some(format!(
+            "reads column {c}, whose type (INT32/UINT32/UINT64/FLOAT) BigQuery lacks"
+        ));
+    }
+    for (_, name) in &case.parameters {
+        if !mentions(&sql.replace('@', " "), name) {
+            return Some(format!("parameter @{name} not found"));
+        }
+    }
+    None
+}
+
+/// Conversions between TIMESTAMP and civil time that use the default time
+/// zone: the functions that convert, and TIMESTAMP literals or casts of
+/// text without an explicit zone.
+fn depends_on_default_zone(sql: &str) -> bool {
+    let converts = [
+        "date(",
+        "datetime(",
+        "time(",
+        "current_date",
+        "current_datetime",
+        "current_time",
+        "format_timestamp",
+        "parse_timestamp",
+        "timestamp_trunc",
+        "string(",
+        "as date)",
+        "as datetime)",
+        "as time)",
+        "as string)",
+    ];
+    if !mentions(sql, "timestamp") && !sql.contains("timestamp_val") {
+        return false;
+    }
+    if converts.iter().any(|f| sql.contains(f)) || sql.contains("extract(") {
+        return true;
+    }
+    // A quoted date-time without a zone read as a TIMESTAMP.
+    quoted_strings(sql).iter().any(|q| {
+        let b = q.as_bytes();
+        b.len() >= 10
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && !(q.contains("utc") || q.contains('+') || q[10..].contains('-') || q.contains('/'))
+    })
+}
+
+/// The contents of the quoted strings of `sql` (lowercased input).
+fn quoted_strings(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = sql.chars();
+    while let Some(c) = chars.next() {
+        if c == '\'' || c == '"' {
+            let mut s = String::new();
+            for d in chars.by_ref() {
+                if d == c {
+                    break;
+                }
+                s.push(d);
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// `@name` → `(expr)`.
+fn substitute_parameters(sql: &str, parameters: &[(String, String)]) -> String {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = sql.to_string();
+    for (expr, name) in parameters {
+        let pattern = format!("@{}", name.to_ascii_lowercase());
+        let lower = out.to_ascii_lowercase();
+        let mut next = String::new();
+        let mut last = 0;
+        let mut from = 0;
+        while let Some(at) = lower[from..].find(&pattern) {
+            let start = from + at;
+            let end = start + pattern.len();
+            let before = lower[..start].chars().next_back();
+            let after = lower[end..].chars().next();
+            if before != Some('@') && !after.is_some_and(ident) {
+                next.push_str(&out[last..start]);
+                next.push_str(&format!("({expr})"));
+                last = end;
+            }
+            from = end;
+        }
+        next.push_str(&out[last..]);
+        out = next;
+    }
+    out
+}
+
+/// A case's statement kind.
+fn is_dml(sql: &str) -> bool {
+    let first = sql
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("--"))
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "MERGE")
+}
+
+/// The table a DML statement changes.
+fn dml_target(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let mut i = 1;
+    while i < words.len() && matches!(words[i].to_ascii_uppercase().as_str(), "INTO" | "FROM") {
+        i += 1;
+    }
+    words
+        .get(i)
+        .map(|w| w.trim_matches('`').trim_end_matches('(').to_string())
+}
+
+fn ctx() -> QueryContext {
+    QueryContext {
+        default_project: PROJECT.into(),
+        default_dataset: DATASET.into(),
+        ..QueryContext::default()
+    }
+}
+
+/// Runs one statement on its own thread, with a deadline and panics caught.
+fn execute(wh: &Arc<LocalWarehouse>, sql: &str) -> Result<Result<QueryResult, BqError>, String> {
+    let (tx, rx) = mpsc::channel();
+    let wh = Arc::clone(wh);
+    let sql = sql.to_string();
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wh.execute(&sql, &ctx())));
+            let _ = tx.send(r);
+        })
+        .map_err(|e| e.to_string())?;
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(_)) => Err("panicked".into()),
+        Err(_) => Err(format!("no answer within {TIMEOUT:?}")),
+    }
+}
+
+fn short(s: &str) -> String {
+    let one_line = s.replace('\n', " ");
+    if one_line.len() > 300 {
+        format!("{}…", &one_line[..one_line.floor_char_boundary(300)])
+    } else {
+        one_line
+    }
+}
+
+/// Classifies a statement's outcome against the expected one.
+fn classify(
+    expected: &Expected,
+    got: Result<Result<QueryResult, BqError>, String>,
+    check: impl FnOnce(&Ty, &V, &QueryResult) -> Result<(), String>,
+) -> Outcome {
+    match (expected, got) {
+        (_, Err(hang_or_panic)) => Outcome::Wrong(hang_or_panic),
+        (Expected::Unreadable(why), _) => Outcome::Skipped(why.clone()),
+        (Expected::Error(_), Ok(Err(_))) => Outcome::Pass,
+        (Expected::Error(e), Ok(Ok(_))) => {
+            Outcome::Wrong(format!("succeeded, expected error {}", short(e)))
+        }
+        (Expected::Value(..), Ok(Err(e @ BqError::Unsupported { .. }))) => {
+            Outcome::Unsupported(short(&e.to_string()))
+        }
+        (Expected::Value(..), Ok(Err(e))) => {
+            Outcome::Wrong(format!("error: {}", short(&e.to_string())))
+        }
+        (Expected::Value(ty, v), Ok(Ok(result))) => match check(ty, v, &result) {
+            Ok(()) => Outcome::Pass,
+            Err(e) => Outcome::Wrong(short(&e)),
+        },
+    }
+}
+
+/// Copies a directory tree (the prepared warehouse, for one DML case).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs every case of one `.test` file.
+pub fn run_file(path: &Path) -> FileResult {
+    let file = path.file_name().unwrap().to_string_lossy().into_owned();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let cases = parse_file(&text);
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let wh = Arc::new(LocalWarehouse::open(tmp.path().join("wh")).expect("warehouse"));
+    let mut non_bq_columns: BTreeSet<String> = BTreeSet::new();
+    // Tables whose preparation failed or was skipped: why.
+    let mut unavailable: BTreeMap<String, Outcome> = BTreeMap::new();
+    let mut results = Vec::new();
+    for case in &cases {
+        if case.prepare {
+            let table = super::format::created_table(&case.sql).unwrap_or_default();
+            let skip = skip_reason(
+                &Case {
+                    expected: Expected::Unreadable(String::new()),
+                    ..case.clone()
+                },
+                &BTreeSet::new(),
+            );
+            if let Some(why) = skip {
+                unavailable.insert(
+                    table,
+                    Outcome::Skipped(format!(
+                        "table prepared only with a non-BigQuery feature: {why}"
+                    )),
+                );
+                continue;
+            }
+            if case.protos && case.sql.to_ascii_lowercase().contains("proto") {
+                unavailable.insert(table, Outcome::Skipped("table of protocol buffers".into()));
+                continue;
+            }
+            if let Expected::Value(Ty::Array(Some(row)), _) = &case.expected
+                && let Ty::Struct(fields) = &**row
+            {
+                for (name, ty) in fields {
+                    let mut names = Vec::new();
+                    ty.names(&mut names);
+                    if names.iter().any(|t| !BIGQUERY_TYPES.contains(&t.as_str()))
+                        && let Some(n) = name
+                    {
+                        non_bq_columns.insert(n.clone());
+                    }
+                }
+            }
+            let mut sql = case.sql.clone();
+            for (from, to) in MAPPED_TYPES {
+                sql = replace_word(&sql, from, to);
+            }
+            match execute(&wh, &sql) {
+                Ok(Ok(_)) => {}
+                other => {
+                    let outcome = classify(&case.expected, other, |_, _, _| Ok(()));
+                    let outcome = match outcome {
+                        Outcome::Wrong(e) => Outcome::Wrong(format!("preparing {table}: {e}")),
+                        Outcome::Unsupported(e) => {
+                            Outcome::Unsupported(format!("preparing {table}: {e}"))
+                        }
+                        o => o,
+                    };
+                    unavailable.insert(table, outcome);
+                }
+            }
+            continue;
+        }
+        let outcome = if let Some(why) = skip_reason(case, &non_bq_columns) {
+            Outcome::Skipped(why)
+        } else if let Some((_, o)) = unavailable.iter().find(|(t, _)| mentions(&case.sql, t)) {
+            o.clone()
+        } else {
+            let sql = substitute_parameters(&case.sql, &case.parameters);
+            if is_dml(&sql) {
+                run_dml(case, &sql, &wh, tmp.path())
+            } else {
+                let got = execute(&wh, &sql);
+                if std::env::var("BIGFLOW_CONFORMANCE_CASE").as_deref() == Ok(case.name.as_str()) {
+                    match &got {
+                        Ok(Ok(r)) => println!(
+                            "{sql}\n{}",
+                            arrow::util::pretty::pretty_format_batches(&r.batches).unwrap()
+                        ),
+                        other => println!("{sql}\n{other:?}"),
+                    }
+                }
+                classify(&case.expected, got, |ty, v, r| {
+                    compare_rows(ty, v, &r.batches)
+                })
+            }
+        };
+        results.push(CaseResult {
+            name: case.name.clone(),
+            outcome,
+        });
+    }
+    FileResult {
+        file,
+        cases: results,
+    }
+}
+
+/// A DML case runs on a copy of the prepared tables; its result is the
+/// number of rows changed and the table's rows afterwards.
+fn run_dml(case: &Case, sql: &str, prepared: &Arc<LocalWarehouse>, tmp: &Path) -> Outcome {
+    let dir = tmp.join(format!("dml-{}", case.name));
+    if let Err(e) = copy_dir(prepared.dir(), &dir) {
+        return Outcome::Wrong(format!("copying the prepared tables: {e}"));
+    }
+    let wh = Arc::new(LocalWarehouse::open(&dir).expect("warehouse"));
+    let Some(target) = dml_target(sql) else {
+        return Outcome::Wrong("cannot tell the DML statement's table".into());
+    };
+    let got = execute(&wh, sql);
+    let outcome = classify(&case.expected, got, |ty, v, result| {
+        let (Ty::Struct(fields), V::Struct(_, values)) = (ty, v) else {
+            return Err("expected a DML result STRUCT<num_rows_modified, all_rows>".into());
+        };
+        let (Some(V::Raw(n)), Some(rows), Some((_, rows_ty))) =
+            (values.first(), values.get(1), fields.get(1))
+        else {
+            return Err("expected a DML result STRUCT<num_rows_modified, all_rows>".into());
+        };
+        let changed = result.affected_rows;
+        if changed.map(|c| c.to_string()).as_deref() != Some(n.as_str()) {
+            return Err(format!("{changed:?} rows modified, expected {n}"));
+        }
+        let all = match execute(&wh, &format!("SELECT * FROM {target}")) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(format!("reading {target} back: {e}")),
+            Err(e) => return Err(e),
+        };
+        let rows_ty = match (rows_ty, rows) {
+            (Ty::Array(None), V::Array(Some(t), ..)) => t.clone(),
+            (t, _) => t.clone(),
+        };
+        compare_rows(&rows_ty, rows, &all.batches)
+    });
+    drop(wh);
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+/// The `.test` files of `dir`, sorted.
+pub fn test_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "test"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The per-file table in Markdown, with totals.
+pub fn markdown(results: &[FileResult]) -> String {
+    let mut out = String::from(
+        "| file | cases | pass | unsupported | wrong | skipped |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut total = [0usize; 5];
+    for r in results {
+        let c = r.counts();
+        for (t, v) in total.iter_mut().zip(c) {
+            *t += v;
+        }
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.file, c[0], c[1], c[2], c[3], c[4]
+        ));
+    }
+    out.push_str(&format!(
+        "| **total** | **{}** | **{}** | **{}** | **{}** | **{}** |\n",
+        total[0], total[1], total[2], total[3], total[4]
+    ));
+    let run = total[0] - total[4];
+    if run > 0 {
+        out.push_str(&format!(
+            "\nPass rate over non-skipped cases: {:.1} % ({} of {}).\n",
+            100.0 * total[1] as f64 / run as f64,
+            total[1],
+            run
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_and_parameters() {
+        assert!(mentions("SELECT int32_val FROM t", "INT32_VAL"));
+        assert!(!mentions("SELECT int32_value FROM t", "int32_val"));
+        assert_eq!(
+            replace_word("CAST(1 AS int32), int32_val", "int32", "INT64"),
+            "CAST(1 AS INT64), int32_val"
+        );
+        assert_eq!(
+            substitute_parameters(
+                "select json_extract(x, @path), @p",
+                &[("'$.a'".into(), "path".into()), ("1".into(), "p".into())]
+            ),
+            "select json_extract(x, ('$.a')), (1)"
+        );
+        assert_eq!(
+            dml_target("INSERT INTO Table1 (a) VALUES (1)").as_deref(),
+            Some("Table1")
+        );
+        assert_eq!(
+            dml_target("DELETE Table1 WHERE true").as_deref(),
+            Some("Table1")
+        );
+    }
+}
