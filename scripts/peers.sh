@@ -67,11 +67,11 @@ ensure_storage_emulator() {
   venv_install gcs-emulator -r "$PEER_PINS/gcs-emulator.txt"
 }
 
-# PySpark (a local Spark, with spark-submit) and the Java it runs on; protoc
-# and the protobuf well-known types build Apache's Spark Connect client.
+# PySpark (a local Spark, with spark-submit) and the Java it runs on. (No
+# protoc: Spark Connect's client builds with a vendored one, see
+# crates/spark-connect-proto.)
 ensure_spark() {
-  ensure_debian java:openjdk-17-jre-headless protoc:protobuf-compiler
-  [ -f /usr/include/google/protobuf/any.proto ] || apt_install libprotobuf-dev
+  ensure_debian java:openjdk-17-jre-headless
   venv_install pyspark-4.0.1 -r "$PEER_PINS/pyspark-4.0.1.txt"
 }
 

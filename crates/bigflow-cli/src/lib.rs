@@ -2,7 +2,7 @@
 //!
 //! - [`scaffold`]: the `start-project` command.
 //! - [`project`]: finding `bigflow.toml`, building and running the project binary
-//!   (`run`, `list`, `warehouse` delegate to it).
+//!   (`run`, `backfill`, `list`, `warehouse` delegate to it).
 //! - [`version`]: the `project-version` and `release` commands, from git tags.
 //! - [`dags`]: the `build-dags` command, Airflow DAG files for Composer.
 //! - [`image`]: the `build-image` command, the project's OCI image without Docker.
@@ -47,7 +47,7 @@ enum Command {
         /// Directory to create the project in (default: the current one).
         #[arg(long)]
         path: Option<PathBuf>,
-        /// Depend on a local checkout of the bigflow crate (its directory) instead of the registry.
+        /// Depend on this checkout's bigflow crate (its crates/bigflow directory); default: the checkout the tool was built from.
         #[arg(long, value_name = "DIR")]
         bigflow_path: Option<PathBuf>,
     },
@@ -58,6 +58,13 @@ enum Command {
         #[arg(long)]
         release: bool,
         /// Arguments of the project binary's `run`: --workflow ID | --job WF.JOB [--runtime R] [--config ENV] …
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the project and run a workflow for every runtime of its schedule in a range.
+    #[command(disable_help_flag = true)]
+    Backfill {
+        /// Arguments of the project binary's `backfill`: --workflow ID --start-time A --end-time B [--config ENV] [--dry-run] [--rerun] …
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -181,9 +188,20 @@ fn execute(command: Command) -> Result<()> {
                 Some(p) => p,
                 None => cwd()?,
             };
-            let source = bigflow_path.map_or(BigflowSource::Registry, BigflowSource::Path);
-            let dir = scaffold::start_project(&name, &parent, &source)?;
+            let from_flag = bigflow_path.is_some();
+            let source = bigflow_path.map_or(BigflowSource::ToolCheckout, BigflowSource::Path);
+            let started = scaffold::start_project(&name, &parent, &source)?;
+            let dir = started.dir;
             println!("Created BigFlow project {name} in {}", dir.display());
+            println!(
+                "It depends on the bigflow crate at {} ({})",
+                started.bigflow.display(),
+                if from_flag {
+                    "--bigflow-path"
+                } else {
+                    "the checkout this tool was built from; --bigflow-path DIR picks another"
+                }
+            );
             println!(
                 "Next: cd {} && bigflow run --workflow hello_world",
                 dir.display()
@@ -191,6 +209,7 @@ fn execute(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Run { release, args } => delegate(release, "run", args),
+        Command::Backfill { args } => delegate(false, "backfill", args),
         Command::List => delegate(false, "list", Vec::new()),
         Command::Warehouse { args } => delegate(false, "warehouse", args),
         Command::BuildDags(options) => {

@@ -124,7 +124,6 @@ impl ProjectDir {
         cmd.current_dir(&self.root)
             .args([
                 "build",
-                "--quiet",
                 "--message-format=json-render-diagnostics",
                 "--bin",
                 bin,
@@ -134,6 +133,12 @@ impl ProjectDir {
             .stderr(Stdio::inherit());
         if release {
             cmd.arg("--release");
+        }
+        // On a terminal, cargo's progress (its bar and `Compiling` lines) shows
+        // what a first build is doing for minutes; elsewhere (CI logs, scripts
+        // reading stderr) only warnings and errors.
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            cmd.arg("--quiet");
         }
         let output = cmd.output().map_err(|e| {
             ToolError::failed(format!(

@@ -92,10 +92,63 @@ const FILES: &[(&str, &str, bool)] = &[
 /// Where the generated project gets the `bigflow` crate from.
 #[derive(Debug, Clone)]
 pub enum BigflowSource {
-    /// The published crate at this tool's version.
-    Registry,
-    /// A local checkout of the `bigflow` crate (its directory).
+    /// The checkout this tool was built from (`cargo install --path
+    /// crates/bigflow-cli`): its `crates/bigflow`, if it is still there.
+    ToolCheckout,
+    /// A local checkout of the `bigflow` crate (its directory), from `--bigflow-path`.
     Path(PathBuf),
+}
+
+/// The `crates/bigflow` directory of the checkout this tool was compiled in.
+pub fn tool_checkout() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("bigflow")
+}
+
+/// Whether `dir` holds the `bigflow` crate (a Cargo.toml whose package is `bigflow`).
+fn is_bigflow_crate(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|manifest| {
+            manifest
+                .get("package")
+                .and_then(|p| p.get("name"))
+                .and_then(|n| n.as_str())
+                == Some("bigflow")
+        })
+}
+
+/// The directory of the `bigflow` crate the new project depends on, checked.
+pub fn resolve_source(source: &BigflowSource) -> Result<PathBuf> {
+    match source {
+        BigflowSource::ToolCheckout => {
+            let dir = tool_checkout();
+            if is_bigflow_crate(&dir) {
+                dir.canonicalize()
+                    .map_err(|e| ToolError::usage(format!("{}: {e}", dir.display())))
+            } else {
+                Err(ToolError::usage(format!(
+                    "this bigflow tool was not built from a checkout that is still there ({} has no bigflow crate), and the bigflow crate is not published to a registry; pass --bigflow-path DIR with DIR the crates/bigflow directory of a bigflow checkout (git clone, then e.g. --bigflow-path bigflow/crates/bigflow)",
+                    dir.display()
+                )))
+            }
+        }
+        BigflowSource::Path(p) => {
+            let abs = p
+                .canonicalize()
+                .map_err(|e| ToolError::usage(format!("--bigflow-path {}: {e}", p.display())))?;
+            if !abs.join("Cargo.toml").is_file() {
+                return Err(ToolError::usage(format!(
+                    "--bigflow-path {}: no Cargo.toml there; point it at crates/bigflow",
+                    abs.display()
+                )));
+            }
+            Ok(abs)
+        }
+    }
 }
 
 /// Rust keywords (strict and reserved, every edition): a crate named so
@@ -152,8 +205,25 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the project `name` in `parent/name`; returns its directory.
-pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Result<PathBuf> {
+/// A project [`start_project`] wrote.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The project's directory.
+    pub dir: PathBuf,
+    /// The `bigflow` crate it depends on, by path.
+    pub bigflow: PathBuf,
+}
+
+/// A path as the text of a TOML basic string: backslashes and quotes escaped.
+fn toml_text(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+}
+
+/// Creates the project `name` in `parent/name`.
+pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Result<Started> {
     check_name(name)?;
     let dir = parent.join(name);
     if dir.exists()
@@ -166,29 +236,20 @@ pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Resul
             dir.display()
         )));
     }
-    let dependency = match source {
-        BigflowSource::Registry => format!(
-            "{{ version = \"{}\", features = [\"spark\", \"beam\"] }}",
-            env!("CARGO_PKG_VERSION")
-        ),
-        BigflowSource::Path(p) => {
-            let abs = p
-                .canonicalize()
-                .map_err(|e| ToolError::usage(format!("--bigflow-path {}: {e}", p.display())))?;
-            if !abs.join("Cargo.toml").is_file() {
-                return Err(ToolError::usage(format!(
-                    "--bigflow-path {}: no Cargo.toml there; point it at crates/bigflow",
-                    abs.display()
-                )));
-            }
-            // TOML basic string: escape backslashes and quotes.
-            let text = abs
-                .display()
-                .to_string()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"");
-            format!("{{ path = \"{text}\", features = [\"spark\", \"beam\"] }}")
-        }
+    let bigflow = resolve_source(source)?;
+    let dependency = format!(
+        "{{ path = \"{}\", features = [\"spark\", \"beam\"] }}",
+        toml_text(&bigflow)
+    );
+    // The checkout's Spark Connect types build without a system protoc.
+    let spark_proto = bigflow.with_file_name("spark-connect-proto");
+    let patch = if spark_proto.join("Cargo.toml").is_file() {
+        format!(
+            "\n# The `spark-connect` feature's generated code, built without a system protoc\n# (the checkout's patched crate).\n[patch.crates-io]\napache-spark-connect-proto = {{ path = \"{}\" }}\n",
+            toml_text(&spark_proto)
+        )
+    } else {
+        String::new()
     };
     let mut env = Environment::new();
     env.set_syntax(
@@ -202,6 +263,7 @@ pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Resul
         name => name,
         crate => name.replace('-', "_"),
         bigflow_dependency => dependency,
+        spark_proto_patch => patch,
     };
     // Render everything before writing anything.
     let mut rendered = Vec::new();
@@ -222,5 +284,30 @@ pub fn start_project(name: &str, parent: &Path, source: &BigflowSource) -> Resul
         std::fs::write(&path, text)
             .map_err(|e| ToolError::failed(format!("cannot write {}: {e}", path.display())))?;
     }
-    Ok(dir)
+    Ok(Started { dir, bigflow })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tool_checkout_is_this_workspace_bigflow_crate() {
+        let dir = tool_checkout();
+        assert!(dir.ends_with("crates/bigflow"), "{}", dir.display());
+        assert!(is_bigflow_crate(&dir));
+        assert!(!is_bigflow_crate(Path::new(env!("CARGO_MANIFEST_DIR"))));
+        assert_eq!(
+            resolve_source(&BigflowSource::ToolCheckout).unwrap(),
+            dir.canonicalize().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_bigflow_path_without_a_crate_is_a_usage_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = resolve_source(&BigflowSource::Path(tmp.path().into())).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("no Cargo.toml there"), "{err}");
+    }
 }

@@ -43,19 +43,41 @@ fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The README's way: `bigflow start-project NAME` with no flags, then
+/// `bigflow run` inside it, offline (only the registry cache the suite has).
 #[test]
 fn started_project_builds_tests_and_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let bigflow = workspace_root().join("crates/bigflow");
+    let bigflow = workspace_root()
+        .join("crates/bigflow")
+        .canonicalize()
+        .unwrap();
     let out = stdout_of(
         tool()
-            .args(["start-project", "demo", "--path"])
-            .arg(tmp.path())
-            .arg("--bigflow-path")
-            .arg(&bigflow),
+            .args(["start-project", "demo"])
+            .current_dir(tmp.path()),
     );
     assert!(out.starts_with("Created BigFlow project demo in "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "It depends on the bigflow crate at {} (the checkout this tool was built from",
+            bigflow.display()
+        )),
+        "{out}"
+    );
     let project = tmp.path().join("demo");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("bigflow = {{ path = \"{}\"", bigflow.display())),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains(&format!(
+            "[patch.crates-io]\napache-spark-connect-proto = {{ path = \"{}\" }}",
+            bigflow.with_file_name("spark-connect-proto").display()
+        )),
+        "{manifest}"
+    );
     for file in [
         "Cargo.toml",
         "bigflow.toml",
@@ -80,7 +102,8 @@ fn started_project_builds_tests_and_runs() {
                 "2020-08-01 10:00:00",
             ])
             .current_dir(&project)
-            .env("CARGO_TARGET_DIR", &target),
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_NET_OFFLINE", "true"),
     );
     assert_eq!(run, "Hello world on 2020-08-01 10:00:00!\nGoodbye!\n");
     stdout_of(
@@ -88,6 +111,7 @@ fn started_project_builds_tests_and_runs() {
             .args(["run", "--workflow", "internationalports"])
             .current_dir(&project)
             .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_NET_OFFLINE", "true")
             .env_remove("BIGFLOW_WAREHOUSE"),
     );
     let polish = stdout_of(
@@ -98,6 +122,7 @@ fn started_project_builds_tests_and_runs() {
             )
             .current_dir(&project)
             .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_NET_OFFLINE", "true")
             .env_remove("BIGFLOW_WAREHOUSE"),
     );
     assert_eq!(polish, "port_name\nGDANSK\nGDYNIA\n");
@@ -105,7 +130,8 @@ fn started_project_builds_tests_and_runs() {
         tool()
             .arg("list")
             .current_dir(&project)
-            .env("CARGO_TARGET_DIR", &target),
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_NET_OFFLINE", "true"),
     );
     assert_eq!(
         list,
@@ -115,6 +141,7 @@ fn started_project_builds_tests_and_runs() {
         .args(["test", "--quiet"])
         .current_dir(&project)
         .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_NET_OFFLINE", "true")
         .output()
         .unwrap();
     assert!(
@@ -122,11 +149,38 @@ fn started_project_builds_tests_and_runs() {
         "cargo test in the new project: {}",
         String::from_utf8_lossy(&test.stderr)
     );
+    // backfill is forwarded like run; its history lives in the project.
+    let backfill = tool()
+        .args([
+            "backfill",
+            "--workflow",
+            "hello_world",
+            "--start-time",
+            "2020-01-30",
+            "--end-time",
+            "2020-02-01",
+        ])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_NET_OFFLINE", "true")
+        .output()
+        .unwrap();
+    assert!(
+        backfill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backfill.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&backfill.stdout),
+        "Hello world on 2020-01-30 00:00:00!\nGoodbye!\nHello world on 2020-01-31 00:00:00!\nGoodbye!\nHello world on 2020-02-01 00:00:00!\nGoodbye!\n"
+    );
+    assert!(project.join(".bigflow/runs/hello_world.jsonl").is_file());
     // A failing job's exit code comes through the tool.
     let bad = tool()
         .args(["run", "--workflow", "nope"])
         .current_dir(&project)
         .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_NET_OFFLINE", "true")
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));

@@ -79,6 +79,62 @@ impl Schedule {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The five-field cron expression of the schedule (a preset's
+    /// equivalent, as Airflow defines it); `None` for `@once`.
+    pub fn cron(&self) -> Option<&str> {
+        Some(match self.0.as_str() {
+            "@once" => return None,
+            "@hourly" => "0 * * * *",
+            "@daily" => "0 0 * * *",
+            "@weekly" => "0 0 * * 0",
+            "@monthly" => "0 0 1 * *",
+            "@quarterly" => "0 0 1 */3 *",
+            "@yearly" => "0 0 1 1 *",
+            cron => cron,
+        })
+    }
+
+    /// The runtimes the schedule produces from `start` to `end`, both
+    /// included, oldest first (what a backfill runs). `@once` produces
+    /// `start` alone. More than `limit` runtimes is an error, so a typo'd
+    /// range cannot start a million runs.
+    pub fn runtimes_between(
+        &self,
+        start: NaiveDateTime,
+        end: NaiveDateTime,
+        limit: usize,
+    ) -> Result<Vec<NaiveDateTime>, String> {
+        if end < start {
+            return Err(format!(
+                "the end time {} is before the start time {}",
+                end.format("%Y-%m-%d %H:%M:%S"),
+                start.format("%Y-%m-%d %H:%M:%S")
+            ));
+        }
+        let Some(cron) = self.cron() else {
+            return Ok(vec![start]);
+        };
+        let cron = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build()
+            .parse(cron)
+            .map_err(|e| format!("schedule '{self}': {e}"))?;
+        let mut runtimes = Vec::new();
+        for t in cron.iter_from(start, croner::Direction::Forward) {
+            if t > end {
+                break;
+            }
+            if runtimes.len() == limit {
+                return Err(format!(
+                    "the range has more than {limit} runtimes of schedule '{self}'; backfill a shorter range at a time"
+                ));
+            }
+            runtimes.push(t);
+        }
+        Ok(runtimes)
+    }
 }
 
 impl Default for Schedule {
@@ -189,6 +245,85 @@ mod tests {
         assert!(
             msg.contains("'61 * * * *'") && msg.contains("five-field cron"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn runtimes_between_cross_month_ends_oldest_first() {
+        let t = |s| crate::runtime::parse_runtime(s).unwrap();
+        let fmt = |v: Vec<NaiveDateTime>| {
+            v.iter()
+                .map(crate::runtime::format_runtime)
+                .collect::<Vec<_>>()
+        };
+        let daily = Schedule::parse("@daily").unwrap();
+        assert_eq!(
+            fmt(daily
+                .runtimes_between(t("2020-02-28 12:00:00"), t("2020-03-02"), 100)
+                .unwrap()),
+            [
+                "2020-02-29 00:00:00",
+                "2020-03-01 00:00:00",
+                "2020-03-02 00:00:00"
+            ]
+        );
+        let hourly = Schedule::parse("@hourly").unwrap();
+        let hours = hourly
+            .runtimes_between(t("2020-01-31 22:00:00"), t("2020-02-01 01:30:00"), 100)
+            .unwrap();
+        assert_eq!(
+            fmt(hours),
+            [
+                "2020-01-31 22:00:00",
+                "2020-01-31 23:00:00",
+                "2020-02-01 00:00:00",
+                "2020-02-01 01:00:00"
+            ]
+        );
+        let monthly = Schedule::parse("@monthly").unwrap();
+        assert_eq!(
+            monthly
+                .runtimes_between(t("2020-01-01"), t("2020-12-31"), 100)
+                .unwrap()
+                .len(),
+            12
+        );
+        let once = Schedule::parse("@once").unwrap();
+        assert_eq!(
+            fmt(once
+                .runtimes_between(t("2020-01-05"), t("2020-02-01"), 100)
+                .unwrap()),
+            ["2020-01-05 00:00:00"]
+        );
+        let cron = Schedule::parse("30 6 * * 1-5").unwrap();
+        assert_eq!(
+            fmt(cron
+                .runtimes_between(t("2020-01-03"), t("2020-01-07 06:30:00"), 100)
+                .unwrap()),
+            [
+                "2020-01-03 06:30:00",
+                "2020-01-06 06:30:00",
+                "2020-01-07 06:30:00"
+            ]
+        );
+        assert!(
+            daily
+                .runtimes_between(t("2020-01-02"), t("2020-01-01"), 100)
+                .unwrap_err()
+                .contains("before the start time")
+        );
+        assert!(
+            hourly
+                .runtimes_between(t("2020-01-01"), t("2021-01-01"), 1000)
+                .unwrap_err()
+                .contains("more than 1000 runtimes")
+        );
+        // A range inside one interval has no runtime.
+        assert!(
+            daily
+                .runtimes_between(t("2020-01-01 01:00:00"), t("2020-01-01 02:00:00"), 10)
+                .unwrap()
+                .is_empty()
         );
     }
 

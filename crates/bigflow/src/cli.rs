@@ -1,4 +1,4 @@
-//! The project binary's command line: `run`, `list`, `manifest`, `config`.
+//! The project binary's command line: `run`, `backfill`, `list`, `manifest`, `config`.
 //!
 //! Flags mirror BigFlow's (`run --workflow ID | --job WF.JOB [--runtime R]
 //! [--config ENV]`) plus the local runner's extras (`--parallelism`,
@@ -46,6 +46,8 @@ struct Cli {
 enum Command {
     /// Run a workflow or a single job for a runtime.
     Run(RunArgs),
+    /// Run a workflow for every runtime its schedule produces in a range, oldest first.
+    Backfill(BackfillArgs),
     /// List workflows and their jobs.
     List,
     /// Print the machine-readable manifest (JSON) of every workflow.
@@ -120,6 +122,34 @@ struct RunArgs {
     /// Print what would run, in order, and exit.
     #[arg(long)]
     dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct BackfillArgs {
+    /// The workflow to run.
+    #[arg(long, short = 'w')]
+    workflow: String,
+    /// The range's first time: 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (included).
+    #[arg(long, short = 's')]
+    start_time: String,
+    /// The range's last time: 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (included).
+    #[arg(long, short = 'e')]
+    end_time: String,
+    /// The configuration environment (default: $bf_env, then the config's default).
+    #[arg(long, short = 'c')]
+    config: Option<String>,
+    /// How many independent jobs of one runtime may run at once.
+    #[arg(long, short = 'p', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    parallelism: u16,
+    /// Retry failed jobs with their retry_count and retry_pause, as Airflow would.
+    #[arg(long)]
+    retries: bool,
+    /// List the runtimes (and which already succeeded) and exit.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run runtimes again even if the run history says they succeeded.
+    #[arg(long)]
+    rerun: bool,
 }
 
 /// A failure of a CLI command with its exit code.
@@ -216,6 +246,7 @@ fn execute(
     project.validate().map_err(CliError::usage)?;
     match command {
         Command::Run(args) => run(project, args, json_logs, out),
+        Command::Backfill(args) => backfill(project, args, json_logs, out),
         Command::List => {
             write_list(project, out).map_err(CliError::usage)?;
             Ok(())
@@ -399,6 +430,217 @@ fn run(
             ),
         })
     }
+}
+
+/// The worst status of a run's jobs, as the run history records it.
+fn run_status(report: &bigflow_core::RunReport) -> String {
+    use bigflow_core::JobStatus::*;
+    [Interrupted, TimedOut, Failed, Skipped]
+        .into_iter()
+        .find(|s| report.outcomes.iter().any(|o| o.status == *s))
+        .unwrap_or(Succeeded)
+        .to_string()
+}
+
+fn backfill(
+    project: &Project,
+    args: BackfillArgs,
+    json_logs: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::backfill::{History, MAX_RUNTIMES, parse_bound};
+
+    let workflow = project
+        .find_workflow(&args.workflow)
+        .map_err(CliError::usage)?;
+    let start = parse_bound("--start-time", &args.start_time).map_err(CliError::usage)?;
+    let end = parse_bound("--end-time", &args.end_time).map_err(CliError::usage)?;
+    let runtimes = workflow
+        .schedule()
+        .runtimes_between(start, end, MAX_RUNTIMES)
+        .map_err(|e| CliError::usage(format!("workflow {}: {e}", workflow.id())))?;
+    let config = resolve_config(project, workflow, args.config.as_deref())?;
+    check_job_environments(project, workflow, None, &config)?;
+    let env = config.env().to_string();
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::usage(format!("cannot read the current directory: {e}")))?;
+    let mut history = History::load(&cwd, workflow.id()).map_err(|e| {
+        CliError::usage(format!(
+            "cannot read the run history under {}: {e}",
+            cwd.join(crate::backfill::HISTORY_DIR).display()
+        ))
+    })?;
+    let done = |h: &History, t: &bigflow_core::Runtime| !args.rerun && h.succeeded(t, &env);
+    let stops = if workflow.depends_on_past() {
+        "depends_on_past: stops at the first failed runtime"
+    } else {
+        "no depends_on_past: a failed runtime does not stop later ones"
+    };
+    if args.dry_run {
+        let pending = runtimes.iter().filter(|t| !done(&history, t)).count();
+        writeln!(
+            out,
+            "Backfill plan: workflow {} ({}), config {}, {} runtime(s) from {} to {}, {} to run; {}",
+            workflow.id(),
+            workflow.schedule(),
+            env,
+            runtimes.len(),
+            format_runtime(&start),
+            format_runtime(&end),
+            pending,
+            stops
+        )
+        .map_err(CliError::usage)?;
+        for t in &runtimes {
+            if done(&history, t) {
+                writeln!(
+                    out,
+                    "  {}  already succeeded: skipped (--rerun runs it again)",
+                    format_runtime(t)
+                )
+            } else {
+                writeln!(out, "  {}", format_runtime(t))
+            }
+            .map_err(CliError::usage)?;
+        }
+        return Ok(());
+    }
+    if runtimes.is_empty() {
+        eprintln!(
+            "backfill of {}: schedule {} has no runtime from {} to {}; nothing to run",
+            workflow.id(),
+            workflow.schedule(),
+            format_runtime(&start),
+            format_runtime(&end)
+        );
+        return Ok(());
+    }
+    let options = RunOptions {
+        parallelism: usize::from(args.parallelism),
+        retries: args.retries,
+        interrupt: Some(interrupt_on_signals()),
+        ..RunOptions::default()
+    };
+    let resources = project.resources();
+    let total = runtimes.len();
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if json_logs {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "backfill {prefix} [{bar:30}] {pos}/{len} runtimes, {elapsed_precise} {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(workflow.id().to_string());
+    // One line per runtime: above the bar on a terminal, plain lines otherwise.
+    let line = |text: String| {
+        if json_logs {
+            tracing::info!(workflow_id = %workflow.id(), "{text}");
+        } else if bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            bar.println(text);
+        }
+    };
+    let (mut succeeded, mut skipped, mut failed) = (0usize, 0usize, Vec::new());
+    let mut stopped: Option<(bigflow_core::Runtime, usize)> = None;
+    for (n, runtime) in runtimes.iter().enumerate() {
+        let at = format_runtime(runtime);
+        let position = format!("[{}/{}]", n + 1, total);
+        if done(&history, runtime) {
+            skipped += 1;
+            line(format!("{position} {at}  already succeeded, skipped"));
+            bar.inc(1);
+            continue;
+        }
+        bar.set_message(at.clone());
+        let report = run_workflow(workflow, None, *runtime, &config, &resources, &options);
+        let _ = out.flush();
+        if report.interrupted() {
+            bar.abandon();
+            return Err(CliError {
+                code: EXIT_INTERRUPTED,
+                message: format!(
+                    "backfill of {} interrupted at {at}; running jobs were stopped. Run the same command again to resume",
+                    workflow.id()
+                ),
+            });
+        }
+        let status = run_status(&report);
+        if let Err(e) = history.record(runtime, &env, &status) {
+            bar.abandon();
+            return Err(CliError {
+                code: EXIT_JOB_FAILED,
+                message: format!(
+                    "cannot write the run history {}: {e}",
+                    history.path().display()
+                ),
+            });
+        }
+        let seconds: f64 = report
+            .outcomes
+            .iter()
+            .map(|o| o.duration.as_secs_f64())
+            .sum();
+        if report.succeeded() {
+            succeeded += 1;
+            line(format!(
+                "{position} {at}  succeeded ({} job(s), {seconds:.2}s)",
+                report.outcomes.len()
+            ));
+        } else {
+            let why: Vec<String> = report
+                .outcomes
+                .iter()
+                .filter(|o| o.status != bigflow_core::JobStatus::Succeeded)
+                .map(|o| format!("{} {}", o.job_id, o.status))
+                .collect();
+            line(format!("{position} {at}  {status}: {}", why.join(", ")));
+            failed.push(at);
+            if workflow.depends_on_past() {
+                stopped = Some((*runtime, total - n - 1));
+                bar.inc(1);
+                break;
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut summary = format!(
+        "backfill of {} ({}), config {}: {} runtime(s): {} succeeded, {} already succeeded, {} failed",
+        workflow.id(),
+        workflow.schedule(),
+        env,
+        total,
+        succeeded,
+        skipped,
+        failed.len()
+    );
+    if let Some((_, left)) = stopped {
+        summary.push_str(&format!(", {left} not run"));
+    }
+    line(summary);
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let message = match stopped {
+        Some((at, left)) => format!(
+            "backfill of {}: {} failed and the workflow depends_on_past, so the {left} later runtime(s) did not run; fix it and run the same command again to resume from {}",
+            workflow.id(),
+            format_runtime(&at),
+            format_runtime(&at)
+        ),
+        None => format!(
+            "backfill of {}: failed runtimes: {}; run the same command again to retry them",
+            workflow.id(),
+            failed.join(", ")
+        ),
+    };
+    Err(CliError {
+        code: EXIT_JOB_FAILED,
+        message,
+    })
 }
 
 /// The run's summary as structured log entries (one per job), for Cloud

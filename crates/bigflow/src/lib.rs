@@ -24,6 +24,7 @@
 
 pub use bigflow_core::*;
 
+pub mod backfill;
 pub mod cli;
 pub mod logging;
 
