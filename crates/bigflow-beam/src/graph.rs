@@ -57,7 +57,8 @@ pub(crate) trait RootOp: Send + Sync {
     }
 }
 
-type StateInit = Arc<dyn Fn(&RunConfig) -> Result<Arc<dyn Any + Send + Sync>> + Send + Sync>;
+pub(crate) type StateInit =
+    Arc<dyn Fn(&RunConfig) -> Result<Arc<dyn Any + Send + Sync>> + Send + Sync>;
 type Check = Arc<dyn Fn(&Env) -> Result<()> + Send + Sync>;
 
 /// What a node is in the Beam model: how a remote runner sees it.

@@ -21,11 +21,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
-use crate::graph::{
-    Bundle, Element, Env, Maker, Receiver, RootOp, RunControl, run_bundles, vec_bundles,
-};
+use crate::graph::{Bundle, Element, Env, Receiver, RootOp, RunControl, run_bundles};
 use crate::pipeline::{PCollection, Pipeline, add_node};
-use crate::shuffle::{Record, Shuffle, partition_of};
+use crate::shuffle::partition_of;
 use crate::window::WindowedValue;
 
 /// How to read text files.
@@ -346,44 +344,6 @@ impl WriteText {
     }
 }
 
-struct WriteSink {
-    shuffle: Arc<Shuffle>,
-    local: Vec<Vec<Record>>,
-    bytes: usize,
-}
-
-impl WriteSink {
-    fn flush(&mut self) -> Result<()> {
-        for (p, b) in self.local.iter_mut().enumerate() {
-            if !b.is_empty() {
-                self.shuffle.add(p, b)?;
-            }
-        }
-        self.bytes = 0;
-        Ok(())
-    }
-}
-
-impl Receiver<String> for WriteSink {
-    fn start_bundle(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn receive(&mut self, wv: WindowedValue<String>) -> Result<()> {
-        let line = wv.value.into_bytes();
-        let p = partition_of(&line, self.local.len());
-        self.bytes += line.len() + 64;
-        self.local[p].push((line, Vec::new()));
-        if self.bytes > (1 << 20) {
-            self.flush()?;
-        }
-        Ok(())
-    }
-    fn finish_bundle(&mut self) -> Result<()> {
-        self.flush()
-    }
-    fn teardown(&mut self) {}
-}
-
 /// What a shard file holds.
 #[derive(Clone)]
 pub(crate) enum ShardFormat {
@@ -392,10 +352,6 @@ pub(crate) enum ShardFormat {
     /// Parquet: each element is a JSON object decoded into this schema.
     #[cfg(feature = "parquet")]
     Parquet(crate::parquet_io::SchemaRef),
-}
-
-struct WriteRoot {
-    writer: Arc<ShardWriter>,
 }
 
 /// Writes the shards of a file sink: on the DirectRunner from its shuffle,
@@ -519,64 +475,6 @@ impl ShardWriter {
     }
 }
 
-impl RootOp for WriteRoot {
-    fn run(&self, node: usize, env: &Env) -> Result<()> {
-        let w = &self.writer;
-        let shuffle = env.state::<Shuffle>(node)?;
-        let dir = w.dir();
-        crate::fs::create_dir_all(&dir).with_context(|| {
-            format!(
-                "transform '{}': cannot create directory {}",
-                w.label,
-                dir.display()
-            )
-        })?;
-        let tmp = crate::fs::TempDir::new_in(&dir, ".bigflow-temp-").with_context(|| {
-            format!(
-                "transform '{}': cannot create a temporary directory in {}",
-                w.label,
-                dir.display()
-            )
-        })?;
-        let temps: Vec<PathBuf> = (0..w.write.num_shards)
-            .map(|i| tmp.path().join(format!("shard-{i}")))
-            .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let workers = env.run.config.workers.clamp(1, temps.len());
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| -> Result<()> {
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if i >= temps.len() {
-                                return Ok(());
-                            }
-                            let mut merged = shuffle.drain(i)?;
-                            let mut lines = || Ok(merged.next_record()?.map(|(line, _)| line));
-                            w.write_shard(i, &temps[i], &mut lines, &env.run.control)?;
-                        }
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow!("a writer thread panicked")))
-                })
-                .collect()
-        });
-        for r in results {
-            r?;
-        }
-        // Every shard is complete: move them into place.
-        let finals = w.finalize(&temps.into_iter().enumerate().collect::<Vec<_>>())?;
-        drop(tmp);
-        let names = finals.into_iter().map(WindowedValue::global).collect();
-        run_bundles::<String>(node, env, vec_bundles(names, 1))
-    }
-}
-
 impl PCollection<String> {
     /// Writes one line per element (Beam's `WriteToText`); the result holds
     /// the names of the files written.
@@ -615,38 +513,20 @@ impl PCollection<String> {
             crate::worker_ops::codec::<String>(),
             spec,
         );
-        let maker: Maker<String> = Arc::new(move |env| {
-            let shuffle = env.state::<Shuffle>(node)?;
-            let parts = shuffle.num_parts();
-            Ok(Box::new(WriteSink {
-                shuffle,
-                local: (0..parts).map(|_| Vec::new()).collect(),
-                bytes: 0,
-            }))
-        });
-        let shards = write.num_shards;
-        let l = label.to_string();
-        let mut g = self.graph.borrow_mut();
-        g.add_consumer(self.node, node, maker);
-        let n = &mut g.nodes[node];
-        n.barrier = true;
-        n.primitive = crate::graph::Primitive::WriteFiles;
         let writer = Arc::new(ShardWriter {
-            label: l.clone(),
+            label: label.to_string(),
             write,
             format,
         });
-        n.writer = Some(writer.clone());
-        n.root = Some(Arc::new(WriteRoot { writer }));
-        n.init_state = Some(Arc::new(move |cfg| {
-            Ok(Arc::new(Shuffle::new(
-                &l,
-                shards,
-                cfg.memory_budget,
-                cfg.temp_dir.clone(),
-                cfg.spill.clone(),
-            )))
-        }));
+        let barrier = crate::runner::direct::barriers::write_files(writer.clone(), node);
+        let mut g = self.graph.borrow_mut();
+        g.add_consumer(self.node, node, barrier.maker);
+        let n = &mut g.nodes[node];
+        n.barrier = true;
+        n.primitive = crate::graph::Primitive::WriteFiles;
+        n.writer = Some(writer);
+        n.root = Some(barrier.root);
+        n.init_state = Some(barrier.init_state);
         drop(g);
         self.derive(node)
     }

@@ -24,7 +24,7 @@ use crate::pipeline::Pipeline;
 
 #[cfg(feature = "dataflow")]
 pub mod dataflow;
-mod direct;
+pub(crate) mod direct;
 #[cfg(feature = "portable")]
 pub mod portable;
 pub use direct::DirectRunner;

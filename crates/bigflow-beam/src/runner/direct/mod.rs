@@ -1,4 +1,9 @@
 //! The DirectRunner: executes a pipeline's graph in this process on all cores.
+//!
+//! [`barriers`] gives the graph's shuffles, staging points and lifted
+//! combines their execution here; this module schedules the roots.
+
+pub(crate) mod barriers;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
