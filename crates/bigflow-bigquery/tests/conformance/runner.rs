@@ -141,11 +141,17 @@ impl FileResult {
 /// The directory of the `.test` files: `$BIGFLOW_CONFORMANCE_DIR`, else
 /// `../shared/zetasql-compliance` next to the repository.
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("BIGFLOW_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zetasql-compliance")
-        })
+    if let Some(dir) = std::env::var_os("BIGFLOW_CONFORMANCE_DIR") {
+        return PathBuf::from(dir);
+    }
+    // `shared/` beside the repository; a clone made elsewhere (a CI
+    // checkout in a temporary directory) finds the workplace's copy.
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zetasql-compliance");
+    let workplace = PathBuf::from("/work/shared/zetasql-compliance");
+    if !beside.is_dir() && workplace.is_dir() {
+        return workplace;
+    }
+    beside
 }
 
 /// Whether `word` occurs in `text` as a whole identifier (case-insensitive).
