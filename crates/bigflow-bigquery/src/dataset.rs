@@ -395,6 +395,11 @@ impl Operation {
 fn log_output(out: &Output) {
     match out {
         Output::Written(n) => tracing::info!(rows = n, "rows written"),
+        // DML returns no rows: what it changed is its affected-row count.
+        Output::Result(QueryResult {
+            affected_rows: Some(n),
+            ..
+        }) => tracing::info!(affected_rows = n, "statement done"),
         Output::Result(r) => tracing::info!(rows = r.num_rows(), "statement done"),
         Output::Rows(r) => tracing::info!(rows = r.len(), "rows collected"),
         Output::DryRun(s) => tracing::info!("{s}"),

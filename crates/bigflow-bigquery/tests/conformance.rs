@@ -10,18 +10,26 @@
 //!   now passes (so the list only shrinks).
 //! - `full` (ignored; `bench/conformance.sh` runs it): every file, printing
 //!   the per-file Markdown table, written to `$BIGFLOW_CONFORMANCE_REPORT`
-//!   when set.
+//!   when set. With `BIGFLOW_CONFORMANCE_PEER=bqemulator` the same cases
+//!   also run on bqemulator (BigQuery's REST API, `conformance/peer.rs`), at
+//!   the same time, and the table shows both side by side; an error of the
+//!   peer counts as unsupported unless the case expects an error.
+//!   `BIGFLOW_CONFORMANCE_FILES=a.test,b.test` runs only those files.
 
 #[path = "conformance/compare.rs"]
 mod compare;
 #[path = "conformance/format.rs"]
 mod format;
+#[path = "conformance/peer.rs"]
+mod peer;
 #[path = "conformance/runner.rs"]
 mod runner;
 
 use std::collections::BTreeSet;
 
-use runner::{FileResult, Outcome, data_dir, markdown, run_file, test_files};
+use runner::{
+    FileResult, Outcome, Target, data_dir, markdown, markdown_pair, run_file, test_files,
+};
 
 /// The files `scripts/test` runs (bounded: well under 2 minutes).
 const SUBSET: &[&str] = &[
@@ -56,14 +64,17 @@ fn data() -> Option<std::path::PathBuf> {
     bigflow_testkit::peers_present(&missing).then_some(dir)
 }
 
-fn print_details(results: &[FileResult]) {
+/// Each case that did not pass, one line each; `who` prefixes a peer's.
+fn print_details(results: &[FileResult], who: &str) {
     for r in results {
         for c in &r.cases {
             match &c.outcome {
                 Outcome::Pass => {}
-                Outcome::Unsupported(why) => println!("UNSUPPORTED {}:{}: {why}", r.file, c.name),
-                Outcome::Wrong(why) => println!("WRONG {}:{}: {why}", r.file, c.name),
-                Outcome::Skipped(why) => println!("SKIPPED {}:{}: {why}", r.file, c.name),
+                Outcome::Unsupported(why) => {
+                    println!("{who}UNSUPPORTED {}:{}: {why}", r.file, c.name)
+                }
+                Outcome::Wrong(why) => println!("{who}WRONG {}:{}: {why}", r.file, c.name),
+                Outcome::Skipped(why) => println!("{who}SKIPPED {}:{}: {why}", r.file, c.name),
             }
         }
     }
@@ -73,8 +84,11 @@ fn print_details(results: &[FileResult]) {
 fn subset() {
     let Some(dir) = data() else { return };
     let started = std::time::Instant::now();
-    let results: Vec<FileResult> = SUBSET.iter().map(|f| run_file(&dir.join(f))).collect();
-    print_details(&results);
+    let results: Vec<FileResult> = SUBSET
+        .iter()
+        .map(|f| run_file(&dir.join(f), Target::Local))
+        .collect();
+    print_details(&results, "");
     println!("{}", markdown(&results));
     println!("subset ran in {:.1?}", started.elapsed());
     let known: BTreeSet<String> = include_str!("conformance/known_wrong.txt")
@@ -116,9 +130,44 @@ fn subset() {
 fn full() {
     let Some(dir) = data() else { return };
     let started = std::time::Instant::now();
-    let results: Vec<FileResult> = test_files(&dir).iter().map(|f| run_file(f)).collect();
-    print_details(&results);
-    let table = markdown(&results);
+    let mut files = test_files(&dir);
+    if let Ok(only) = std::env::var("BIGFLOW_CONFORMANCE_FILES") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        files.retain(|f| only.iter().any(|o| f.ends_with(o)));
+    }
+    let peer = match std::env::var("BIGFLOW_CONFORMANCE_PEER").as_deref() {
+        Ok("bqemulator") => peer::Peer::start().map(std::sync::Arc::new),
+        Ok("") | Err(_) => None,
+        Ok(other) => panic!("BIGFLOW_CONFORMANCE_PEER={other}: the peer is `bqemulator`"),
+    };
+    // The peer mostly waits for its server: both run at once.
+    let (results, peer_results) = std::thread::scope(|s| {
+        let peer_run = peer.as_ref().map(|p| {
+            let files = &files;
+            s.spawn(move || {
+                compare::set_empty_array_is_null(true);
+                let started = std::time::Instant::now();
+                let r: Vec<FileResult> =
+                    files.iter().map(|f| run_file(f, Target::Peer(p))).collect();
+                println!("bqemulator run in {:.1?}", started.elapsed());
+                r
+            })
+        });
+        let ours: Vec<FileResult> = files.iter().map(|f| run_file(f, Target::Local)).collect();
+        println!("local run in {:.1?}", started.elapsed());
+        (ours, peer_run.map(|h| h.join().expect("the peer's run")))
+    });
+    if let Some(p) = &peer {
+        p.stop();
+    }
+    print_details(&results, "");
+    let table = match &peer_results {
+        Some(p) => {
+            print_details(p, "bqemulator ");
+            markdown_pair(&results, p, "bqemulator")
+        }
+        None => markdown(&results),
+    };
     println!("{table}");
     println!("full run in {:.1?}", started.elapsed());
     if let Some(path) = std::env::var_os("BIGFLOW_CONFORMANCE_REPORT") {

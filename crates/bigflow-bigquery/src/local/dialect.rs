@@ -11,10 +11,18 @@
 //! - BigQuery functions become DataFusion functions or the `bq_*` UDFs of
 //!   [`super::functions`] (date parts and `INTERVAL n PART` arguments turn
 //!   into plain values);
-//! - `UNNEST(a) AS x` names its column `x`; `x IN UNNEST(a)` becomes `array_has`;
+//! - `UNNEST(a) AS x` names its column `x`; `x IN UNNEST(a)` becomes `bq_in_array`;
 //! - `_PARTITIONTIME`/`_PARTITIONDATE` are noted so the warehouse exposes them;
 //! - column names and aliases are matched without regard to case, as in
 //!   BigQuery ([`fold_case`], once the tables' columns are known).
+//!
+//! - string and bytes literals get GoogleSQL's escapes ([`super::literals`]),
+//!   typed array literals `ARRAY<T>[…]` become casts, `arr[OFFSET(i)]` and
+//!   its kin `bq_array_at`, `EXTRACT` `bq_extract`, conditions of `IF`/`CASE
+//!   WHEN` are checked to be BOOL, unnamed select items are named `f0_`, …;
+//! - what BigQuery refuses is refused here: literal NULL operands of
+//!   arithmetic and `NOT`, fractional `INTERVAL` counts, analytic functions
+//!   without `OVER`.
 //!
 //! Functions that are neither DataFusion's nor rewritten are rejected here,
 //! with their position, before planning.
@@ -29,8 +37,8 @@ use datafusion::sql::sqlparser::ast::{
     Query, Statement, TableAlias, TableAliasColumnDef, TableFactor, TimezoneInfo, UnaryOperator,
     Value, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::BigQueryDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::dialect::{BigQueryDialect, Dialect};
+use datafusion::sql::sqlparser::parser::{Parser, ParserError, ParserOptions};
 use datafusion::sql::sqlparser::tokenizer::{Location, Span};
 
 use crate::backend::QueryContext;
@@ -112,20 +120,253 @@ pub fn fold_case(query: &mut Query, columns: &[String]) {
     let _ = query.visit(&mut Fold(spellings));
 }
 
+/// The names a query defines: CTEs, select-list and table aliases, the
+/// columns of aliases, and STRUCT field names (so that a planner's "no
+/// field named x" can be told from a name the query never had).
+pub fn query_names(query: &Query) -> Vec<String> {
+    use ast::{Visit, Visitor};
+    struct Names(Vec<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                self.0
+                    .extend(with.cte_tables.iter().map(|c| c.alias.name.value.clone()));
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_select(&mut self, select: &ast::Select) -> ControlFlow<()> {
+            for item in &select.projection {
+                if let ast::SelectItem::ExprWithAlias { alias, .. } = item {
+                    self.0.push(alias.value.clone());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            let alias = match t {
+                TableFactor::Table { alias, .. }
+                | TableFactor::Derived { alias, .. }
+                | TableFactor::UNNEST { alias, .. } => alias.as_ref(),
+                _ => None,
+            };
+            if let Some(a) = alias {
+                self.0.push(a.name.value.clone());
+                self.0
+                    .extend(a.columns.iter().map(|c| c.name.value.clone()));
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Named { name, .. } => self.0.push(name.value.clone()),
+                Expr::Struct { fields, .. } => self.0.extend(
+                    fields
+                        .iter()
+                        .filter_map(|f| f.field_name.as_ref().map(|n| n.value.clone())),
+                ),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(Vec::new());
+    let _ = query.visit(&mut names);
+    names.0
+}
+
+/// `ARRAY<T>[…]` (a typed array literal, which sqlparser reads as
+/// comparisons) → `CAST([…] AS ARRAY<T>)`, in the SQL's tokens; `None` when
+/// the SQL has none (it is then parsed as written, positions exact).
+fn typed_array_literals(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    static DIALECT: BigQueryDialect = BigQueryDialect {};
+    let upper = sql.to_ascii_uppercase();
+    if !upper.contains("ARRAY") || !upper.contains('<') {
+        return None;
+    }
+    let tokens = Tokenizer::new(&DIALECT, sql)
+        .with_unescape(false)
+        .tokenize()
+        .ok()?;
+    fn next_solid(tokens: &[Token], mut i: usize) -> Option<usize> {
+        while i < tokens.len() {
+            if !matches!(tokens[i], Token::Whitespace(_)) {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+    /// The typed literal starting at `i` (the word ARRAY): the index of its
+    /// closing `>`-token and of its `[` and `]`.
+    fn literal_at(tokens: &[Token], i: usize) -> Option<(usize, usize, usize)> {
+        let Token::Word(w) = &tokens[i] else {
+            return None;
+        };
+        if w.quote_style.is_some() || !w.value.eq_ignore_ascii_case("ARRAY") {
+            return None;
+        }
+        let lt = next_solid(tokens, i + 1)?;
+        if tokens[lt] != Token::Lt {
+            return None;
+        }
+        let mut depth = 0i32;
+        let mut gt = None;
+        for (j, t) in tokens.iter().enumerate().skip(lt) {
+            match t {
+                Token::Lt => depth += 1,
+                Token::Gt => depth -= 1,
+                Token::ShiftRight => depth -= 2,
+                Token::LParen | Token::RParen | Token::LBracket | Token::SemiColon => {
+                    return None;
+                }
+                _ => {}
+            }
+            if depth == 0 {
+                gt = Some(j);
+                break;
+            }
+            if depth < 0 {
+                return None;
+            }
+        }
+        let gt = gt?;
+        let lb = next_solid(tokens, gt + 1)?;
+        if tokens[lb] != Token::LBracket {
+            return None;
+        }
+        let mut depth = 0;
+        for (j, t) in tokens.iter().enumerate().skip(lb) {
+            match t {
+                Token::LBracket => depth += 1,
+                Token::RBracket => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some((gt, lb, j));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    fn rewrite(tokens: &[Token], out: &mut String) -> bool {
+        let mut changed = false;
+        let mut i = 0;
+        while i < tokens.len() {
+            if let Some((gt, lb, rb)) = literal_at(tokens, i) {
+                out.push_str("CAST(");
+                rewrite(&tokens[lb..=rb], out);
+                out.push_str(" AS ");
+                for t in &tokens[i..=gt] {
+                    out.push_str(&t.to_string());
+                }
+                out.push(')');
+                changed = true;
+                i = rb + 1;
+            } else {
+                out.push_str(&tokens[i].to_string());
+                i += 1;
+            }
+        }
+        changed
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    rewrite(&tokens, &mut out).then_some(out)
+}
+
+/// Whether a query divides (`/`) or names a NUMERIC type: the warehouse's
+/// analyzer rule changes the types DataFusion gives those expressions.
+pub fn divides_or_decimals(query: &Query) -> bool {
+    use ast::{Visit, Visitor};
+    struct Finds;
+    impl Visitor for Finds {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            let decimal = |t: &SqlType| {
+                matches!(
+                    t,
+                    SqlType::Decimal(_)
+                        | SqlType::Numeric(_)
+                        | SqlType::BigNumeric(_)
+                        | SqlType::BigDecimal(_)
+                )
+            };
+            match e {
+                Expr::BinaryOp {
+                    op: ast::BinaryOperator::Divide,
+                    ..
+                } => ControlFlow::Break(()),
+                Expr::Cast { data_type, .. } if decimal(data_type) => ControlFlow::Break(()),
+                Expr::TypedString(ts) if decimal(&ts.data_type) => ControlFlow::Break(()),
+                Expr::Function(f)
+                    if matches!(
+                        object_name_text(&f.name).to_ascii_lowercase().as_str(),
+                        "avg" | "bq_divide" | "safe_divide"
+                    ) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    query.visit(&mut Finds).is_break()
+}
+
 /// Parses BigQuery SQL into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    let statements = Parser::parse_sql(&BigQueryDialect {}, sql).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg
-            .strip_prefix("sql parser error: ")
-            .unwrap_or(&msg)
-            .to_string();
-        let (message, mut position) = split_position(&msg);
-        if position.is_none() && message.contains("found: EOF") {
-            position = Some(end_of(sql));
-        }
-        BqError::Sql { message, position }
-    })?;
+    let rewritten = typed_array_literals(sql);
+    let sql = rewritten.as_deref().unwrap_or(sql);
+    let statements = parser(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg
+                .strip_prefix("sql parser error: ")
+                .unwrap_or(&msg)
+                .to_string();
+            let (message, mut position) = split_position(&msg);
+            if position.is_none() && message.contains("found: EOF") {
+                position = Some(end_of(sql));
+            }
+            // GoogleSQL the parser does not know, rather than a syntax error.
+            let found = message
+                .rsplit_once("found: ")
+                .map(|(_, f)| f.trim().to_ascii_uppercase())
+                .unwrap_or_default();
+            if matches!(
+                found.as_str(),
+                "ASSERT_ROWS_MODIFIED" | "PIVOT" | "UNPIVOT" | "TABLESAMPLE" | "MATCH_RECOGNIZE"
+            ) {
+                return BqError::Unsupported {
+                    construct: found,
+                    position,
+                };
+            }
+            if sql.to_ascii_uppercase().contains("ASSERT_ROWS_MODIFIED") {
+                return BqError::Unsupported {
+                    construct: "ASSERT_ROWS_MODIFIED".into(),
+                    position,
+                };
+            }
+            if has_range_type(sql) {
+                return BqError::Unsupported {
+                    construct: "RANGE values".into(),
+                    position,
+                };
+            }
+            if message.starts_with("Expected: a concrete value") {
+                return BqError::Unsupported {
+                    construct: format!(
+                        "an expression where the local warehouse takes only a literal ({message})"
+                    ),
+                    position,
+                };
+            }
+            BqError::Sql { message, position }
+        })?;
     if statements.is_empty() {
         return Err(BqError::Sql {
             message: "the SQL is empty".into(),
@@ -136,6 +377,67 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         super::limits::check_nesting(s)?;
     }
     Ok(statements)
+}
+
+/// Whether `sql` names the type `RANGE<…>`.
+fn has_range_type(sql: &str) -> bool {
+    let upper = sql.to_ascii_uppercase();
+    upper.match_indices("RANGE").any(|(i, _)| {
+        let before = upper[..i].chars().next_back();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && upper[i + 5..].trim_start().starts_with('<')
+    })
+}
+
+/// A parser of BigQuery SQL that keeps string literals as written: GoogleSQL's
+/// escapes are applied by the rewriter ([`super::literals`]), not by
+/// sqlparser, whose escapes are MySQL's.
+fn parser(sql: &str) -> std::result::Result<Parser<'static>, ParserError> {
+    static DIALECT: BigQueryDialect = BigQueryDialect {};
+    Parser::new(&DIALECT)
+        .with_options(
+            ParserOptions::new()
+                .with_trailing_commas(DIALECT.supports_trailing_commas())
+                .with_unescape(false),
+        )
+        .try_with_sql(sql)
+}
+
+/// `e` with a position past the end of `sql` (a line or column it does
+/// not have) moved to the end of the statement.
+pub fn within(e: BqError, sql: &str) -> BqError {
+    let clamp = |p: Option<Position>| {
+        p.map(|p| {
+            let line = sql.lines().nth(p.line.saturating_sub(1) as usize);
+            match line {
+                Some(l) if p.column <= l.chars().count() as u64 + 1 => p,
+                _ => end_of(sql),
+            }
+        })
+    };
+    match e {
+        BqError::Sql { message, position } => BqError::Sql {
+            message,
+            position: clamp(position),
+        },
+        BqError::Unsupported {
+            construct,
+            position,
+        } => BqError::Unsupported {
+            construct,
+            position: clamp(position),
+        },
+        BqError::UnknownTable {
+            table,
+            position,
+            hint,
+        } => BqError::UnknownTable {
+            table,
+            position: clamp(position),
+            hint,
+        },
+        other => other,
+    }
 }
 
 /// The position just after the last character of `sql`.
@@ -223,6 +525,8 @@ pub struct Rewriter<'a> {
     pub tables: Vec<TableRef>,
     /// Whether `_PARTITIONTIME` or `_PARTITIONDATE` appear.
     pub pseudo_columns: bool,
+    /// Named windows (`WINDOW w AS (…)`) that have a frame.
+    framed_windows: HashSet<String>,
 }
 
 impl<'a> Rewriter<'a> {
@@ -234,6 +538,7 @@ impl<'a> Rewriter<'a> {
             ctes: HashSet::new(),
             tables: Vec::new(),
             pseudo_columns: false,
+            framed_windows: HashSet::new(),
         }
     }
 
@@ -350,14 +655,328 @@ fn part_to_string(e: &Expr) -> Option<Expr> {
     }
 }
 
-/// `INTERVAL n PART` → (n, 'PART').
-fn split_interval(e: &Expr) -> Option<(Expr, Expr)> {
+/// `INTERVAL n PART` → (n, 'PART'); `Err` for a count that is a literal
+/// but not an integer (`INTERVAL 1.5 DAY`: BigQuery takes INT64 only).
+fn split_interval(e: &Expr) -> Result<Option<(Expr, Expr)>> {
     match e {
         Expr::Interval(iv) => {
-            let part = iv.leading_field.as_ref()?.to_string();
-            Some(((*iv.value).clone(), string_lit(&part.to_ascii_uppercase())))
+            let Some(part) = iv.leading_field.as_ref().map(ToString::to_string) else {
+                return Ok(None);
+            };
+            let mut n = iv.value.as_ref();
+            while let Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } = n {
+                n = inner;
+            }
+            if let Expr::Value(v) = n
+                && let Value::Number(text, _) = &v.value
+                && !text.chars().all(|c| c.is_ascii_digit())
+            {
+                return Err(BqError::Sql {
+                    message: format!(
+                        "INTERVAL {} {part}: the count of an interval must be an INT64, not {text}",
+                        iv.value
+                    ),
+                    position: position(v.span),
+                });
+            }
+            Ok(Some((
+                (*iv.value).clone(),
+                string_lit(&part.to_ascii_uppercase()),
+            )))
         }
+        _ => Ok(None),
+    }
+}
+
+/// Whether `e` is the literal NULL (in parentheses or not).
+fn is_null_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => is_null_literal(inner),
+        Expr::Value(v) => v.value == Value::Null,
+        _ => false,
+    }
+}
+
+/// BigQuery refuses a literal NULL as an operand of `+ - * /`, unary `-`
+/// and `NOT` (`SELECT 1 + NULL`: "Operands of + cannot be literal NULL").
+fn check_null_operands(e: &Expr) -> Result<()> {
+    use ast::BinaryOperator as B;
+    let (op, operands): (&str, Vec<&Expr>) = match e {
+        Expr::BinaryOp { left, op, right } => match op {
+            B::Plus => ("+", vec![left.as_ref(), right.as_ref()]),
+            B::Minus => ("-", vec![left.as_ref(), right.as_ref()]),
+            B::Multiply => ("*", vec![left.as_ref(), right.as_ref()]),
+            B::Divide => ("/", vec![left.as_ref(), right.as_ref()]),
+            _ => return Ok(()),
+        },
+        Expr::UnaryOp { op, expr } => match op {
+            UnaryOperator::Not => ("NOT", vec![expr.as_ref()]),
+            UnaryOperator::Minus => ("unary -", vec![expr.as_ref()]),
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    match operands.into_iter().find(|o| is_null_literal(o)) {
+        Some(o) => Err(BqError::Sql {
+            message: format!(
+                "operands of {op} cannot be literal NULL (write CAST(NULL AS type) for a typed NULL)"
+            ),
+            position: position(o.span()),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Whether `e` is BOOL by its form (a comparison, `AND`, `IS NULL`, …).
+fn is_boolean_form(e: &Expr) -> bool {
+    use ast::BinaryOperator as B;
+    match e {
+        Expr::Nested(inner) => is_boolean_form(inner),
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or | B::Xor
+        ),
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            ..
+        } => true,
+        Expr::Value(v) => matches!(v.value, Value::Boolean(_)),
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsUnknown(_)
+        | Expr::IsNotUnknown(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::InUnnest { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::Exists { .. } => true,
+        _ => false,
+    }
+}
+
+/// A condition of `IF`/`CASE WHEN`, checked to be BOOL when its form does
+/// not say so (BigQuery refuses `IF(1, …)`; DataFusion would cast 1 to true).
+fn checked_condition(e: &Expr, what: &str) -> Expr {
+    if is_boolean_form(e) {
+        e.clone()
+    } else {
+        call("bq_condition", vec![e.clone(), string_lit(what)])
+    }
+}
+
+/// `arr[OFFSET(i)]`, `arr[ORDINAL(i)]`, `arr[SAFE_OFFSET(i)]`,
+/// `arr[SAFE_ORDINAL(i)]` and `arr[i]` (an OFFSET) → `bq_array_at(arr, i,
+/// 'MODE')`: 0-based or 1-based, an error or NULL out of bounds, as in
+/// BigQuery (DataFusion's `arr[i]` is 1-based and NULL out of bounds).
+/// A string key (`s['a']`) is left to DataFusion.
+fn array_subscripts(e: &mut Expr) {
+    let Expr::CompoundFieldAccess { root, access_chain } = e else {
+        return;
+    };
+    let Some(k) = access_chain.iter().position(|a| {
+        matches!(a, ast::AccessExpr::Subscript(ast::Subscript::Index { index }) if !is_string_literal(index))
+    }) else {
+        return;
+    };
+    let mut rest = access_chain.split_off(k);
+    let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = rest.remove(0) else {
+        return;
+    };
+    let array = if access_chain.is_empty() {
+        (**root).clone()
+    } else {
+        Expr::CompoundFieldAccess {
+            root: root.clone(),
+            access_chain: std::mem::take(access_chain),
+        }
+    };
+    let (mode, index) = match &index {
+        Expr::Function(f) => {
+            let name = object_name_text(&f.name).to_ascii_uppercase();
+            let args: Vec<Expr> = match &f.args {
+                FunctionArguments::List(l) => l.args.iter().filter_map(arg_expr).cloned().collect(),
+                _ => vec![],
+            };
+            match (name.as_str(), args.as_slice()) {
+                ("OFFSET" | "ORDINAL" | "SAFE_OFFSET" | "SAFE_ORDINAL", [i]) => {
+                    (name.clone(), i.clone())
+                }
+                _ => ("OFFSET".to_string(), index.clone()),
+            }
+        }
+        _ => ("OFFSET".to_string(), index.clone()),
+    };
+    let at = call("bq_array_at", vec![array, index, string_lit(&mode)]);
+    // `.field` of an element: DataFusion takes it as `['field']`.
+    for a in &mut rest {
+        if let ast::AccessExpr::Dot(Expr::Identifier(i)) = a {
+            *a = ast::AccessExpr::Subscript(ast::Subscript::Index {
+                index: string_lit(&i.value),
+            });
+        }
+    }
+    *e = if rest.is_empty() {
+        at
+    } else {
+        let mut next = Expr::CompoundFieldAccess {
+            root: Box::new(at),
+            access_chain: rest,
+        };
+        array_subscripts(&mut next);
+        next
+    };
+}
+
+/// The value of a constant INT64 expression: `Some(None)` for NULL,
+/// `None` when not a constant.
+fn constant_int(e: &Expr) -> Option<Option<i64>> {
+    match e {
+        Expr::Nested(inner) => constant_int(inner),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => constant_int(expr).map(|v| v.and_then(i64::checked_neg)),
+        Expr::Value(v) => match &v.value {
+            Value::Null => Some(None),
+            Value::Number(n, _) => n.parse().ok().map(Some),
+            _ => None,
+        },
+        Expr::Cast { expr, .. } => match expr.as_ref() {
+            Expr::Value(v) if v.value == Value::Null => Some(None),
+            _ => None,
+        },
         _ => None,
+    }
+}
+
+/// Whether `e` reads a column (an identifier outside a subquery).
+fn refers_to_columns(e: &Expr) -> bool {
+    use ast::{Visit, Visitor};
+    struct Columns(bool);
+    impl Visitor for Columns {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            ControlFlow::Break(())
+        }
+    }
+    let mut c = Columns(false);
+    let _ = e.visit(&mut c);
+    c.0
+}
+
+/// `[STRUCT(1 AS a, 'x' AS b), (2, 'y')]`: the elements after a first
+/// STRUCT with named fields take its names (BigQuery's array literal has
+/// one element type; DataFusion would not unify `(2, 'y')` with it).
+fn name_struct_elements(elems: &mut [Expr]) {
+    let Some(Expr::Struct { values, fields }) = elems.first() else {
+        return;
+    };
+    if !fields.is_empty() {
+        return;
+    }
+    let names: Option<Vec<Ident>> = values
+        .iter()
+        .map(|v| match v {
+            Expr::Named { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let Some(names) = names else { return };
+    for e in elems.iter_mut().skip(1) {
+        let values: Vec<Expr> = match e {
+            Expr::Tuple(v) => v.clone(),
+            Expr::Struct { values, fields } if fields.is_empty() => values
+                .iter()
+                .map(|v| match v {
+                    Expr::Named { expr, .. } => (**expr).clone(),
+                    other => other.clone(),
+                })
+                .collect(),
+            _ => continue,
+        };
+        if values.len() != names.len() {
+            continue;
+        }
+        *e = Expr::Struct {
+            values: values
+                .into_iter()
+                .zip(&names)
+                .map(|(v, n)| Expr::Named {
+                    expr: Box::new(v),
+                    name: n.clone(),
+                })
+                .collect(),
+            fields: vec![],
+        };
+    }
+}
+
+/// Whether a STRUCT or ARRAY type has a parameterized type inside
+/// (`STRUCT<a STRING(5)>`), whose limit the warehouse would not check.
+fn nested_type_parameters(t: &SqlType) -> bool {
+    fn parameterized(t: &SqlType) -> bool {
+        match t {
+            SqlType::String(Some(_)) | SqlType::Bytes(Some(_)) => true,
+            SqlType::Numeric(info)
+            | SqlType::Decimal(info)
+            | SqlType::BigNumeric(info)
+            | SqlType::BigDecimal(info) => !matches!(info, ExactNumberInfo::None),
+            SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => parameterized(inner),
+            SqlType::Struct(fields, _) => fields.iter().any(|f| parameterized(&f.field_type)),
+            _ => false,
+        }
+    }
+    match t {
+        SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => parameterized(inner),
+        SqlType::Struct(fields, _) => fields.iter().any(|f| parameterized(&f.field_type)),
+        _ => false,
+    }
+}
+
+/// `INTERVAL '1' DAY`.
+fn one_day() -> Expr {
+    Expr::Interval(ast::Interval {
+        value: Box::new(string_lit("1")),
+        leading_field: Some(ast::DateTimeField::Day),
+        leading_precision: None,
+        last_field: None,
+        fractional_seconds_precision: None,
+    })
+}
+
+/// `EXTRACT(part FROM value)`, `value` possibly `ts AT TIME ZONE zone`.
+fn extract(field: &ast::DateTimeField, value: &Expr) -> Expr {
+    let value = match value {
+        Expr::AtTimeZone {
+            timestamp,
+            time_zone,
+        } => call(
+            "bq_to_zone",
+            vec![(**timestamp).clone(), (**time_zone).clone()],
+        ),
+        other => other.clone(),
+    };
+    let part = field.to_string().to_ascii_uppercase();
+    match part.as_str() {
+        "DATE" => cast(value, SqlType::Date),
+        "TIME" => cast(value, SqlType::Time(None, TimezoneInfo::None)),
+        "DATETIME" => cast(value, SqlType::Timestamp(Some(6), TimezoneInfo::None)),
+        _ => call("bq_extract", vec![string_lit(&part), value]),
     }
 }
 
@@ -369,6 +988,22 @@ fn unsupported(construct: String, span: Span) -> BqError {
 }
 
 impl Rewriter<'_> {
+    /// Whether a window has a frame (`ROWS …`/`RANGE …`), also by its name.
+    fn has_frame(&self, w: &ast::WindowType) -> bool {
+        match w {
+            ast::WindowType::WindowSpec(spec) => {
+                spec.window_frame.is_some()
+                    || spec
+                        .window_name
+                        .as_ref()
+                        .is_some_and(|n| self.framed_windows.contains(&n.value.to_lowercase()))
+            }
+            ast::WindowType::NamedWindow(n) => {
+                self.framed_windows.contains(&n.value.to_lowercase())
+            }
+        }
+    }
+
     /// The replacement of a function call, if BigQuery's differs from DataFusion's.
     fn rewrite_function(&mut self, f: &mut Function) -> Result<Option<Expr>> {
         let span = object_name_span(&f.name);
@@ -411,7 +1046,27 @@ impl Rewriter<'_> {
             _ => vec![],
         };
         let replaced = match name.as_str() {
-            "current_timestamp" => Some(call("bq_current_timestamp", vec![])),
+            // DataFusion's `now()` is the statement's start time, the same
+            // in every call of one statement, as BigQuery's.
+            "current_timestamp" if args.is_empty() => Some(cast(
+                call("now", vec![]),
+                SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+            )),
+            "current_datetime" if args.is_empty() => Some(cast(
+                call("now", vec![]),
+                SqlType::Timestamp(Some(6), TimezoneInfo::None),
+            )),
+            "current_date" if args.is_empty() => Some(cast(call("now", vec![]), SqlType::Date)),
+            "current_time" if args.is_empty() => Some(cast(
+                call("now", vec![]),
+                SqlType::Time(None, TimezoneInfo::None),
+            )),
+            "current_timestamp" | "current_datetime" | "current_date" | "current_time" => {
+                return Err(unsupported(
+                    format!("{} with a time zone argument", name.to_uppercase()),
+                    span,
+                ));
+            }
             "timestamp_diff" | "datetime_diff" | "date_diff" => {
                 if args.len() != 3 {
                     return Err(bad_args("(a, b, DATE_PART)"));
@@ -430,7 +1085,7 @@ impl Rewriter<'_> {
                 if args.len() != 2 {
                     return Err(bad_args("(value, INTERVAL n PART)"));
                 }
-                let (n, part) = split_interval(&args[1])
+                let (n, part) = split_interval(&args[1])?
                     .ok_or_else(|| bad_args("INTERVAL n PART as second argument"))?;
                 let n = if name.ends_with("_sub") {
                     Expr::UnaryOp {
@@ -442,6 +1097,8 @@ impl Rewriter<'_> {
                 };
                 let udf = if name.starts_with("date_") {
                     "bq_date_add"
+                } else if name.starts_with("datetime_") {
+                    "bq_datetime_add"
                 } else {
                     "bq_timestamp_add"
                 };
@@ -467,15 +1124,124 @@ impl Rewriter<'_> {
                 }
                 let udf = match (name.as_str(), safe) {
                     ("format_date", _) => "bq_format_date",
-                    ("format_timestamp" | "format_datetime", _) => "bq_format_timestamp",
+                    ("format_timestamp", _) => "bq_format_timestamp",
+                    ("format_datetime", _) => "bq_format_datetime",
                     ("parse_date", false) => "bq_parse_date",
                     ("parse_date", true) => "bq_safe_parse_date",
+                    ("parse_datetime", false) => "bq_parse_datetime",
+                    ("parse_datetime", true) => "bq_safe_parse_datetime",
                     (_, false) => "bq_parse_timestamp",
                     (_, true) => "bq_safe_parse_timestamp",
                 };
                 Some(call(udf, args))
             }
             "safe_divide" => Some(call("bq_safe_divide", args)),
+            "div" if args.len() == 2 => Some(call("bq_int64_div", args)),
+            "ieee_divide" if args.len() == 2 => Some(call("bq_ieee_divide", args)),
+            // LOG(x, base); DataFusion's log takes the base first.
+            "log" if args.len() == 2 => Some(call("bq_log", args)),
+            "is_nan" if args.len() == 1 => Some(call("isnan", args)),
+            // DataFusion's ARRAY_SLICE counts from 1; BigQuery's from 0.
+            "array_slice" => return Err(unsupported("function ARRAY_SLICE".into(), span)),
+            "string_agg" if args.len() == 2 => {
+                let sep = &args[1];
+                if refers_to_columns(sep) {
+                    return Err(BqError::Sql {
+                        message: "the delimiter of STRING_AGG must be constant".into(),
+                        position: position(sep.span()),
+                    });
+                }
+                if constant_int(sep) == Some(None) {
+                    return Err(BqError::Sql {
+                        message: "the delimiter of STRING_AGG must not be NULL".into(),
+                        position: position(sep.span()),
+                    });
+                }
+                None
+            }
+            // BigQuery: NULL if any argument is NULL (DataFusion's skips NULLs).
+            "concat" if !args.is_empty() => Some(call("bq_concat", args)),
+            // INT64 results (DataFusion's are 32-bit or unsigned).
+            "length" | "char_length" | "character_length" if args.len() == 1 => {
+                Some(call("bq_length", args))
+            }
+            "byte_length" | "octet_length" | "strpos" | "ascii" | "unicode" | "instr" => {
+                let inner = match name.as_str() {
+                    "byte_length" => "octet_length",
+                    "unicode" => "ascii",
+                    other => other,
+                };
+                let mut g = f.clone();
+                g.name = ObjectName::from(vec![Ident::with_span(span, inner)]);
+                if !(self.known_function)(inner) {
+                    return Err(unsupported(
+                        format!("function {}", name.to_uppercase()),
+                        span,
+                    ));
+                }
+                Some(cast(Expr::Function(g), SqlType::BigInt(None)))
+            }
+            "row_number" | "rank" | "dense_rank" | "ntile" | "lag" | "lead" | "percent_rank"
+            | "cume_dist"
+                if f.over.as_ref().is_some_and(|w| self.has_frame(w)) =>
+            {
+                return Err(BqError::Sql {
+                    message: format!(
+                        "a window frame (ROWS/RANGE …) is not allowed for the analytic function {}",
+                        name.to_uppercase()
+                    ),
+                    position: position(span),
+                });
+            }
+            "lag" | "lead" if f.over.is_some() => {
+                let upper = name.to_uppercase();
+                if let Some(offset) = args.get(1) {
+                    match constant_int(offset) {
+                        Some(None) => {
+                            return Err(BqError::Sql {
+                                message: format!("the offset of {upper} must not be NULL"),
+                                position: position(offset.span()),
+                            });
+                        }
+                        Some(Some(n)) if n < 0 => {
+                            return Err(BqError::Sql {
+                                message: format!(
+                                    "the offset of {upper} must not be negative, got {n}"
+                                ),
+                                position: position(offset.span()),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(default) = args.get(2)
+                    && refers_to_columns(default)
+                {
+                    return Err(BqError::Sql {
+                        message: format!(
+                            "the default value (third argument) of {upper} must be constant"
+                        ),
+                        position: position(default.span()),
+                    });
+                }
+                None
+            }
+            "row_number" | "rank" | "dense_rank" | "ntile" if f.over.is_some() => {
+                Some(cast(Expr::Function(f.clone()), SqlType::BigInt(None)))
+            }
+            "row_number" | "rank" | "dense_rank" | "ntile" | "percent_rank" | "cume_dist"
+            | "lag" | "lead" | "first_value" | "last_value" | "nth_value"
+                if f.over.is_none() =>
+            {
+                return Err(BqError::Sql {
+                    message: format!(
+                        "{} is an analytic function: it needs an OVER clause, e.g. {}(…) OVER (ORDER BY …)",
+                        name.to_uppercase(),
+                        name.to_uppercase()
+                    ),
+                    position: position(span),
+                });
+            }
             "countif" => {
                 if args.len() != 1 {
                     return Err(bad_args("one condition"));
@@ -500,7 +1266,7 @@ impl Rewriter<'_> {
                     end_token: ast::helpers::attached_token::AttachedToken::empty(),
                     operand: None,
                     conditions: vec![CaseWhen {
-                        condition: args[0].clone(),
+                        condition: checked_condition(&args[0], "IF"),
                         result: args[1].clone(),
                     }],
                     else_result: Some(Box::new(args[2].clone())),
@@ -533,10 +1299,44 @@ impl Rewriter<'_> {
             )),
             "timestamp_trunc" | "datetime_trunc" | "date_trunc" if args.len() == 2 => {
                 let part = match &args[1] {
-                    Expr::Identifier(i) => string_lit(&i.value.to_ascii_lowercase()),
+                    Expr::Identifier(i) => i.value.to_ascii_lowercase(),
                     _ => return Err(bad_args("(value, DATE_PART)")),
                 };
-                let truncated = call("date_trunc", vec![part, args[0].clone()]);
+                let value = match name.as_str() {
+                    "timestamp_trunc" => cast(
+                        args[0].clone(),
+                        SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                    ),
+                    "datetime_trunc" if is_string_literal(&args[0]) => cast(
+                        args[0].clone(),
+                        SqlType::Timestamp(Some(6), TimezoneInfo::None),
+                    ),
+                    _ => args[0].clone(),
+                };
+                let args = [value, args[1].clone()];
+                let truncated = match part.as_str() {
+                    // BigQuery's weeks begin on Sunday, DataFusion's (ISO) on
+                    // Monday: the Monday-week of the next day, a day earlier.
+                    "week" => {
+                        let day = |op| Expr::BinaryOp {
+                            left: Box::new(Expr::Nested(Box::new(args[0].clone()))),
+                            op,
+                            right: Box::new(one_day()),
+                        };
+                        let monday = call(
+                            "date_trunc",
+                            vec![string_lit("week"), day(ast::BinaryOperator::Plus)],
+                        );
+                        Expr::Nested(Box::new(Expr::BinaryOp {
+                            left: Box::new(monday),
+                            op: ast::BinaryOperator::Minus,
+                            right: Box::new(one_day()),
+                        }))
+                    }
+                    "isoweek" => call("date_trunc", vec![string_lit("week"), args[0].clone()]),
+                    "isoyear" => return Err(bad_args("a date part other than ISOYEAR")),
+                    p => call("date_trunc", vec![string_lit(p), args[0].clone()]),
+                };
                 Some(if name == "date_trunc" {
                     cast(truncated, SqlType::Date)
                 } else {
@@ -550,11 +1350,21 @@ impl Rewriter<'_> {
                 a.push(string_lit("g"));
                 Some(call("regexp_replace", a))
             }
-            "split" if args.len() == 1 => Some(call(
-                "string_to_array",
-                vec![args[0].clone(), string_lit(",")],
+            "split" if args.len() == 1 => {
+                Some(call("bq_split", vec![args[0].clone(), string_lit(",")]))
+            }
+            "split" => Some(call("bq_split", args)),
+            // ZetaSQL's REGEXP_MATCH: the whole value matches.
+            "regexp_match" if args.len() == 2 => Some(call(
+                "regexp_like",
+                vec![
+                    args[0].clone(),
+                    call(
+                        "bq_concat",
+                        vec![string_lit("^(?:"), args[1].clone(), string_lit(")$")],
+                    ),
+                ],
             )),
-            "split" => Some(call("string_to_array", args)),
             "logical_and" => {
                 f.name = ObjectName::from(vec![ident("bool_and")]);
                 None
@@ -572,6 +1382,57 @@ impl Rewriter<'_> {
                 None
             }
             "generate_uuid" => Some(call("uuid", vec![])),
+            "substr" | "substring" => Some(call("bq_substr", args)),
+            // The first/last n characters (bytes); a negative n is an error.
+            "left" if args.len() == 2 => Some(call(
+                "bq_substr",
+                vec![
+                    args[0].clone(),
+                    Expr::value(Value::Number("1".into(), false)),
+                    args[1].clone(),
+                ],
+            )),
+            "right" if args.len() == 2 => Some(call(
+                "bq_substr",
+                vec![
+                    args[0].clone(),
+                    Expr::UnaryOp {
+                        op: UnaryOperator::Minus,
+                        expr: Box::new(Expr::Nested(Box::new(args[1].clone()))),
+                    },
+                    args[1].clone(),
+                ],
+            )),
+            // INT64, and 0 for an empty array (DataFusion's: UInt64).
+            "array_length" if args.len() == 1 => {
+                Some(cast(call("cardinality", args), SqlType::BigInt(None)))
+            }
+            "generate_array" if matches!(args.len(), 2 | 3) => Some(call("generate_series", args)),
+            "generate_date_array" if matches!(args.len(), 2 | 3) => {
+                let step = match args.get(2) {
+                    Some(step) => step.clone(),
+                    None => one_day(),
+                };
+                Some(call(
+                    "generate_series",
+                    vec![
+                        cast(args[0].clone(), SqlType::Date),
+                        cast(args[1].clone(), SqlType::Date),
+                        step,
+                    ],
+                ))
+            }
+            // STRING_AGG's delimiter is ',' by default.
+            "string_agg" if args.len() == 1 => {
+                let mut g = f.clone();
+                if let Some(a) = plain_args(&mut g) {
+                    a.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(string_lit(","))));
+                }
+                Some(Expr::Function(g))
+            }
+            "range" => {
+                return Err(unsupported("RANGE values".into(), span));
+            }
             "mod" if args.len() == 2 => Some(Expr::Nested(Box::new(Expr::BinaryOp {
                 left: Box::new(args[0].clone()),
                 op: ast::BinaryOperator::Modulo,
@@ -679,6 +1540,62 @@ fn offset_unnest(unnest: &TableFactor) -> Result<TableFactor> {
     ))
 }
 
+/// The field names of an array literal of STRUCTs (`[STRUCT(1 AS a, 2 AS
+/// b), …]`, `ARRAY<STRUCT<a INT64>>[…]`), when its first element names them all.
+fn struct_fields(e: &Expr) -> Option<Vec<Ident>> {
+    // `CAST([…] AS ARRAY<STRUCT<a T, …>>)` (from `ARRAY<STRUCT<…>>[…]`).
+    if let Expr::Cast {
+        data_type: SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(inner)),
+        ..
+    } = e
+        && let SqlType::Struct(fields, _) = inner.as_ref()
+    {
+        let names: Option<Vec<Ident>> = fields.iter().map(|f| f.field_name.clone()).collect();
+        return names.filter(|n| !n.is_empty());
+    }
+    let Expr::Array(a) = e else { return None };
+    let Some(Expr::Struct { values, fields }) = a.elem.first() else {
+        return None;
+    };
+    let names: Option<Vec<Ident>> = if fields.is_empty() {
+        values
+            .iter()
+            .map(|v| match v {
+                Expr::Named { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    } else {
+        fields.iter().map(|f| f.field_name.clone()).collect()
+    };
+    names.filter(|n| !n.is_empty())
+}
+
+/// A FROM item `UNNEST([STRUCT(1 AS a, …), …]) [AS t]` → `(SELECT
+/// u.u.a AS a, … FROM UNNEST(…) AS u) [AS t]`: in BigQuery the fields of
+/// unnested STRUCTs are the columns (`SELECT a FROM UNNEST(…)`); in
+/// DataFusion the STRUCT is one column.
+fn struct_unnest(unnest: &TableFactor) -> Result<TableFactor> {
+    let u = OneUnnest::of(unnest, "of STRUCTs")?;
+    let fields = struct_fields(u.expr).unwrap_or_default();
+    let columns: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            let q = format!("`{}`", f.value.replace('`', ""));
+            format!("`__bq_u`.`__bq_u`.{q} AS {q}")
+        })
+        .collect();
+    let alias = u
+        .alias
+        .map(|a| format!(" AS `{}`", a.name.value.replace('`', "")))
+        .unwrap_or_default();
+    u.parse(&format!(
+        "(SELECT {} FROM UNNEST({}) AS `__bq_u`){alias}",
+        columns.join(", "),
+        u.expr
+    ))
+}
+
 /// An `UNNEST` of one array, as the two rewrites above take it.
 struct OneUnnest<'a> {
     expr: &'a Expr,
@@ -725,13 +1642,15 @@ impl<'a> OneUnnest<'a> {
 
     /// The array's positions, 0-based: `range(0, cardinality(arr))`.
     fn offsets(&self) -> String {
-        format!("range(0, CAST(cardinality({}) AS INT64))", self.expr)
+        format!(
+            "generate_series(0, CAST(cardinality({}) AS INT64) - 1)",
+            self.expr
+        )
     }
 
     /// The rewritten FROM item.
     fn parse(&self, sql: &str) -> Result<TableFactor> {
-        Parser::new(&BigQueryDialect {})
-            .try_with_sql(sql)
+        parser(sql)
             .and_then(|mut p| p.parse_table_factor())
             .map_err(|e| BqError::Sql {
                 message: format!("rewriting UNNEST: {e}"),
@@ -747,6 +1666,7 @@ fn is_unnest(t: &TableFactor) -> bool {
 /// Applies [`wrap_unnest`] to every UNNEST that follows a table in FROM.
 fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
     use ast::{JoinConstraint, JoinOperator};
+    array_paths(select);
     // `ON TRUE`, or no condition: what BigQuery allows after a join to UNNEST.
     let on_true = |c: &JoinConstraint| match c {
         JoinConstraint::None => true,
@@ -797,6 +1717,205 @@ fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
     Ok(())
 }
 
+/// A WITH query that calls `RAND()` or `GENERATE_UUID()` and is read more
+/// than once: BigQuery evaluates it once, so every reference sees the same
+/// values, while DataFusion evaluates it per reference. Refused rather
+/// than answered differently.
+fn volatile_cte(query: &Query) -> Option<BqError> {
+    use ast::{Visit, Visitor};
+    let with = query.with.as_ref()?;
+    struct Volatile(Option<Span>);
+    impl Visitor for Volatile {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = e
+                && matches!(
+                    object_name_text(&f.name).to_ascii_lowercase().as_str(),
+                    "rand" | "generate_uuid"
+                )
+            {
+                self.0 = Some(object_name_span(&f.name));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct Reads<'a>(&'a str, usize);
+    impl Visitor for Reads<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, .. } = t
+                && object_name_text(name).eq_ignore_ascii_case(self.0)
+            {
+                self.1 += 1;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    for cte in &with.cte_tables {
+        let mut v = Volatile(None);
+        let _ = cte.query.visit(&mut v);
+        let Some(span) = v.0 else { continue };
+        let name = &cte.alias.name.value;
+        let mut reads = Reads(name, 0);
+        let _ = query.body.visit(&mut reads);
+        for other in &with.cte_tables {
+            let _ = other.query.visit(&mut reads);
+        }
+        if reads.1 > 1 {
+            return Some(unsupported(
+                format!(
+                    "RAND()/GENERATE_UUID() in WITH query {name}, which is read {} times (BigQuery evaluates it once; the local warehouse would evaluate it for each read)",
+                    reads.1
+                ),
+                span,
+            ));
+        }
+    }
+    None
+}
+
+/// `INTERSECT ALL`/`EXCEPT ALL`: BigQuery has only the DISTINCT forms, and
+/// DataFusion's ALL forms do not count duplicates as the standard's do.
+fn check_set_operations(body: &ast::SetExpr) -> Result<()> {
+    let mut stack = vec![body];
+    while let Some(b) = stack.pop() {
+        if let ast::SetExpr::SetOperation {
+            op,
+            set_quantifier,
+            left,
+            right,
+        } = b
+        {
+            if matches!(op, ast::SetOperator::Intersect | ast::SetOperator::Except)
+                && matches!(set_quantifier, ast::SetQuantifier::All)
+            {
+                return Err(BqError::Unsupported {
+                    construct: format!("{op} ALL (BigQuery has {op} DISTINCT)"),
+                    position: None,
+                });
+            }
+            stack.push(left);
+            stack.push(right);
+        }
+    }
+    Ok(())
+}
+
+/// Names the select list's expressions without a name as BigQuery does:
+/// `f0_`, `f1_`, … in order (`SELECT a, 1 + 1, 'x'` gives `a`, `f0_`,
+/// `f1_`). DataFusion would name them after their text, and refuse two
+/// equal ones (`SELECT x + 1, x + 1`).
+fn name_anonymous_columns(select: &mut ast::Select) {
+    // The names FROM items go by: `t.a` of one of them is table.column.
+    let mut relations: Vec<String> = Vec::new();
+    for twj in &select.from {
+        for rel in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            match rel {
+                TableFactor::Table { name, alias, .. } => relations.push(match alias {
+                    Some(a) => a.name.value.to_lowercase(),
+                    None => object_name_text(name)
+                        .rsplit('.')
+                        .next()
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                }),
+                TableFactor::Derived { alias: Some(a), .. }
+                | TableFactor::UNNEST { alias: Some(a), .. } => {
+                    relations.push(a.name.value.to_lowercase());
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut n = 0;
+    for item in &mut select.projection {
+        // `s.a` of a STRUCT column `s` is named `a`, as in BigQuery.
+        if let ast::SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item
+            && let Some(last) = parts.last()
+            && (parts.len() > 2 || !relations.contains(&parts[0].value.to_lowercase()))
+        {
+            let alias = last.clone();
+            let expr = Expr::CompoundIdentifier(parts.clone());
+            *item = ast::SelectItem::ExprWithAlias { expr, alias };
+            continue;
+        }
+        if let ast::SelectItem::UnnamedExpr(e) = item
+            && !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+        {
+            let alias = Ident::with_quote('`', format!("f{n}_"));
+            *item = ast::SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias,
+            };
+            n += 1;
+        }
+    }
+}
+
+/// `FROM t, t.arr AS x` (a path into an earlier FROM item) → `FROM t,
+/// UNNEST(t.arr) AS x`, BigQuery's implicit UNNEST; the alias defaults to
+/// the path's last name.
+fn array_paths(select: &mut ast::Select) {
+    let mut aliases: Vec<String> = Vec::new();
+    let alias_of = |t: &TableFactor| match t {
+        TableFactor::Table { name, alias, .. } => Some(match alias {
+            Some(a) => a.name.value.to_lowercase(),
+            None => object_name_text(name)
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_lowercase(),
+        }),
+        TableFactor::Derived { alias: Some(a), .. }
+        | TableFactor::UNNEST { alias: Some(a), .. } => Some(a.name.value.to_lowercase()),
+        _ => None,
+    };
+    let path = |t: &mut TableFactor, aliases: &[String]| {
+        if let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = t
+            && name.0.len() >= 2
+            && let Some(ObjectNamePart::Identifier(first)) = name.0.first()
+            && aliases.contains(&first.value.to_lowercase())
+        {
+            let parts: Vec<Ident> = name
+                .0
+                .iter()
+                .filter_map(|p| match p {
+                    ObjectNamePart::Identifier(i) => Some(i.clone()),
+                    _ => None,
+                })
+                .collect();
+            let last = parts.last().cloned().unwrap_or_else(|| ident("x"));
+            let alias = alias.clone().unwrap_or(TableAlias {
+                explicit: true,
+                name: last,
+                columns: vec![],
+                at: None,
+            });
+            *t = TableFactor::UNNEST {
+                alias: Some(alias),
+                array_exprs: vec![Expr::CompoundIdentifier(parts)],
+                with_offset: false,
+                with_offset_alias: None,
+                with_ordinality: false,
+            };
+        }
+    };
+    for twj in &mut select.from {
+        path(&mut twj.relation, &aliases);
+        aliases.extend(alias_of(&twj.relation));
+        for j in &mut twj.joins {
+            path(&mut j.relation, &aliases);
+            aliases.extend(alias_of(&j.relation));
+        }
+    }
+}
+
 trait JoinName {
     fn join_operator_name(&self) -> &'static str;
 }
@@ -813,10 +1932,56 @@ impl JoinName for ast::Join {
     }
 }
 
+/// A literal as DataFusion takes it: GoogleSQL's escapes applied (see
+/// [`super::literals`]); BYTES literals as hex literals.
+fn literal_value(v: &mut ast::ValueWithSpan) -> Result<()> {
+    use super::literals::{hex, unescape_bytes, unescape_string};
+    let bad = |e: String| BqError::Sql {
+        message: format!("invalid literal {}: {e}", v.value),
+        position: position(v.span),
+    };
+    let new = match &v.value {
+        Value::SingleQuotedString(s)
+        | Value::DoubleQuotedString(s)
+        | Value::TripleSingleQuotedString(s)
+        | Value::TripleDoubleQuotedString(s) => {
+            Value::SingleQuotedString(unescape_string(s).map_err(bad)?)
+        }
+        Value::SingleQuotedRawStringLiteral(s)
+        | Value::DoubleQuotedRawStringLiteral(s)
+        | Value::TripleSingleQuotedRawStringLiteral(s)
+        | Value::TripleDoubleQuotedRawStringLiteral(s) => Value::SingleQuotedString(s.clone()),
+        Value::SingleQuotedByteStringLiteral(s)
+        | Value::DoubleQuotedByteStringLiteral(s)
+        | Value::TripleSingleQuotedByteStringLiteral(s)
+        | Value::TripleDoubleQuotedByteStringLiteral(s) => {
+            Value::HexStringLiteral(hex(&unescape_bytes(s).map_err(bad)?))
+        }
+        _ => return Ok(()),
+    };
+    v.value = new;
+    Ok(())
+}
+
 impl VisitorMut for Rewriter<'_> {
     type Break = BqError;
 
+    fn post_visit_value(&mut self, v: &mut ast::ValueWithSpan) -> ControlFlow<BqError> {
+        match literal_value(v) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+
     fn pre_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<BqError> {
+        name_anonymous_columns(select);
+        for ast::NamedWindowDefinition(name, def) in &select.named_window {
+            if let ast::NamedWindowExpr::WindowSpec(spec) = def
+                && spec.window_frame.is_some()
+            {
+                self.framed_windows.insert(name.value.to_lowercase());
+            }
+        }
         match lateral_unnest(select) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => ControlFlow::Break(e),
@@ -827,6 +1992,23 @@ impl VisitorMut for Rewriter<'_> {
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
                 self.ctes.insert(cte.alias.name.value.to_ascii_lowercase());
+            }
+        }
+        if let Some(e) = volatile_cte(query) {
+            return ControlFlow::Break(e);
+        }
+        if let Err(e) = check_set_operations(&query.body) {
+            return ControlFlow::Break(e);
+        }
+        if let Some(ast::LimitClause::LimitOffset { limit, offset, .. }) = &query.limit_clause {
+            let counts = limit.iter().chain(offset.iter().map(|o| &o.value));
+            for e in counts {
+                if constant_int(e) == Some(None) {
+                    return ControlFlow::Break(BqError::Sql {
+                        message: "LIMIT and OFFSET must not be NULL".into(),
+                        position: position(e.span()),
+                    });
+                }
             }
         }
         ControlFlow::Continue(())
@@ -876,6 +2058,22 @@ impl VisitorMut for Rewriter<'_> {
                 *name = ObjectName::from(vec![Ident::with_span(span, registered)]);
             }
             TableFactor::UNNEST {
+                with_offset: false,
+                array_exprs,
+                alias,
+                ..
+            } if array_exprs.len() == 1
+                && alias
+                    .as_ref()
+                    .is_none_or(|a| a.columns.is_empty() && a.name.value != "__bq_u")
+                && struct_fields(&array_exprs[0]).is_some() =>
+            {
+                match struct_unnest(factor) {
+                    Ok(derived) => *factor = derived,
+                    Err(e) => return ControlFlow::Break(e),
+                }
+            }
+            TableFactor::UNNEST {
                 with_offset: true, ..
             } => match offset_unnest(factor) {
                 Ok(derived) => *factor = derived,
@@ -889,8 +2087,61 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<BqError> {
+        array_subscripts(expr);
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<BqError> {
+        if let Err(e) = check_null_operands(expr) {
+            return ControlFlow::Break(e);
+        }
         let replacement = match expr {
+            Expr::Extract { field, expr: e, .. } => Some(extract(field, e)),
+            Expr::Substring {
+                expr: e,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args = vec![
+                    (**e).clone(),
+                    substring_from
+                        .as_deref()
+                        .cloned()
+                        .unwrap_or_else(|| Expr::value(Value::Number("1".into(), false))),
+                ];
+                args.extend(substring_for.as_deref().cloned());
+                Some(call("bq_substr", args))
+            }
+            Expr::Array(a) => {
+                name_struct_elements(&mut a.elem);
+                None
+            }
+            Expr::Interval(_) => {
+                if let Err(e) = split_interval(expr) {
+                    return ControlFlow::Break(e);
+                }
+                None
+            }
+            Expr::Case {
+                operand: None,
+                conditions,
+                ..
+            } => {
+                for c in conditions.iter_mut() {
+                    c.condition = checked_condition(&c.condition, "CASE WHEN");
+                }
+                None
+            }
+            Expr::Identifier(i)
+                if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("current_datetime") =>
+            {
+                Some(cast(
+                    call("now", vec![]),
+                    SqlType::Timestamp(Some(6), TimezoneInfo::None),
+                ))
+            }
             Expr::Identifier(i) => {
                 if let Some(p) = is_pseudo(&i.value) {
                     i.value = p.to_string();
@@ -907,7 +2158,50 @@ impl VisitorMut for Rewriter<'_> {
                 }
                 None
             }
-            Expr::Cast { data_type, .. } => {
+            Expr::Cast {
+                data_type,
+                expr: inner,
+                ..
+            } if nested_type_parameters(data_type) => {
+                return ControlFlow::Break(BqError::Unsupported {
+                    construct: format!(
+                        "type parameters inside a STRUCT or ARRAY type ({data_type}): their limits are not checked"
+                    ),
+                    position: position(inner.span()),
+                });
+            }
+            Expr::Cast {
+                data_type,
+                expr: inner,
+                ..
+            } => {
+                // A number literal cast to NUMERIC keeps all its digits (it
+                // would go through FLOAT64 otherwise), as in BigQuery.
+                if matches!(
+                    data_type,
+                    SqlType::Numeric(_)
+                        | SqlType::Decimal(_)
+                        | SqlType::BigNumeric(_)
+                        | SqlType::BigDecimal(_)
+                ) {
+                    let (negative, number) = match inner.as_ref() {
+                        Expr::UnaryOp {
+                            op: UnaryOperator::Minus,
+                            expr: n,
+                        } => (true, n.as_ref()),
+                        other => (false, other),
+                    };
+                    if let Expr::Value(v) = number
+                        && let Value::Number(text, _) = &v.value
+                    {
+                        let text = if negative {
+                            format!("-{text}")
+                        } else {
+                            text.clone()
+                        };
+                        **inner = string_lit(&text);
+                    }
+                }
                 fix_type(data_type);
                 None
             }
@@ -926,7 +2220,7 @@ impl VisitorMut for Rewriter<'_> {
                 array_expr,
                 negated,
             } => {
-                let has = call("array_has", vec![(**array_expr).clone(), (**e).clone()]);
+                let has = call("bq_in_array", vec![(**e).clone(), (**array_expr).clone()]);
                 Some(if *negated {
                     Expr::UnaryOp {
                         op: UnaryOperator::Not,
@@ -1014,7 +2308,7 @@ mod tests {
         .unwrap();
         assert!(r.pseudo_columns);
         assert!(
-            sql.contains("bq_timestamp_diff(bq_current_timestamp(), _PARTITIONTIME, 'MINUTE')"),
+            sql.contains("bq_timestamp_diff(CAST(now() AS TIMESTAMP(6) WITH TIME ZONE), _PARTITIONTIME, 'MINUTE')"),
             "{sql}"
         );
         assert!(
@@ -1024,6 +2318,23 @@ mod tests {
         assert!(sql.contains("CAST(x AS BIGINT)"), "{sql}");
         assert!(sql.contains("count(nullif(y > 1, false))"), "{sql}");
         assert!(sql.contains("coalesce(a, b)"), "{sql}");
+    }
+
+    #[test]
+    fn typed_array_literals_become_casts() {
+        assert_eq!(
+            typed_array_literals("SELECT ARRAY<INT64>[1, 2], ARRAY<STRUCT<a INT64>>[(1)], x < y")
+                .as_deref(),
+            Some(
+                "SELECT CAST([1, 2] AS ARRAY<INT64>), CAST([(1)] AS ARRAY<STRUCT<a INT64>>), x < y"
+            )
+        );
+        assert_eq!(
+            typed_array_literals("SELECT ARRAY<ARRAY<INT64>>[ARRAY<INT64>[]] -- c\n").as_deref(),
+            Some("SELECT CAST([CAST([] AS ARRAY<INT64>)] AS ARRAY<ARRAY<INT64>>) -- c\n")
+        );
+        assert_eq!(typed_array_literals("SELECT CAST(x AS ARRAY<INT64>)"), None);
+        assert_eq!(typed_array_literals("SELECT 'ARRAY<INT64>[1]'"), None);
     }
 
     #[test]

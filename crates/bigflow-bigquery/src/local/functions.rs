@@ -189,11 +189,17 @@ fn timestamp_diff(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
     finish(args, Arc::new(out.finish()))
 }
 
-fn timestamp_add(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+/// `TIMESTAMP_ADD`, or with `datetime` `DATETIME_ADD` (a DATETIME result).
+fn timestamp_add(args: &[ColumnarValue], datetime: bool) -> DfResult<ColumnarValue> {
+    let function = if datetime {
+        "DATETIME_ADD"
+    } else {
+        "TIMESTAMP_ADD"
+    };
     let a = arrays(args)?;
-    let ts = downcast::<TimestampMicrosecondArray>(&a[0], "TIMESTAMP_ADD")?;
-    let n = downcast::<Int64Array>(&a[1], "TIMESTAMP_ADD")?;
-    let unit = downcast::<StringArray>(&a[2], "TIMESTAMP_ADD")?;
+    let ts = downcast::<TimestampMicrosecondArray>(&a[0], function)?;
+    let n = downcast::<Int64Array>(&a[1], function)?;
+    let unit = downcast::<StringArray>(&a[2], function)?;
     let mut out = Vec::with_capacity(ts.len());
     for i in 0..ts.len() {
         if ts.is_null(i) || n.is_null(i) || unit.is_null(i) {
@@ -201,23 +207,29 @@ fn timestamp_add(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             continue;
         }
         let u = unit.value(i).to_ascii_uppercase();
-        let dt = timestamp_of("TIMESTAMP_ADD", ts.value(i))?.naive_utc();
+        let dt = timestamp_of(function, ts.value(i))?.naive_utc();
+        // TIMESTAMP_ADD takes no calendar parts in BigQuery; DATETIME_ADD does.
         let v = if matches!(u.as_str(), "WEEK" | "MONTH" | "QUARTER" | "YEAR") {
-            let d = add_to_date("TIMESTAMP_ADD", dt.date(), n.value(i), &u)?;
+            let d = add_to_date(function, dt.date(), n.value(i), &u)?;
             Some(
                 NaiveDateTime::new(d, dt.time())
                     .and_utc()
                     .timestamp_micros(),
             )
         } else {
-            let m = micros_unit("TIMESTAMP_ADD", &u)?;
+            let m = micros_unit(function, &u)?;
             n.value(i)
                 .checked_mul(m)
                 .and_then(|d| ts.value(i).checked_add(d))
         };
-        out.push(Some(checked_micros("TIMESTAMP_ADD", v)?));
+        out.push(Some(checked_micros(function, v)?));
     }
-    let arr = TimestampMicrosecondArray::from(out).with_timezone("UTC");
+    let arr = TimestampMicrosecondArray::from(out);
+    let arr = if datetime {
+        arr
+    } else {
+        arr.with_timezone("UTC")
+    };
     finish(args, Arc::new(arr))
 }
 
@@ -272,19 +284,127 @@ fn date_diff(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
     finish(args, Arc::new(out.finish()))
 }
 
-/// Formats with a strftime pattern, an error (not a panic) for a bad pattern.
-fn strftime(
-    function: &str,
-    fmt: &str,
-    f: impl FnOnce(StrftimeItems<'_>) -> String,
-) -> DfResult<String> {
-    let items = StrftimeItems::new(fmt);
-    if items.clone().any(|i| matches!(i, Item::Error)) {
-        return Err(exec_err(format!(
-            "{function}: invalid format string '{fmt}'"
-        )));
+/// Formats `t` with a BigQuery format string: chrono's strftime elements,
+/// plus BigQuery's `%Q` (quarter), `%E4Y` (four-digit year), `%E<n>S`
+/// (seconds with n fractional digits), `%E*S` (seconds with their
+/// fraction) and `%Ez` (`+HH:MM`). An element `t` cannot show (a zone for
+/// a DATETIME) or an unknown one is an error naming it, never a panic or
+/// an empty string.
+fn bq_format<T>(function: &str, fmt: &str, t: &T) -> DfResult<String>
+where
+    T: Datelike + chrono::Timelike + Formattable,
+{
+    let bad = |spec: &str| {
+        exec_err(format!(
+            "{function}: invalid format element '{spec}' in '{fmt}'"
+        ))
+    };
+    let mut out = String::new();
+    let mut rest = fmt;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let spec = &rest[at..];
+        // The element: `%` + optional flag + `E`/`O` forms + one character.
+        let mut end = None;
+        let mut e_form = false;
+        for (i, c) in spec.char_indices().skip(1) {
+            if c == 'E' || c == 'O' {
+                e_form = true;
+                continue;
+            }
+            if e_form && (c.is_ascii_digit() || c == '*' || c == '#') {
+                continue;
+            }
+            if !e_form && matches!(c, '-' | '_' | '0' | '.' | ':' | '3' | '6' | '9') {
+                continue;
+            }
+            end = Some(i + c.len_utf8());
+            break;
+        }
+        let Some(end) = end else {
+            return Err(bad(spec));
+        };
+        let element = &spec[..end];
+        let micros = t.nanosecond() % 1_000_000_000 / 1_000;
+        let seconds = |digits: usize| {
+            let mut s = format!("{:02}", t.second());
+            if digits > 0 {
+                let frac = format!("{:09}", u64::from(micros) * 1_000);
+                s.push('.');
+                s.push_str(&frac[..digits.min(9)]);
+                s.push_str(&"0".repeat(digits.saturating_sub(9)));
+            }
+            s
+        };
+        match element {
+            "%Q" => out.push_str(&(t.month0() / 3 + 1).to_string()),
+            "%E4Y" => out.push_str(&format!("{:04}", t.year())),
+            "%E*S" | "%E#S" => {
+                let mut s = format!("{:02}", t.second());
+                if micros > 0 {
+                    let frac = format!("{micros:06}");
+                    s.push('.');
+                    s.push_str(frac.trim_end_matches('0'));
+                }
+                out.push_str(&s);
+            }
+            "%Ez" => out.push_str(&t.chrono(function, "%:z").map_err(|_| bad(element))?),
+            e if e.starts_with("%E") && e.ends_with('S') => {
+                let digits: usize = e[2..e.len() - 1].parse().map_err(|_| bad(e))?;
+                if digits > 12 {
+                    return Err(bad(e));
+                }
+                out.push_str(&seconds(digits));
+            }
+            e if e.starts_with("%E") || e.starts_with("%O") => {
+                // %Ec, %EC, %Ex, %EX, %Ey, %EY, %Od, … are the plain elements.
+                let plain = format!("%{}", &e[e.len() - 1..]);
+                out.push_str(&t.chrono(function, &plain).map_err(|_| bad(e))?);
+            }
+            e => out.push_str(&t.chrono(function, e).map_err(|_| bad(e))?),
+        }
+        rest = &spec[end..];
     }
-    Ok(f(items))
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A value chrono formats one strftime element of.
+trait Formattable {
+    /// The element formatted; `Err` if invalid or not applicable.
+    fn chrono(&self, function: &str, element: &str) -> Result<String, ()>;
+}
+
+fn chrono_format(
+    element: &str,
+    f: impl FnOnce(StrftimeItems<'_>, &mut String) -> std::fmt::Result,
+) -> Result<String, ()> {
+    let items = StrftimeItems::new(element);
+    if items.clone().any(|i| matches!(i, Item::Error)) {
+        return Err(());
+    }
+    let mut s = String::new();
+    f(items, &mut s).map_err(|_| ())?;
+    Ok(s)
+}
+
+impl Formattable for NaiveDateTime {
+    fn chrono(&self, _function: &str, element: &str) -> Result<String, ()> {
+        chrono_format(element, |items, s| {
+            write!(s, "{}", self.format_with_items(items))
+        })
+    }
+}
+
+impl<Z: chrono::TimeZone> Formattable for DateTime<Z>
+where
+    Z::Offset: std::fmt::Display,
+{
+    fn chrono(&self, _function: &str, element: &str) -> Result<String, ()> {
+        chrono_format(element, |items, s| {
+            write!(s, "{}", self.format_with_items(items))
+        })
+    }
 }
 
 fn format_date(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
@@ -296,12 +416,9 @@ fn format_date(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
         if fmt.is_null(i) || d.is_null(i) {
             out.push(None);
         } else {
-            let date = date_of(d.value(i))?;
-            out.push(Some(strftime("FORMAT_DATE", fmt.value(i), |items| {
-                let mut s = String::new();
-                let _ = write!(s, "{}", date.format_with_items(items));
-                s
-            })?));
+            // A DATE formats as its midnight: `%H:%M` is `00:00`, `%c` shows 00:00:00.
+            let date = date_of(d.value(i))?.and_time(chrono::NaiveTime::MIN);
+            out.push(Some(bq_format("FORMAT_DATE", fmt.value(i), &date)?));
         }
     }
     finish(args, Arc::new(StringArray::from(out)))
@@ -317,11 +434,24 @@ fn format_timestamp(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             out.push(None);
         } else {
             let t = timestamp_of("FORMAT_TIMESTAMP", ts.value(i))?;
-            out.push(Some(strftime("FORMAT_TIMESTAMP", fmt.value(i), |items| {
-                let mut s = String::new();
-                let _ = write!(s, "{}", t.format_with_items(items));
-                s
-            })?));
+            out.push(Some(bq_format("FORMAT_TIMESTAMP", fmt.value(i), &t)?));
+        }
+    }
+    finish(args, Arc::new(StringArray::from(out)))
+}
+
+/// `FORMAT_DATETIME(format, datetime)`: no time zone to show.
+fn format_datetime(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let a = arrays(args)?;
+    let fmt = downcast::<StringArray>(&a[0], "FORMAT_DATETIME")?;
+    let ts = downcast::<TimestampMicrosecondArray>(&a[1], "FORMAT_DATETIME")?;
+    let mut out = Vec::with_capacity(ts.len());
+    for i in 0..ts.len() {
+        if fmt.is_null(i) || ts.is_null(i) {
+            out.push(None);
+        } else {
+            let t = timestamp_of("FORMAT_DATETIME", ts.value(i))?.naive_utc();
+            out.push(Some(bq_format("FORMAT_DATETIME", fmt.value(i), &t)?));
         }
     }
     finish(args, Arc::new(StringArray::from(out)))
@@ -400,11 +530,7 @@ fn format_timestamp_tz(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
         let zone = Zone::parse(tz.value(i), "FORMAT_TIMESTAMP")?;
         let t = timestamp_of("FORMAT_TIMESTAMP", ts.value(i))?;
         let local = zone.at(t);
-        out.push(Some(strftime("FORMAT_TIMESTAMP", fmt.value(i), |items| {
-            let mut s = String::new();
-            let _ = write!(s, "{}", local.format_with_items(items));
-            s
-        })?));
+        out.push(Some(bq_format("FORMAT_TIMESTAMP", fmt.value(i), &local)?));
     }
     finish(args, Arc::new(StringArray::from(out)))
 }
@@ -494,11 +620,25 @@ fn parse_date(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
 /// time in `zone` (default UTC); `safe` (`SAFE.PARSE_TIMESTAMP`): NULL
 /// instead of an error.
 fn parse_timestamp(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
+    parse_micros(args, safe, false)
+}
+
+/// `PARSE_DATETIME(format, text)`: a DATETIME.
+fn parse_datetime(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
+    parse_micros(args, safe, true)
+}
+
+fn parse_micros(args: &[ColumnarValue], safe: bool, datetime: bool) -> DfResult<ColumnarValue> {
+    let function = if datetime {
+        "PARSE_DATETIME"
+    } else {
+        "PARSE_TIMESTAMP"
+    };
     let a = arrays(args)?;
-    let fmt = downcast::<StringArray>(&a[0], "PARSE_TIMESTAMP")?;
-    let s = downcast::<StringArray>(&a[1], "PARSE_TIMESTAMP")?;
+    let fmt = downcast::<StringArray>(&a[0], function)?;
+    let s = downcast::<StringArray>(&a[1], function)?;
     let tz = match a.get(2) {
-        Some(z) => Some(downcast::<StringArray>(z, "PARSE_TIMESTAMP")?),
+        Some(z) => Some(downcast::<StringArray>(z, function)?),
         None => None,
     };
     let mut out = Vec::with_capacity(s.len());
@@ -524,7 +664,7 @@ fn parse_timestamp(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue
                         .ok_or_else(|| "that time does not exist in the time zone".to_string()),
                 });
             let parsed = parsed.and_then(|t| {
-                checked_micros("PARSE_TIMESTAMP", Some(t.timestamp_micros()))
+                checked_micros(function, Some(t.timestamp_micros()))
                     .map_err(|_| format!("{t} is out of range"))
             });
             match parsed {
@@ -532,7 +672,7 @@ fn parse_timestamp(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue
                 Err(_) if safe => out.push(None),
                 Err(e) => {
                     return Err(exec_err(format!(
-                        "PARSE_TIMESTAMP: cannot parse '{}' with format '{}': {e}",
+                        "{function}: cannot parse '{}' with format '{}': {e}",
                         s.value(i),
                         fmt.value(i)
                     )));
@@ -540,10 +680,13 @@ fn parse_timestamp(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue
             }
         }
     }
-    finish(
-        args,
-        Arc::new(TimestampMicrosecondArray::from(out).with_timezone("UTC")),
-    )
+    let arr = TimestampMicrosecondArray::from(out);
+    let arr = if datetime {
+        arr
+    } else {
+        arr.with_timezone("UTC")
+    };
+    finish(args, Arc::new(arr))
 }
 
 fn safe_divide(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
@@ -555,31 +698,21 @@ fn safe_divide(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
             if x.is_null(i) || y.is_null(i) || y.value(i) == 0.0 {
                 None
             } else {
-                Some(x.value(i) / y.value(i))
+                // NULL where `/` fails: by zero (above) or overflowing FLOAT64.
+                let (a, b) = (x.value(i), y.value(i));
+                let q = a / b;
+                (!(q.is_infinite() && a.is_finite() && b.is_finite())).then_some(q)
             }
         })
         .collect();
     finish(args, Arc::new(out))
 }
 
-fn current_timestamp(_args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
-    Ok(ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(
-        Some(Utc::now().timestamp_micros()),
-        Some("UTC".into()),
-    )))
-}
-
 /// The UDFs, for registration in a session.
 pub fn udfs() -> Vec<ScalarUDF> {
     let ts = timestamp_type;
+    let datetime = || DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
     vec![
-        create_udf(
-            "bq_current_timestamp",
-            vec![],
-            ts(),
-            Volatility::Stable,
-            Arc::new(current_timestamp),
-        ),
         create_udf(
             "bq_timestamp_diff",
             vec![ts(), ts(), DataType::Utf8],
@@ -592,7 +725,35 @@ pub fn udfs() -> Vec<ScalarUDF> {
             vec![ts(), DataType::Int64, DataType::Utf8],
             ts(),
             Volatility::Immutable,
-            Arc::new(timestamp_add),
+            Arc::new(|a| timestamp_add(a, false)),
+        ),
+        create_udf(
+            "bq_datetime_add",
+            vec![datetime(), DataType::Int64, DataType::Utf8],
+            datetime(),
+            Volatility::Immutable,
+            Arc::new(|a| timestamp_add(a, true)),
+        ),
+        create_udf(
+            "bq_format_datetime",
+            vec![DataType::Utf8, datetime()],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(format_datetime),
+        ),
+        create_udf(
+            "bq_parse_datetime",
+            vec![DataType::Utf8, DataType::Utf8],
+            datetime(),
+            Volatility::Immutable,
+            Arc::new(|a| parse_datetime(a, false)),
+        ),
+        create_udf(
+            "bq_safe_parse_datetime",
+            vec![DataType::Utf8, DataType::Utf8],
+            datetime(),
+            Volatility::Immutable,
+            Arc::new(|a| parse_datetime(a, true)),
         ),
         create_udf(
             "bq_date_add",
@@ -739,8 +900,34 @@ mod tests {
 
     #[test]
     fn bad_format_is_an_error_not_a_panic() {
-        let e = strftime("FORMAT_DATE", "%Q%", |_| String::new()).unwrap_err();
-        assert!(e.to_string().contains("invalid format string"), "{e}");
+        let t = NaiveDate::from_ymd_opt(2008, 12, 25)
+            .unwrap()
+            .and_hms_micro_opt(7, 30, 5, 120_000)
+            .unwrap();
+        let e = bq_format("FORMAT_DATE", "%Q%", &t).unwrap_err();
+        assert!(e.to_string().contains("invalid format element '%'"), "{e}");
+        // A DATETIME has no zone to show.
+        assert!(bq_format("FORMAT_DATETIME", "%Z", &t).is_err());
+    }
+
+    #[test]
+    fn bigquery_format_elements() {
+        let t = NaiveDate::from_ymd_opt(2008, 12, 25)
+            .unwrap()
+            .and_hms_micro_opt(7, 30, 5, 120_000)
+            .unwrap();
+        let f = |fmt: &str| bq_format("F", fmt, &t).unwrap();
+        assert_eq!(f("%c"), "Thu Dec 25 07:30:05 2008");
+        assert_eq!(f("%Q/%E4Y"), "4/2008");
+        assert_eq!(f("%E*S|%E3S|%E0S|%E2S"), "05.12|05.120|05|05.12");
+        assert_eq!(f("%Y-%m-%d %H:%M %%"), "2008-12-25 07:30 %");
+        let midnight = t.date().and_time(chrono::NaiveTime::MIN);
+        assert_eq!(
+            bq_format("FORMAT_DATE", "%c %H:%M", &midnight).unwrap(),
+            "Thu Dec 25 00:00:00 2008 00:00"
+        );
+        let utc = t.and_utc();
+        assert_eq!(bq_format("F", "%Ez %Z", &utc).unwrap(), "+00:00 UTC");
     }
 
     #[test]

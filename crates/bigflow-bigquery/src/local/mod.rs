@@ -15,8 +15,10 @@ pub mod dialect;
 mod dml;
 pub mod functions;
 pub mod limits;
+mod literals;
 mod overflow;
 pub mod storage;
+mod typed;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -87,6 +89,22 @@ impl std::fmt::Debug for LocalWarehouse {
     }
 }
 
+/// The text of an error DataFusion wrapped around a function's refusal of
+/// its arguments: `Some((function, cause))`.
+fn coercion_refusal(message: &str) -> Option<(&str, &str)> {
+    let rest = message.split_once("Function '")?.1;
+    let (function, rest) = rest.split_once("' user-defined coercion failed with: ")?;
+    let cause = rest
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Execution error: ");
+    Some((function, cause))
+}
+
+/// A DataFusion error as the warehouse's: what the engine cannot do is
+/// [`BqError::Unsupported`] (DataFusion's planner refusing valid GoogleSQL
+/// it has no plan for), what fails while running is [`BqError::Engine`],
+/// and the refusals of the `bq_*` functions (BigQuery's own rules, e.g. a
+/// condition that is not BOOL) are [`BqError::Sql`].
 fn df_error(e: DataFusionError) -> BqError {
     let position = e.diagnostic().and_then(|d| d.span).and_then(|s| {
         (s.start.line > 0).then_some(Position {
@@ -96,8 +114,51 @@ fn df_error(e: DataFusionError) -> BqError {
     });
     // The cause, not the planner stage it surfaced in ("Optimizer rule
     // 'simplify_expressions' failed caused by …").
-    let message = e.find_root().strip_backtrace().to_string();
-    match e.find_root() {
+    let root = e.find_root();
+    let message = root.strip_backtrace().to_string();
+    if let Some((function, cause)) = coercion_refusal(&message) {
+        return if let Some(construct) = cause.strip_prefix("unsupported: ") {
+            BqError::Unsupported {
+                construct: construct.to_string(),
+                position,
+            }
+        } else if function.starts_with("bq_") {
+            BqError::Sql {
+                message: cause.to_string(),
+                position,
+            }
+        } else {
+            BqError::Unsupported {
+                construct: format!("{}: {cause}", function.to_uppercase()),
+                position,
+            }
+        };
+    }
+    let message = message
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .to_string();
+    // What the engine cannot do with valid GoogleSQL, found while running.
+    let limits = [
+        "Cannot access field",
+        "Nested comparison",
+        "not supported for Null",
+        "is too large to store in a Decimal",
+        "Unsupported",
+        "not yet supported",
+        "not implemented",
+    ];
+    if matches!(
+        root,
+        DataFusionError::Execution(_) | DataFusionError::ArrowError(..)
+    ) && limits.iter().any(|l| message.contains(l))
+    {
+        return BqError::Unsupported {
+            construct: message,
+            position,
+        };
+    }
+    match root {
         DataFusionError::NotImplemented(m) => BqError::Unsupported {
             construct: m.clone(),
             position,
@@ -106,8 +167,91 @@ fn df_error(e: DataFusionError) -> BqError {
         | DataFusionError::ParquetError(_)
         | DataFusionError::ArrowError(..)
         | DataFusionError::Execution(_)
-        | DataFusionError::External(_) => BqError::Engine(message),
-        _ => BqError::Sql { message, position },
+        | DataFusionError::External(_)
+        | DataFusionError::ResourcesExhausted(_) => BqError::Engine(message),
+        // An unknown name is the query's mistake (see `plan_error` for
+        // names the query does know).
+        DataFusionError::SchemaError(schema, _) => match schema.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { field, .. } => BqError::Sql {
+                message: format!("Unrecognized name: {}", field.name),
+                position,
+            },
+            _ => BqError::Sql { message, position },
+        },
+        DataFusionError::Configuration(_) => BqError::Sql { message, position },
+        // The planner's and the engine's own limits on valid GoogleSQL.
+        _ => BqError::Unsupported {
+            construct: message,
+            position,
+        },
+    }
+}
+
+/// A planning error of a query that names `known` (its tables' columns and
+/// fields, its aliases): a name the query knows that DataFusion does not
+/// resolve (a struct field, a correlated reference, `ARRAY<…>[…]`) is the
+/// engine's limit, not the query's mistake.
+fn plan_error(e: DataFusionError, known: &std::collections::HashSet<String>) -> BqError {
+    let missing = match e.find_root() {
+        DataFusionError::SchemaError(schema, _) => match schema.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { field, .. } => {
+                Some(field.name.clone())
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(name) = missing else {
+        return df_error(e);
+    };
+    let keyword = matches!(
+        name.as_str(),
+        "ARRAY" | "STRUCT" | "RANGE" | "INTERVAL" | "JSON" | "NUMERIC" | "BIGNUMERIC" | "DEFAULT"
+    );
+    if !keyword && !known.contains(&name.to_lowercase()) {
+        return df_error(e);
+    }
+    let position = match df_error(e) {
+        BqError::Sql { position, .. } => position,
+        _ => None,
+    };
+    BqError::Unsupported {
+        construct: if keyword {
+            format!("this use of {name} (typed literals and constructors)")
+        } else {
+            format!(
+                "the reference to {name} here (a struct field, an outer query's column or an alias the engine does not resolve in this place)"
+            )
+        },
+        position,
+    }
+}
+
+/// `e` with the names tables are registered under for a statement
+/// (`__bq_t0`, …) replaced by the tables' own.
+fn internal_names(e: BqError, tables: &[TableRef]) -> BqError {
+    let fix = |text: String| {
+        let mut text = text;
+        // The longest names first: `__bq_t10` before `__bq_t1`.
+        for t in tables.iter().rev() {
+            text = text.replace(&t.name, &format!("`{}`", t.id));
+        }
+        text
+    };
+    match e {
+        BqError::Sql { message, position } => BqError::Sql {
+            message: fix(message),
+            position,
+        },
+        BqError::Unsupported {
+            construct,
+            position,
+        } => BqError::Unsupported {
+            construct: fix(construct),
+            position,
+        },
+        BqError::Engine(m) => BqError::Engine(fix(m)),
+        other => other,
     }
 }
 
@@ -446,6 +590,9 @@ impl LocalWarehouse {
             .build();
         let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
+        for f in typed::udfs() {
+            ctx.register_udf(f);
+        }
         overflow::register(&ctx);
         limits::cap_string_functions(&ctx);
         ctx
@@ -590,6 +737,8 @@ impl LocalWarehouse {
         rw.rewrite_query(&mut query)?;
         // Each table or view the query reads, and the names of its columns.
         let mut columns = Vec::new();
+        // Whether one of them has NUMERIC/BIGNUMERIC columns.
+        let mut decimals = false;
         let mut frames = Vec::new();
         for t in &rw.tables {
             fn names(fields: &[Field], out: &mut Vec<String>) {
@@ -620,7 +769,15 @@ impl LocalWarehouse {
                     df
                 }
                 _ => {
-                    names(&self.manifest(&t.id, t.position)?.schema, &mut columns);
+                    let m = self.manifest(&t.id, t.position)?;
+                    fn has_decimal(fields: &[Field]) -> bool {
+                        fields.iter().any(|f| {
+                            matches!(f.field_type.as_str(), "NUMERIC" | "BIGNUMERIC")
+                                || has_decimal(&f.fields)
+                        })
+                    }
+                    decimals |= has_decimal(&m.schema);
+                    names(&m.schema, &mut columns);
                     self.table_frame(&session, t, rw.pseudo_columns).await?
                 }
             };
@@ -632,13 +789,37 @@ impl LocalWarehouse {
                 .register_table(t.name.as_str(), df.into_view())
                 .map_err(df_error)?;
         }
+        let retypes = decimals || dialect::divides_or_decimals(&query);
+        let mut known: std::collections::HashSet<String> =
+            columns.iter().map(|c| c.to_lowercase()).collect();
+        known.extend(
+            dialect::query_names(&query)
+                .into_iter()
+                .map(|n| n.to_lowercase()),
+        );
         let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(query))));
-        let plan = session
-            .state()
+        let internal = |e: BqError| internal_names(e, &rw.tables);
+        let state = session.state();
+        let plan = state
             .statement_to_plan(stmt)
             .await
-            .map_err(df_error)?;
-        let df = session.execute_logical_plan(plan).await.map_err(df_error)?;
+            .map_err(|e| internal(plan_error(e, &known)))?;
+        // Analyzed now (the analyzer runs again when the plan is executed)
+        // where the warehouse's rules change types (`/` makes FLOAT64 of
+        // INT64s, NUMERIC arithmetic stays NUMERIC), so that the frame's
+        // schema is the result's.
+        let plan = if retypes {
+            state
+                .analyzer()
+                .execute_and_check(plan, state.config_options(), |_, _| {})
+                .map_err(|e| internal(plan_error(e, &known)))?
+        } else {
+            plan
+        };
+        let df = session
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| internal(plan_error(e, &known)))?;
         Ok((without_string_views(df)?, rw.tables))
     }
 
@@ -952,8 +1133,11 @@ impl LocalWarehouse {
             });
         }
         if self.storage.read_manifest(&id)?.is_some() {
-            return Err(BqError::TableExists {
-                table: id.to_string(),
+            return Err(BqError::Sql {
+                message: format!(
+                    "`{id}` already exists as a table, and a view cannot take its name (CREATE OR REPLACE VIEW does not replace tables): drop the table first (DROP TABLE) or name the view differently"
+                ),
+                position: pos,
             });
         }
         if self.storage.read_view(&id)?.is_some() {
@@ -990,6 +1174,12 @@ impl LocalWarehouse {
                 position: None,
             });
         };
+        if ins.or.is_some() || ins.ignore || ins.on.is_some() || ins.overwrite {
+            return Err(BqError::Unsupported {
+                construct: "INSERT OR …, INSERT IGNORE, INSERT OVERWRITE and ON CONFLICT (BigQuery's INSERT has none of them)".into(),
+                position: position(object_name_span(name)),
+            });
+        }
         let id = resolve(name, ctx)?;
         let pos = position(object_name_span(name));
         let m = self.manifest(&id, pos)?;
@@ -1038,8 +1228,10 @@ impl LocalWarehouse {
     fn run_statement(&self, stmt: Statement, ctx: &QueryContext) -> Result<QueryResult> {
         match stmt {
             Statement::Query(q) => self.block_on(async {
-                let (df, _) = self.plan_query(*q, ctx).await?;
-                self.collect(df).await
+                let (df, tables) = self.plan_query(*q, ctx).await?;
+                self.collect(df)
+                    .await
+                    .map_err(|e| internal_names(e, &tables))
             }),
             Statement::CreateTable(ct) => self.create_table_statement(&ct, ctx),
             Statement::CreateView(cv) => self.create_view_statement(&cv, ctx),
@@ -1314,6 +1506,7 @@ impl Backend for LocalWarehouse {
             }
             Ok(last)
         })
+        .map_err(|e| dialect::within(e, sql))
     }
 
     fn write_query(

@@ -12,13 +12,21 @@
 //!   the INT64 range is an error.
 //!
 //! The error says `int64 overflow` and the operation, like BigQuery's.
+//!
+//! The same rule, seeing the types, also gives BigQuery's meaning where
+//! DataFusion's differs: `/` of INT64/FLOAT64 values divides as FLOAT64
+//! (`bq_divide`: by zero and on overflow an error); `CAST(s AS BOOL)` of a
+//! STRING takes only `true`/`false`; FLOAT64 → INT64 casts round half away
+//! from zero; FLOAT64/DATETIME/TIMESTAMP → STRING casts write BigQuery's
+//! text; NUMERIC arithmetic stays NUMERIC(38, 9).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arrow::array::Float64Array;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
 use arrow::compute::kernels::numeric;
-use arrow::datatypes::{DataType, FieldRef, Int64Type};
+use arrow::datatypes::{DataType, FieldRef, Float64Type, Int64Type};
 use arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
@@ -75,6 +83,170 @@ fn binary_udf(name: &str, kernel: Kernel) -> ScalarUDF {
     )
 }
 
+/// `a / b` of FLOAT64 values (INT64 operands are cast first: BigQuery's `/`
+/// always divides as FLOAT64): division by zero and a finite quotient
+/// too large for FLOAT64 are errors, as in BigQuery.
+fn divide_udf() -> ScalarUDF {
+    create_udf(
+        "bq_divide",
+        vec![DataType::Float64, DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let scalars = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (x, y) = (
+                arrays[0].as_primitive::<Float64Type>(),
+                arrays[1].as_primitive::<Float64Type>(),
+            );
+            let n = x.len().max(y.len());
+            let at = |a: &Float64Array, i: usize| {
+                let i = if a.len() == 1 { 0 } else { i };
+                (!a.is_null(i)).then(|| a.value(i))
+            };
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                out.push(match (at(x, i), at(y, i)) {
+                    (Some(a), Some(b)) => {
+                        if b == 0.0 {
+                            return Err(DataFusionError::Execution(format!(
+                                "division by zero: {a} / {b}"
+                            )));
+                        }
+                        let q = a / b;
+                        if q.is_infinite() && a.is_finite() && b.is_finite() {
+                            return Err(DataFusionError::Execution(format!(
+                                "double overflow: {a:e} / {b:e}"
+                            )));
+                        }
+                        Some(q)
+                    }
+                    _ => None,
+                });
+            }
+            let out: ArrayRef = Arc::new(Float64Array::from(out));
+            if scalars {
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+            } else {
+                Ok(ColumnarValue::Array(out))
+            }
+        }),
+    )
+}
+
+/// `LOG(x, base)`, BigQuery's argument order (DataFusion's `log` takes the
+/// base first): NaN for a NaN argument or an infinite base, an error for a
+/// finite value or base that is not positive, or a base of 1.
+fn log_udf() -> ScalarUDF {
+    create_udf(
+        "bq_log",
+        vec![DataType::Float64, DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let scalars = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (x, y) = (
+                arrays[0].as_primitive::<Float64Type>(),
+                arrays[1].as_primitive::<Float64Type>(),
+            );
+            let mut out = Vec::with_capacity(x.len());
+            for i in 0..x.len() {
+                if x.is_null(i) || y.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let (v, base) = (x.value(i), y.value(i));
+                let r = if v.is_nan() || base.is_nan() || base.is_infinite() {
+                    f64::NAN
+                } else if v.is_infinite() {
+                    v.ln() / base.ln()
+                } else if v <= 0.0 || base <= 0.0 || base == 1.0 {
+                    return Err(DataFusionError::Execution(format!(
+                        "LOG({v}, {base}): the value and the base must be positive and the base not 1"
+                    )));
+                } else {
+                    v.ln() / base.ln()
+                };
+                out.push(Some(r));
+            }
+            let out: ArrayRef = Arc::new(Float64Array::from(out));
+            if scalars {
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+            } else {
+                Ok(ColumnarValue::Array(out))
+            }
+        }),
+    )
+}
+
+/// `IEEE_DIVIDE(a, b)`: FLOAT64 division as IEEE 754 has it (by zero:
+/// infinity or NaN, never an error).
+fn ieee_divide_udf() -> ScalarUDF {
+    create_udf(
+        "bq_ieee_divide",
+        vec![DataType::Float64, DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let scalars = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let out = numeric::div(&arrays[0], &arrays[1]).map_err(arrow_error)?;
+            if scalars {
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+            } else {
+                Ok(ColumnarValue::Array(out))
+            }
+        }),
+    )
+}
+
+/// `DIV(a, b)`: INT64 division rounding toward zero; by zero and
+/// `DIV(-9223372036854775808, -1)` are errors.
+fn int64_div_udf() -> ScalarUDF {
+    create_udf(
+        "bq_int64_div",
+        vec![DataType::Int64, DataType::Int64],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let scalars = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (x, y) = (
+                arrays[0].as_primitive::<Int64Type>(),
+                arrays[1].as_primitive::<Int64Type>(),
+            );
+            let n = x.len().max(y.len());
+            let at = |a: &Int64Array, i: usize| {
+                let i = if a.len() == 1 { 0 } else { i };
+                (!a.is_null(i)).then(|| a.value(i))
+            };
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                out.push(match (at(x, i), at(y, i)) {
+                    (Some(_), Some(0)) => {
+                        return Err(DataFusionError::Execution(format!(
+                            "division by zero: DIV({}, 0)",
+                            at(x, i).unwrap_or_default()
+                        )));
+                    }
+                    (Some(a), Some(b)) => Some(
+                        a.checked_div(b)
+                            .ok_or_else(|| overflow(format_args!("DIV({a}, {b})")))?,
+                    ),
+                    _ => None,
+                });
+            }
+            let out: ArrayRef = Arc::new(Int64Array::from(out));
+            if scalars {
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+            } else {
+                Ok(ColumnarValue::Array(out))
+            }
+        }),
+    )
+}
+
 fn neg_udf() -> ScalarUDF {
     create_udf(
         "bq_int64_neg",
@@ -106,6 +278,13 @@ pub struct CheckedInt64 {
     sub: Arc<ScalarUDF>,
     mul: Arc<ScalarUDF>,
     neg: Arc<ScalarUDF>,
+    div: Arc<ScalarUDF>,
+    int_div: Arc<ScalarUDF>,
+    string_to_bool: Arc<ScalarUDF>,
+    safe_string_to_bool: Arc<ScalarUDF>,
+    round: Arc<ScalarUDF>,
+    to_string: Arc<ScalarUDF>,
+    isnan: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedInt64 {
@@ -115,11 +294,81 @@ impl Default for CheckedInt64 {
             sub: Arc::new(binary_udf("bq_int64_sub", numeric::sub)),
             mul: Arc::new(binary_udf("bq_int64_mul", numeric::mul)),
             neg: Arc::new(neg_udf()),
+            div: Arc::new(divide_udf()),
+            int_div: Arc::new(int64_div_udf()),
+            string_to_bool: Arc::new(super::typed::string_to_bool(false)),
+            safe_string_to_bool: Arc::new(super::typed::string_to_bool(true)),
+            round: datafusion::functions::math::round(),
+            to_string: Arc::new(super::typed::to_string_udf()),
+            isnan: datafusion::functions::math::isnan(),
         }
     }
 }
 
+fn is_float_or_int(t: &DataType) -> bool {
+    t.is_integer() || t.is_floating() || *t == DataType::Null
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
 impl CheckedInt64 {
+    /// BigQuery's order of FLOAT64 values: NULL, NaN, -inf, …, +inf
+    /// ascending (Arrow's puts NaN last): each FLOAT64 key is preceded by
+    /// its rank among NULL/NaN/number.
+    fn nan_first(
+        &self,
+        sort: datafusion::logical_expr::Sort,
+        schema: &DFSchema,
+    ) -> datafusion::logical_expr::Sort {
+        use datafusion::logical_expr::{SortExpr, lit, when};
+        let mut keys = Vec::with_capacity(sort.expr.len());
+        for k in sort.expr {
+            let float = k.expr.get_type(schema).is_ok_and(|t| t.is_floating());
+            if float {
+                let isnan = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    self.isnan.clone(),
+                    vec![datafusion::logical_expr::cast(
+                        k.expr.clone(),
+                        DataType::Float64,
+                    )],
+                ));
+                let null_rank = if k.nulls_first == k.asc { 0 } else { 3 };
+                if let Ok(rank) = when(k.expr.clone().is_null(), lit(null_rank))
+                    .when(isnan, lit(1))
+                    .otherwise(lit(2))
+                {
+                    keys.push(SortExpr::new(rank, k.asc, k.nulls_first));
+                }
+            }
+            keys.push(k);
+        }
+        datafusion::logical_expr::Sort {
+            expr: keys,
+            input: sort.input,
+            fetch: sort.fetch,
+        }
+    }
+
+    /// `l op r` where a NaN operand makes the comparison false (true for `!=`).
+    fn nan_aware(&self, l: Expr, op: Operator, r: Expr) -> Expr {
+        let isnan = |e: &Expr| {
+            Expr::ScalarFunction(ScalarFunction::new_udf(
+                self.isnan.clone(),
+                vec![datafusion::logical_expr::cast(e.clone(), DataType::Float64)],
+            ))
+        };
+        let either = Expr::or(isnan(&l), isnan(&r));
+        datafusion::logical_expr::when(either, datafusion::logical_expr::lit(op == Operator::NotEq))
+            .otherwise(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(l),
+                op,
+                Box::new(r),
+            )))
+            .unwrap_or_else(|_| Expr::Literal(ScalarValue::Boolean(None), None))
+    }
+
     /// The UDFs the rule calls (registered so plans can be shown and re-planned).
     pub fn udfs(&self) -> Vec<Arc<ScalarUDF>> {
         vec![
@@ -127,6 +376,11 @@ impl CheckedInt64 {
             self.sub.clone(),
             self.mul.clone(),
             self.neg.clone(),
+            self.div.clone(),
+            self.int_div.clone(),
+            self.string_to_bool.clone(),
+            self.safe_string_to_bool.clone(),
+            self.to_string.clone(),
         ]
     }
 
@@ -151,8 +405,8 @@ impl CheckedInt64 {
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op, right })
                 if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
-                    && self.is_int64(&left, schema)
-                    && self.is_int64(&right, schema) =>
+                    && self.is_int64(&right, schema)
+                    && self.is_int64(&left, schema) =>
             {
                 let udf = match op {
                     Operator::Plus => &self.add,
@@ -162,6 +416,129 @@ impl CheckedInt64 {
                 call(udf, vec![*left, *right])
             }
             Expr::Negative(inner) if self.is_int64(&inner, schema) => call(&self.neg, vec![*inner]),
+            // BigQuery's `/` of INT64 and FLOAT64 values is FLOAT64 division
+            // (`10 / 4` is 2.5; DIV(10, 4) divides INT64s), an error by zero.
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Divide,
+                right,
+            }) if right.get_type(schema).is_ok_and(|t| is_float_or_int(&t))
+                && left.get_type(schema).is_ok_and(|t| is_float_or_int(&t)) =>
+            {
+                let f = |e: Expr| datafusion::logical_expr::cast(e, DataType::Float64);
+                call(&self.div, vec![f(*left), f(*right)])
+            }
+            // IEEE comparisons of FLOAT64: NaN is unequal and unordered
+            // (Arrow's total order puts it above everything).
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if matches!(
+                    op,
+                    Operator::Eq
+                        | Operator::NotEq
+                        | Operator::Lt
+                        | Operator::LtEq
+                        | Operator::Gt
+                        | Operator::GtEq
+                ) && [&right, &left]
+                    .iter()
+                    .any(|e| e.get_type(schema).is_ok_and(|t| t.is_floating())) =>
+            {
+                Transformed::yes(self.nan_aware(*left, op, *right))
+            }
+            Expr::Between(b)
+                if [&b.expr, &b.low, &b.high]
+                    .iter()
+                    .any(|e| e.get_type(schema).is_ok_and(|t| t.is_floating())) =>
+            {
+                let within = Expr::and(
+                    self.nan_aware((*b.expr).clone(), Operator::GtEq, *b.low),
+                    self.nan_aware(*b.expr, Operator::LtEq, *b.high),
+                );
+                Transformed::yes(if b.negated {
+                    datafusion::logical_expr::not(within)
+                } else {
+                    within
+                })
+            }
+            // NUMERIC op NUMERIC is NUMERIC (DataFusion widens the scale of
+            // products and quotients).
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if matches!(
+                    op,
+                    Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+                ) && [&right, &left].iter().all(|e| {
+                    e.get_type(schema).is_ok_and(|t| {
+                        t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Null)
+                    })
+                }) && [&right, &left].iter().any(|e| {
+                    e.get_type(schema)
+                        .is_ok_and(|t| t == DataType::Decimal128(38, 9))
+                }) && Expr::BinaryExpr(BinaryExpr::new(left.clone(), op, right.clone()))
+                    .get_type(schema)
+                    .is_ok_and(|t| t != DataType::Decimal128(38, 9)) =>
+            {
+                Transformed::yes(datafusion::logical_expr::cast(
+                    Expr::BinaryExpr(BinaryExpr::new(left, op, right)),
+                    DataType::Decimal128(38, 9),
+                ))
+            }
+            // FLOAT64, DATETIME and TIMESTAMP are written as BigQuery writes them.
+            Expr::Cast(c)
+                if matches!(c.field.data_type(), DataType::Utf8 | DataType::Utf8View)
+                    && c.expr.get_type(schema).is_ok_and(|t| {
+                        matches!(
+                            t,
+                            DataType::Float64 | DataType::Float32 | DataType::Timestamp(..)
+                        )
+                    }) =>
+            {
+                let text = call(&self.to_string, vec![*c.expr]);
+                match c.field.data_type() {
+                    DataType::Utf8 => text,
+                    other => text.update_data(|e| datafusion::logical_expr::cast(e, other.clone())),
+                }
+            }
+            // CAST(string AS BOOL) takes only 'true' and 'false'.
+            Expr::Cast(c)
+                if *c.field.data_type() == DataType::Boolean
+                    && c.expr.get_type(schema).is_ok_and(|t| is_string(&t)) =>
+            {
+                call(&self.string_to_bool, vec![*c.expr])
+            }
+            Expr::TryCast(c)
+                if *c.field.data_type() == DataType::Boolean
+                    && c.expr.get_type(schema).is_ok_and(|t| is_string(&t)) =>
+            {
+                call(&self.safe_string_to_bool, vec![*c.expr])
+            }
+            // FLOAT64 → INT64 rounds half away from zero in BigQuery
+            // (DataFusion's cast truncates).
+            Expr::Cast(c)
+                if c.field.data_type().is_integer()
+                    && c.expr.get_type(schema).is_ok_and(|t| t.is_floating()) =>
+            {
+                let rounded = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    self.round.clone(),
+                    vec![*c.expr],
+                ));
+                Transformed::yes(datafusion::logical_expr::cast(
+                    rounded,
+                    c.field.data_type().clone(),
+                ))
+            }
+            Expr::TryCast(c)
+                if c.field.data_type().is_integer()
+                    && c.expr.get_type(schema).is_ok_and(|t| t.is_floating()) =>
+            {
+                let rounded = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    self.round.clone(),
+                    vec![*c.expr],
+                ));
+                Transformed::yes(datafusion::logical_expr::try_cast(
+                    rounded,
+                    c.field.data_type().clone(),
+                ))
+            }
             e => Transformed::no(e),
         }
     }
@@ -176,15 +553,78 @@ impl AnalyzerRule for CheckedInt64 {
         plan.transform_up_with_subqueries(|plan| {
             // The columns expressions of this node may refer to.
             let schema = merge_schema(&plan.inputs());
+            let plan = match plan {
+                LogicalPlan::Sort(sort) => LogicalPlan::Sort(self.nan_first(sort, &schema)),
+                other => other,
+            };
             let names = NamePreserver::new(&plan);
-            plan.map_expressions(|expr| {
+            let t = plan.map_expressions(|expr| {
                 let name = names.save(&expr);
-                expr.transform_up(|e| Ok(self.rewrite(e, &schema)))
-                    .map(|t| t.update_data(|e| name.restore(e)))
-            })
+                expr.transform_up(|e| {
+                    refuse_bytes_as_text(&e, &schema)?;
+                    Ok(self.rewrite(e, &schema))
+                })
+                .map(|t| t.update_data(|e| name.restore(e)))
+            })?;
+            // `/` makes FLOAT64 where DataFusion typed INT64: the node's
+            // schema follows its expressions.
+            if t.transformed {
+                t.map_data(|p| p.recompute_schema())
+            } else {
+                Ok(t)
+            }
         })
         .data()
     }
+}
+
+/// String functions DataFusion runs on BYTES by casting them to STRING
+/// (`LPAD(b'abc', 5)` would be a STRING): refused rather than answered
+/// with another type.
+fn refuse_bytes_as_text(e: &Expr, schema: &DFSchema) -> DfResult<()> {
+    let Expr::ScalarFunction(f) = e else {
+        return Ok(());
+    };
+    let text_only = matches!(
+        f.func.name(),
+        "lpad"
+            | "rpad"
+            | "repeat"
+            | "reverse"
+            | "ltrim"
+            | "rtrim"
+            | "btrim"
+            | "lower"
+            | "upper"
+            | "replace"
+            | "starts_with"
+            | "ends_with"
+            | "strpos"
+            | "instr"
+            | "left"
+            | "right"
+            | "initcap"
+            | "translate"
+            | "regexp_replace"
+            | "regexp_like"
+            | "regexp_count"
+    );
+    let bytes = f.args.iter().any(|a| match a {
+        Expr::Cast(c) => c.expr.get_type(schema).is_ok_and(|t| {
+            matches!(
+                t,
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            )
+        }),
+        _ => false,
+    });
+    if text_only && bytes {
+        return Err(DataFusionError::NotImplemented(format!(
+            "{} of BYTES values",
+            f.func.name().to_uppercase()
+        )));
+    }
+    Ok(())
 }
 
 /// DataFusion's `sum`, with INT64 sums checked for overflow.
@@ -221,6 +661,9 @@ impl AggregateUDFImpl for CheckedSum {
         match (is_int64_sum(&args), args.is_distinct) {
             (true, false) => Ok(Box::new(SumAccumulator::default())),
             (true, true) => Ok(Box::new(DistinctSumAccumulator::default())),
+            _ if is_float64_sum(&args) && !args.is_distinct => {
+                Ok(Box::new(FloatSumAccumulator::default()))
+            }
             _ => self.inner.accumulator(args),
         }
     }
@@ -247,6 +690,8 @@ impl AggregateUDFImpl for CheckedSum {
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
         if is_int64_sum(&args) && !args.is_distinct {
             Ok(Box::new(SumAccumulator::default()))
+        } else if is_float64_sum(&args) && !args.is_distinct {
+            Ok(Box::new(FloatSumAccumulator::default()))
         } else {
             self.inner.create_sliding_accumulator(args)
         }
@@ -269,6 +714,111 @@ impl AggregateUDFImpl for CheckedSum {
     }
 }
 
+fn is_float64_sum(args: &AccumulatorArgs) -> bool {
+    args.return_field.data_type() == &DataType::Float64
+}
+
+/// A FLOAT64 `SUM` (also over a sliding window frame): infinities and NaNs
+/// are counted apart from the finite sum, so a frame that loses an
+/// infinity is finite again (subtracting it would leave NaN); a finite
+/// sum that leaves FLOAT64's range is an error, as in BigQuery. The finite
+/// sum is kept divided by 4 (exact but for subnormal values), so a sliding
+/// frame may pass through a sum up to 4 times FLOAT64's largest value on
+/// its way to a result in range.
+#[derive(Debug, Default)]
+struct FloatSumAccumulator {
+    /// The sum of the finite values, divided by 4.
+    finite: f64,
+    positive_infinities: u64,
+    negative_infinities: u64,
+    nans: u64,
+    /// Non-NULL values.
+    count: u64,
+}
+
+impl FloatSumAccumulator {
+    fn apply(&mut self, values: &[ArrayRef], sign: f64) -> DfResult<()> {
+        let Some(values) = values
+            .first()
+            .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        else {
+            return Err(DataFusionError::Internal(
+                "SUM: expected FLOAT64 values".into(),
+            ));
+        };
+        let step = |n: u64| {
+            if sign > 0.0 {
+                n + 1
+            } else {
+                n.saturating_sub(1)
+            }
+        };
+        for v in values.iter().flatten() {
+            if v.is_nan() {
+                self.nans = step(self.nans);
+            } else if v == f64::INFINITY {
+                self.positive_infinities = step(self.positive_infinities);
+            } else if v == f64::NEG_INFINITY {
+                self.negative_infinities = step(self.negative_infinities);
+            } else {
+                self.finite += sign * v * 0.25;
+            }
+            self.count = step(self.count);
+        }
+        if self.count == 0 {
+            self.finite = 0.0;
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for FloatSumAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.apply(values, 1.0)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.apply(values, -1.0)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        let v = if self.count == 0 {
+            None
+        } else if self.nans > 0 || (self.positive_infinities > 0 && self.negative_infinities > 0) {
+            Some(f64::NAN)
+        } else if self.positive_infinities > 0 {
+            Some(f64::INFINITY)
+        } else if self.negative_infinities > 0 {
+            Some(f64::NEG_INFINITY)
+        } else {
+            let sum = self.finite * 4.0;
+            if !sum.is_finite() {
+                return Err(DataFusionError::Execution(
+                    "double overflow: SUM of FLOAT64 values beyond FLOAT64's range".into(),
+                ));
+            }
+            Some(sum)
+        };
+        Ok(ScalarValue::Float64(v))
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.update_batch(states)
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>()
+    }
+}
+
 fn int64s(values: &[ArrayRef]) -> DfResult<&Int64Array> {
     values
         .first()
@@ -286,10 +836,18 @@ fn add(sum: Option<i64>, v: i64) -> DfResult<Option<i64>> {
     }
 }
 
+/// A sum kept in 128 bits as INT64, or the overflow error: only the sum
+/// of the values counts, not the order they were added (or, in a sliding
+/// window frame, added and removed) in.
+fn as_int64(sum: Option<i128>) -> DfResult<Option<i64>> {
+    sum.map(|s| i64::try_from(s).map_err(|_| overflow(format_args!("SUM = {s}"))))
+        .transpose()
+}
+
 /// An INT64 `SUM` (also over a sliding window frame).
 #[derive(Debug, Default)]
 struct SumAccumulator {
-    sum: Option<i64>,
+    sum: Option<i128>,
     /// Non-NULL values in the frame (a frame that loses them all is NULL again).
     count: u64,
 }
@@ -297,7 +855,7 @@ struct SumAccumulator {
 impl Accumulator for SumAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         for v in int64s(values)?.iter().flatten() {
-            self.sum = add(self.sum, v)?;
+            self.sum = Some(self.sum.unwrap_or(0) + i128::from(v));
             self.count += 1;
         }
         Ok(())
@@ -305,11 +863,7 @@ impl Accumulator for SumAccumulator {
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         for v in int64s(values)?.iter().flatten() {
-            let s = self.sum.unwrap_or(0);
-            self.sum = Some(
-                s.checked_sub(v)
-                    .ok_or_else(|| overflow(format_args!("SUM ({s} - {v})")))?,
-            );
+            self.sum = Some(self.sum.unwrap_or(0) - i128::from(v));
             self.count = self.count.saturating_sub(1);
             if self.count == 0 {
                 self.sum = None;
@@ -323,11 +877,11 @@ impl Accumulator for SumAccumulator {
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Int64(self.sum))
+        Ok(ScalarValue::Int64(as_int64(self.sum)?))
     }
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Int64(self.sum)])
+        Ok(vec![ScalarValue::Int64(as_int64(self.sum)?)])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
@@ -471,6 +1025,8 @@ pub fn register(ctx: &SessionContext) {
     for f in rule.udfs() {
         ctx.register_udf(f.as_ref().clone());
     }
+    ctx.register_udf(ieee_divide_udf());
+    ctx.register_udf(log_udf());
     ctx.add_analyzer_rule(Arc::new(rule));
     ctx.register_udaf(CheckedSum::udaf());
 }

@@ -1,5 +1,6 @@
-//! Runs the cases of `.test` files on a temporary local warehouse and
-//! classifies each: pass, unsupported, wrong, skipped.
+//! Runs the cases of `.test` files on a temporary local warehouse, or on a
+//! peer speaking BigQuery's REST API (`peer.rs`), and classifies each: pass,
+//! unsupported, wrong, skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use bigflow_bigquery::{Backend, BqError, LocalWarehouse, QueryContext, QueryResu
 
 use super::compare::compare_rows;
 use super::format::{Case, Expected, Ty, V, parse_file};
+use super::peer::Peer;
 
 /// Project and dataset the cases' bare table names resolve in.
 const PROJECT: &str = "conformance";
@@ -380,23 +382,140 @@ fn ctx() -> QueryContext {
     }
 }
 
-/// Runs one statement on its own thread, with a deadline and panics caught.
-fn execute(wh: &Arc<LocalWarehouse>, sql: &str) -> Result<Result<QueryResult, BqError>, String> {
-    let (tx, rx) = mpsc::channel();
-    let wh = Arc::clone(wh);
-    let sql = sql.to_string();
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let r =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wh.execute(&sql, &ctx())));
-            let _ = tx.send(r);
-        })
-        .map_err(|e| e.to_string())?;
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(_)) => Err("panicked".into()),
-        Err(_) => Err(format!("no answer within {TIMEOUT:?}")),
+/// A statement's error: its message, and whether it counts as
+/// "unsupported" (the local warehouse's clear refusal; any error of a peer).
+#[derive(Debug)]
+pub struct Failure {
+    unsupported: bool,
+    message: String,
+}
+
+/// What one statement gave: `Err` for a hang or a panic.
+type Got = Result<Result<QueryResult, Failure>, String>;
+
+/// Where a file's cases run.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    /// A temporary local warehouse per file.
+    Local,
+    /// A peer speaking BigQuery's REST API: a dataset per file.
+    Peer(&'a Arc<Peer>),
+}
+
+/// The tables of one file (or one DML case's copy of them).
+enum Engine {
+    Local {
+        wh: Arc<LocalWarehouse>,
+        _dir: tempfile::TempDir,
+    },
+    Peer {
+        peer: Arc<Peer>,
+        dataset: String,
+    },
+}
+
+impl Engine {
+    fn new(target: Target<'_>, file: &str) -> Result<Engine, String> {
+        match target {
+            Target::Local => {
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let wh = LocalWarehouse::open(dir.path().join("wh")).map_err(|e| e.to_string())?;
+                Ok(Engine::Local {
+                    wh: Arc::new(wh),
+                    _dir: dir,
+                })
+            }
+            Target::Peer(peer) => Ok(Engine::Peer {
+                peer: Arc::clone(peer),
+                dataset: peer.new_dataset(file)?,
+            }),
+        }
+    }
+
+    /// Runs one statement on its own thread, with a deadline and panics caught.
+    fn execute(&self, sql: &str) -> Got {
+        let sql = sql.to_string();
+        let job: Box<dyn FnOnce() -> Result<QueryResult, Failure> + Send> = match self {
+            Engine::Local { wh, .. } => {
+                let wh = Arc::clone(wh);
+                Box::new(move || {
+                    wh.execute(&sql, &ctx()).map_err(|e| Failure {
+                        unsupported: matches!(e, BqError::Unsupported { .. }),
+                        message: e.to_string(),
+                    })
+                })
+            }
+            Engine::Peer { peer, dataset } => {
+                let (peer, dataset) = (Arc::clone(peer), dataset.clone());
+                Box::new(move || {
+                    peer.execute(&sql, &dataset).map_err(|message| Failure {
+                        unsupported: true,
+                        message,
+                    })
+                })
+            }
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                let _ = tx.send(r);
+            })
+            .map_err(|e| e.to_string())?;
+        match rx.recv_timeout(TIMEOUT) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err("panicked".into()),
+            Err(_) => Err(format!("no answer within {TIMEOUT:?}")),
+        }
+    }
+
+    /// A copy of the prepared tables, for one DML statement: the local
+    /// warehouse's directory copied, or the `prepared` statements run again
+    /// in a new dataset of the peer.
+    fn fork(&self, name: &str, prepared: &[String]) -> Result<Engine, Failure> {
+        match self {
+            Engine::Local { wh, .. } => {
+                let local = |e: String| Failure {
+                    unsupported: false,
+                    message: format!("copying the prepared tables: {e}"),
+                };
+                let dir = tempfile::tempdir().map_err(|e| local(e.to_string()))?;
+                copy_dir(wh.dir(), &dir.path().join("wh")).map_err(|e| local(e.to_string()))?;
+                let wh = LocalWarehouse::open(dir.path().join("wh"))
+                    .map_err(|e| local(e.to_string()))?;
+                Ok(Engine::Local {
+                    wh: Arc::new(wh),
+                    _dir: dir,
+                })
+            }
+            Engine::Peer { peer, .. } => {
+                let failed = |message: String| Failure {
+                    unsupported: true,
+                    message: format!("copying the prepared tables: {message}"),
+                };
+                let copy = Engine::Peer {
+                    peer: Arc::clone(peer),
+                    dataset: peer.new_dataset(name).map_err(failed)?,
+                };
+                for sql in prepared {
+                    match copy.execute(sql) {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(f)) => return Err(failed(f.message)),
+                        Err(e) => return Err(failed(e)),
+                    }
+                }
+                Ok(copy)
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Engine::Peer { peer, dataset } = self {
+            peer.drop_dataset(dataset);
+        }
     }
 }
 
@@ -412,7 +531,7 @@ fn short(s: &str) -> String {
 /// Classifies a statement's outcome against the expected one.
 fn classify(
     expected: &Expected,
-    got: Result<Result<QueryResult, BqError>, String>,
+    got: Got,
     check: impl FnOnce(&Ty, &V, &QueryResult) -> Result<(), String>,
 ) -> Outcome {
     match (expected, got) {
@@ -422,11 +541,11 @@ fn classify(
         (Expected::Error(e), Ok(Ok(_))) => {
             Outcome::Wrong(format!("succeeded, expected error {}", short(e)))
         }
-        (Expected::Value(..), Ok(Err(e @ BqError::Unsupported { .. }))) => {
-            Outcome::Unsupported(short(&e.to_string()))
+        (Expected::Value(..), Ok(Err(f))) if f.unsupported => {
+            Outcome::Unsupported(short(&f.message))
         }
-        (Expected::Value(..), Ok(Err(e))) => {
-            Outcome::Wrong(format!("error: {}", short(&e.to_string())))
+        (Expected::Value(..), Ok(Err(f))) => {
+            Outcome::Wrong(format!("error: {}", short(&f.message)))
         }
         (Expected::Value(ty, v), Ok(Ok(result))) => match check(ty, v, &result) {
             Ok(()) => Outcome::Pass,
@@ -451,12 +570,16 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Runs every case of one `.test` file.
-pub fn run_file(path: &Path) -> FileResult {
+pub fn run_file(path: &Path, target: Target<'_>) -> FileResult {
     let file = path.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let cases = parse_file(&text);
-    let tmp = tempfile::tempdir().expect("temporary directory");
-    let wh = Arc::new(LocalWarehouse::open(tmp.path().join("wh")).expect("warehouse"));
+    let engine = match Engine::new(target, file.trim_end_matches(".test")) {
+        Ok(e) => e,
+        Err(e) => panic!("{file}: {e}"),
+    };
+    // The preparing statements that succeeded, in order (a peer's DML copy runs them again).
+    let mut prepared: Vec<String> = Vec::new();
     let mut non_bq_columns: BTreeSet<String> = BTreeSet::new();
     // Tables whose preparation failed or was skipped: why.
     let mut unavailable: BTreeMap<String, Outcome> = BTreeMap::new();
@@ -501,8 +624,8 @@ pub fn run_file(path: &Path) -> FileResult {
             for (from, to) in MAPPED_TYPES {
                 sql = replace_word(&sql, from, to);
             }
-            match execute(&wh, &sql) {
-                Ok(Ok(_)) => {}
+            match engine.execute(&sql) {
+                Ok(Ok(_)) => prepared.push(sql),
                 other => {
                     let outcome = classify(&case.expected, other, |_, _, _| Ok(()));
                     let outcome = match outcome {
@@ -524,9 +647,9 @@ pub fn run_file(path: &Path) -> FileResult {
         } else {
             let sql = substitute_parameters(&case.sql, &case.parameters);
             if is_dml(&sql) {
-                run_dml(case, &sql, &wh, tmp.path())
+                run_dml(case, &sql, &engine, &prepared)
             } else {
-                let got = execute(&wh, &sql);
+                let got = engine.execute(&sql);
                 if std::env::var("BIGFLOW_CONFORMANCE_CASE").as_deref() == Ok(case.name.as_str()) {
                     match &got {
                         Ok(Ok(r)) => println!(
@@ -554,16 +677,16 @@ pub fn run_file(path: &Path) -> FileResult {
 
 /// A DML case runs on a copy of the prepared tables; its result is the
 /// number of rows changed and the table's rows afterwards.
-fn run_dml(case: &Case, sql: &str, prepared: &Arc<LocalWarehouse>, tmp: &Path) -> Outcome {
-    let dir = tmp.join(format!("dml-{}", case.name));
-    if let Err(e) = copy_dir(prepared.dir(), &dir) {
-        return Outcome::Wrong(format!("copying the prepared tables: {e}"));
-    }
-    let wh = Arc::new(LocalWarehouse::open(&dir).expect("warehouse"));
+fn run_dml(case: &Case, sql: &str, prepared: &Engine, statements: &[String]) -> Outcome {
     let Some(target) = dml_target(sql) else {
         return Outcome::Wrong("cannot tell the DML statement's table".into());
     };
-    let got = execute(&wh, sql);
+    let wh = match prepared.fork(&case.name, statements) {
+        Ok(copy) => copy,
+        Err(f) if f.unsupported => return Outcome::Unsupported(short(&f.message)),
+        Err(f) => return Outcome::Wrong(f.message),
+    };
+    let got = wh.execute(sql);
     let outcome = classify(&case.expected, got, |ty, v, result| {
         let (Ty::Struct(fields), V::Struct(_, values)) = (ty, v) else {
             return Err("expected a DML result STRUCT<num_rows_modified, all_rows>".into());
@@ -577,9 +700,9 @@ fn run_dml(case: &Case, sql: &str, prepared: &Arc<LocalWarehouse>, tmp: &Path) -
         if changed.map(|c| c.to_string()).as_deref() != Some(n.as_str()) {
             return Err(format!("{changed:?} rows modified, expected {n}"));
         }
-        let all = match execute(&wh, &format!("SELECT * FROM {target}")) {
+        let all = match wh.execute(&format!("SELECT * FROM {target}")) {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(format!("reading {target} back: {e}")),
+            Ok(Err(f)) => return Err(format!("reading {target} back: {}", f.message)),
             Err(e) => return Err(e),
         };
         let rows_ty = match (rows_ty, rows) {
@@ -589,7 +712,6 @@ fn run_dml(case: &Case, sql: &str, prepared: &Arc<LocalWarehouse>, tmp: &Path) -
         compare_rows(&rows_ty, rows, &all.batches)
     });
     drop(wh);
-    let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
 
@@ -635,6 +757,55 @@ pub fn markdown(results: &[FileResult]) -> String {
             run
         ));
     }
+    out
+}
+
+/// Ours and a peer's counts per file side by side, with totals and pass rates.
+pub fn markdown_pair(ours: &[FileResult], peer: &[FileResult], peer_name: &str) -> String {
+    let mut out = format!(
+        "| file | cases | pass | unsupported | wrong | skipped | {peer_name} pass | {peer_name} unsupported | {peer_name} wrong | {peer_name} skipped |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let mut total = [[0usize; 5]; 2];
+    for r in ours {
+        let a = r.counts();
+        let b = peer
+            .iter()
+            .find(|p| p.file == r.file)
+            .map(FileResult::counts)
+            .unwrap_or_default();
+        for (side, c) in [a, b].into_iter().enumerate() {
+            for (t, v) in total[side].iter_mut().zip(c) {
+                *t += v;
+            }
+        }
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.file, a[0], a[1], a[2], a[3], a[4], b[1], b[2], b[3], b[4]
+        ));
+    }
+    let [a, b] = total;
+    out.push_str(&format!(
+        "| **total** | **{}** | **{}** | **{}** | **{}** | **{}** | **{}** | **{}** | **{}** | **{}** |\n",
+        a[0], a[1], a[2], a[3], a[4], b[1], b[2], b[3], b[4]
+    ));
+    let rate = |c: &[usize; 5]| {
+        let run = c[0] - c[4];
+        if run == 0 {
+            "—".to_string()
+        } else {
+            format!(
+                "{:.1} % ({} of {})",
+                100.0 * c[1] as f64 / run as f64,
+                c[1],
+                run
+            )
+        }
+    };
+    out.push_str(&format!(
+        "\nPass rate over non-skipped cases: ours {}, {peer_name} {}.\n",
+        rate(&a),
+        rate(&b)
+    ));
     out
 }
 
