@@ -6,10 +6,18 @@
 //!   DirectRunner (`[\w']+` tokens, `word: count` lines, one shard).
 //!   Both Rust variants find tokens with the same scanner (`words`), so the
 //!   comparison measures the runner, not the regex engine.
+//! - `wordcount-pairs INPUT OUTPUT_PREFIX`: the same with a DoFn that emits
+//!   `(word, 1)` itself (one `String` per word instead of two).
 //! - `handwritten INPUT OUTPUT`: the same word count as one hand-written
-//!   single pass (buffered lines, one hash map), the practical limit.
+//!   single pass on one thread (buffered lines, one hash map).
+//! - `limit INPUT OUTPUT`: the same word count as a hand-written parallel
+//!   program (whole file in memory, one slice per core, borrowed keys, a
+//!   fast hash, per-thread maps merged at the end): the machine's limit.
 //! - `gbk RECORDS BUDGET_MB`: a GroupByKey of RECORDS (key, 100-byte value)
 //!   pairs over 100k keys with the given memory budget; prints spill figures.
+//! - `combine RECORDS KEYS BUDGET_MB`: a CombinePerKey (Sum) of RECORDS
+//!   pairs over KEYS distinct string keys with the given memory budget;
+//!   every key's sum is checked; prints spill figures.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -81,6 +89,35 @@ impl DoFn for ExtractWords {
     }
 }
 
+/// Emits `(word, 1)` pairs itself: one `String` per word instead of the
+/// canonical pipeline's two (the DoFn's and PairWithOne's clone).
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+struct ExtractPairs;
+
+impl DoFn for ExtractPairs {
+    type In = String;
+    type Out = (String, i64);
+    fn process(&mut self, line: &String, ctx: &mut Context<'_, (String, i64)>) -> Result<()> {
+        for w in words(line) {
+            ctx.emit((w.to_string(), 1));
+        }
+        Ok(())
+    }
+}
+
+/// The word count with [`ExtractPairs`] in place of ExtractWords + PairWithOne.
+fn wordcount_pairs(input: &str, output: &str) -> Result<()> {
+    let p = Pipeline::new(PipelineOptions::default());
+    p.read_text("ReadLines", input)
+        .par_do("ExtractPairs", ExtractPairs)
+        .combine_per_key("GroupAndSum", Sum::new())
+        .map("Format", |(w, c)| format!("{w}: {c}"))
+        .write_text("Write", WriteText::to(output));
+    let r = p.run()?;
+    eprintln!("pipeline: {:?}", r.elapsed);
+    Ok(())
+}
+
 fn wordcount(input: &str, output: &str) -> Result<()> {
     let p = Pipeline::new(PipelineOptions::default());
     p.read_text("ReadLines", input)
@@ -117,6 +154,101 @@ fn handwritten(input: &str, output: &str) -> Result<()> {
     let mut w = BufWriter::new(std::fs::File::create(output)?);
     for l in lines {
         writeln!(w, "{l}")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// FxHash's multiply-rotate over 8 bytes at a time: a fast non-cryptographic
+/// hash for the limit's maps (no dependency).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Spread the high bits down: hashbrown takes its control bits from the top.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+/// The limit: the fastest plain word count we know how to write for this
+/// machine. The whole file in memory, one slice per core cut after a line
+/// separator, keys borrowed from the input, a multiply-rotate hash, one map
+/// per thread merged at the end; the same tokens (`words`) and the same
+/// output as the others.
+fn limit(input: &str, output: &str) -> Result<()> {
+    let data = std::fs::read(input)?;
+    let text = std::str::from_utf8(&data)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cuts = vec![0usize];
+    for i in 1..threads {
+        let at = (text.len() * i / threads).max(*cuts.last().expect("a cut"));
+        let next = text.as_bytes()[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |p| at + p + 1);
+        cuts.push(next);
+    }
+    cuts.push(text.len());
+    let maps: Vec<HashMap<&str, i64, FxBuild>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .map(|w| {
+                let slice = &text[w[0]..w[1]];
+                s.spawn(move || {
+                    let mut counts: HashMap<&str, i64, FxBuild> = HashMap::default();
+                    for word in words(slice) {
+                        *counts.entry(word).or_insert(0) += 1;
+                    }
+                    counts
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a counting thread panicked"))
+            .collect()
+    });
+    let mut maps = maps.into_iter();
+    let mut total = maps.next().unwrap_or_default();
+    for m in maps {
+        for (w, c) in m {
+            *total.entry(w).or_insert(0) += c;
+        }
+    }
+    let mut lines: Vec<String> = total
+        .into_iter()
+        .map(|(w, c)| format!("{w}: {c}"))
+        .collect();
+    lines.sort_unstable();
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(output)?);
+    for l in lines {
+        w.write_all(l.as_bytes())?;
+        w.write_all(b"\n")?;
     }
     w.flush()?;
     Ok(())
@@ -218,6 +350,38 @@ fn gbk(records: i64, budget_mb: usize) -> Result<()> {
     Ok(())
 }
 
+/// A CombinePerKey (Sum) of RECORDS (key, 1) pairs over KEYS distinct
+/// string keys with the given memory budget; every key's sum is checked.
+fn combine(records: i64, keys: i64, budget_mb: usize) -> Result<()> {
+    if keys <= 0 || records % keys != 0 {
+        bail!("combine: RECORDS must be a multiple of KEYS");
+    }
+    let mut o = PipelineOptions::default();
+    o.direct.memory_budget_mb = Some(budget_mb);
+    let p = Pipeline::new(o);
+    let chunks = 64i64;
+    let per = records / chunks;
+    let per_key = records / keys;
+    let checked = p
+        .create("Chunks", (0..chunks).collect())
+        .flat_map("Records", move |c| {
+            (c * per..(c + 1) * per).map(move |i| (format!("key-{:09}", i % keys), 1i64))
+        })
+        .combine_per_key("Sum", Sum::new())
+        .map("Check", move |(_, s)| *s == per_key)
+        .count_per_element("Tally");
+    // The run fails unless every key came out once with its whole sum.
+    assert_that(&checked, equal_to(vec![(true, keys)]));
+    let r = p.run()?;
+    println!(
+        "combine records={records} keys={keys} budget_mb={budget_mb} spilled_runs={} spilled_mib={:.1} elapsed={:.2?}",
+        r.spilled_runs,
+        r.spilled_bytes as f64 / (1 << 20) as f64,
+        r.elapsed
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -246,10 +410,15 @@ fn main() -> Result<()> {
     {
         ["gen", path, mb] => gen_text(path, mb.parse()?),
         ["wordcount", input, output] => wordcount(input, output),
+        ["wordcount-pairs", input, output] => wordcount_pairs(input, output),
         ["handwritten", input, output] => handwritten(input, output),
+        ["limit", input, output] => limit(input, output),
         ["gbk", records, budget] => gbk(records.parse()?, budget.parse()?),
+        ["combine", records, keys, budget] => {
+            combine(records.parse()?, keys.parse()?, budget.parse()?)
+        }
         _ => bail!(
-            "usage: beam_bench gen PATH MB | wordcount INPUT PREFIX | handwritten INPUT OUTPUT | gbk RECORDS BUDGET_MB"
+            "usage: beam_bench gen PATH MB | wordcount INPUT PREFIX | wordcount-pairs INPUT PREFIX | handwritten INPUT OUTPUT | limit INPUT OUTPUT | gbk RECORDS BUDGET_MB | combine RECORDS KEYS BUDGET_MB"
         ),
     }
 }

@@ -273,6 +273,15 @@ impl<D: DoFn> Receiver<D::In> for ParDoOp<D> {
         r.map_err(|e| element_error(&self.label, &wv.value, e))
     }
 
+    fn receive_ref(&mut self, wv: &WindowedValue<D::In>) -> Result<()> {
+        let (dofn, mut ctx) = self.ctx(wv.timestamp, wv.window);
+        let r = guarded(|| dofn.process(&wv.value, &mut ctx));
+        if let Some(e) = ctx.downstream.take() {
+            return Err(e);
+        }
+        r.map_err(|e| element_error(&self.label, &wv.value, e))
+    }
+
     fn finish_bundle(&mut self) -> Result<()> {
         let label = self.label.clone();
         let (dofn, mut ctx) = self.ctx(MIN_TIMESTAMP, Window::Global);
@@ -323,17 +332,29 @@ impl<T: Element, U: Element> Receiver<T> for MapOp<T, U> {
         self.out.start_bundle()
     }
     fn receive(&mut self, wv: WindowedValue<T>) -> Result<()> {
+        self.receive_ref(&wv)
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()> {
+        let (timestamp, window) = (wv.timestamp, wv.window);
         match &self.f {
             ElementFn::Map(f) => {
                 let u = guarded(|| f(&wv.value))
                     .map_err(|e| element_error(&self.label, &wv.value, e))?;
-                self.out.receive(wv.with_value(u))
+                self.out.receive(WindowedValue {
+                    value: u,
+                    timestamp,
+                    window,
+                })
             }
             ElementFn::FlatMap(f) => {
                 let us = guarded(|| f(&wv.value))
                     .map_err(|e| element_error(&self.label, &wv.value, e))?;
                 for u in us {
-                    self.out.receive(wv.with_value(u))?;
+                    self.out.receive(WindowedValue {
+                        value: u,
+                        timestamp,
+                        window,
+                    })?;
                 }
                 Ok(())
             }
@@ -362,6 +383,15 @@ impl<T: Element> Receiver<T> for FilterOp<T> {
         let keep = guarded(|| Ok((self.f)(&wv.value)))
             .map_err(|e| element_error(&self.label, &wv.value, e))?;
         if keep { self.out.receive(wv) } else { Ok(()) }
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()> {
+        let keep = guarded(|| Ok((self.f)(&wv.value)))
+            .map_err(|e| element_error(&self.label, &wv.value, e))?;
+        if keep {
+            self.out.receive_ref(wv)
+        } else {
+            Ok(())
+        }
     }
     fn finish_bundle(&mut self) -> Result<()> {
         self.out.finish_bundle()

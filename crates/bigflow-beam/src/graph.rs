@@ -29,6 +29,15 @@ impl<T: Coded + Clone + fmt::Debug + Send + Sync + 'static> Element for T {}
 pub(crate) trait Receiver<T>: Send {
     fn start_bundle(&mut self) -> Result<()>;
     fn receive(&mut self, wv: WindowedValue<T>) -> Result<()>;
+    /// Receives an element the caller keeps (a source's reused line
+    /// buffer): operators that only read their input override this to
+    /// avoid the clone an owned `receive` would need.
+    fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()>
+    where
+        T: Clone,
+    {
+        self.receive(wv.clone())
+    }
     fn finish_bundle(&mut self) -> Result<()>;
     fn teardown(&mut self);
 }
@@ -297,6 +306,9 @@ impl<T> Receiver<T> for Discard {
     fn receive(&mut self, _wv: WindowedValue<T>) -> Result<()> {
         Ok(())
     }
+    fn receive_ref(&mut self, _wv: &WindowedValue<T>) -> Result<()> {
+        Ok(())
+    }
     fn finish_bundle(&mut self) -> Result<()> {
         Ok(())
     }
@@ -315,6 +327,9 @@ impl<T: Clone + Send> Receiver<T> for Fanout<T> {
             r.receive(wv.clone())?;
         }
         last.receive(wv)
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()> {
+        self.0.iter_mut().try_for_each(|r| r.receive_ref(wv))
     }
     fn finish_bundle(&mut self) -> Result<()> {
         self.0.iter_mut().try_for_each(|r| r.finish_bundle())

@@ -786,6 +786,7 @@ impl<K: Element + Hash + Eq, V: Element> PCollection<(K, V)> {
             spec,
         );
         let barrier = crate::runner::direct::barriers::combine_per_key::<K, C>(
+            label,
             combine.clone(),
             global_default,
             node,

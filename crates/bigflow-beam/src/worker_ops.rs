@@ -205,17 +205,26 @@ struct Encoding<T> {
     _t: PhantomData<fn(T)>,
 }
 
-impl<T: Coded> Receiver<T> for Encoding<T> {
-    fn start_bundle(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn receive(&mut self, wv: WindowedValue<T>) -> Result<()> {
-        encode_windowed(&wv, self.window, &mut self.buf)?;
+impl<T: Coded> Encoding<T> {
+    fn push(&mut self, wv: &WindowedValue<T>) -> Result<()> {
+        encode_windowed(wv, self.window, &mut self.buf)?;
         if self.buf.len() >= CHUNK {
             let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096));
             self.out.send(chunk)?;
         }
         Ok(())
+    }
+}
+
+impl<T: Coded> Receiver<T> for Encoding<T> {
+    fn start_bundle(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn receive(&mut self, wv: WindowedValue<T>) -> Result<()> {
+        self.push(&wv)
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()> {
+        self.push(wv)
     }
     fn finish_bundle(&mut self) -> Result<()> {
         if !self.buf.is_empty() {

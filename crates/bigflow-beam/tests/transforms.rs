@@ -495,6 +495,48 @@ fn read_text_splits_large_files_without_losing_lines() {
     p.run().unwrap();
 }
 
+/// A line's length with its first and last characters.
+fn ends(l: &str) -> (i64, String) {
+    let first = l.chars().next().map(String::from).unwrap_or_default();
+    let last = l.chars().last().map(String::from).unwrap_or_default();
+    (l.len() as i64, first + &last)
+}
+
+#[test]
+fn read_text_ranges_cut_through_long_lines_multibyte_text_and_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.txt");
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    for i in 0..60_000 {
+        // Lines longer than a read chunk, multi-byte characters where a
+        // range may start, and both line endings.
+        let line = match i {
+            20_000 => "ł".repeat(1_500_000),
+            40_000 => "x".repeat(2_500_000),
+            _ => format!("zażółć {i} {}", "ę".repeat(i % 29)),
+        };
+        text.push_str(&line);
+        text.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
+        expected.push(line);
+    }
+    // The last line has no line separator.
+    text.push_str("koniec\r");
+    expected.push("koniec\r".to_string());
+    write(&path, &text);
+    let mut opts = PipelineOptions::default();
+    opts.direct.num_workers = Some(3);
+    let p = TestPipeline::with_options(opts);
+    let lengths = p
+        .read_text("Read", path.display().to_string())
+        .map("Ends", |l| ends(l));
+    assert_that(
+        &lengths,
+        equal_to(expected.iter().map(|l| ends(l)).collect()),
+    );
+    p.run().unwrap();
+}
+
 #[test]
 fn bad_inputs_fail_with_the_transform_and_cause() {
     let dir = tempfile::tempdir().unwrap();
@@ -672,6 +714,44 @@ fn group_by_key_over_the_memory_budget_spills_and_stays_correct() {
         "spilled {} bytes",
         r.spilled_bytes
     );
+}
+
+#[test]
+fn combine_per_key_over_the_memory_budget_spills_and_stays_correct() {
+    let mut opts = PipelineOptions::default();
+    opts.direct.memory_budget_bytes = Some(256 << 10);
+    opts.direct.num_workers = Some(2);
+    let p = TestPipeline::with_options(opts);
+    let n = 240_000i64;
+    let keys = 60_000i64;
+    // 60k distinct string keys: their accumulators are several MB against
+    // a 256 KiB budget, so the workers' tables flush often and the
+    // shuffle spills.
+    let kv = p
+        .create("Kv", (0..n).collect())
+        .map("Key", move |x| (format!("key-{:06}", x % keys), *x));
+    let sums = kv.combine_per_key("Sum", Sum::<i64>::new());
+    let means = kv.combine_per_key("Mean", Mean::<i64>::new());
+    let per_key = n / keys;
+    let sum_of = |k: i64| (0..per_key).map(|i| k + i * keys).sum::<i64>();
+    assert_that(
+        &sums,
+        equal_to(
+            (0..keys)
+                .map(|k| (format!("key-{k:06}"), sum_of(k)))
+                .collect(),
+        ),
+    );
+    assert_that(
+        &means,
+        equal_to(
+            (0..keys)
+                .map(|k| (format!("key-{k:06}"), sum_of(k) as f64 / per_key as f64))
+                .collect(),
+        ),
+    );
+    let r = p.run().unwrap();
+    assert!(r.spilled_runs > 10, "spilled {} runs", r.spilled_runs);
 }
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -6,21 +6,21 @@
 //! (a spilling [`Shuffle`] or per-partition accumulators).
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow};
 
 use crate::coders::Coded as _;
-use crate::coders::{CoderError, decode_nested, encode_to_vec};
+use crate::coders::{CoderError, decode_nested};
 use crate::combiners::CombineFn;
 use crate::graph::{
     Bundle, Element, Env, Maker, Receiver, RootOp, RunControl, StateInit, run_bundles, vec_bundles,
 };
 use crate::io::ShardWriter;
-use crate::shuffle::{Record, Shuffle, partition_of};
+use crate::shuffle::{Batch, Shuffle, partition_of};
 use crate::window::{Window, WindowFn, WindowedValue};
 
 /// What a barrier node needs to run on the DirectRunner.
@@ -35,12 +35,17 @@ pub(crate) struct Barrier<T> {
 
 /// A spilling shuffle of `cfg.workers * 4` partitions named after `label`.
 fn shuffle_state(label: &str) -> StateInit {
+    shuffle_state_sharing(label, 1)
+}
+
+/// A shuffle holding `1/share` of the memory budget.
+fn shuffle_state_sharing(label: &str, share: usize) -> StateInit {
     let l = label.to_string();
     Arc::new(move |cfg| {
         Ok(Arc::new(Shuffle::new(
             &l,
             cfg.workers * 4,
-            cfg.memory_budget,
+            cfg.memory_budget / share,
             cfg.temp_dir.clone(),
             cfg.spill.clone(),
         )))
@@ -55,8 +60,9 @@ pub(crate) fn stage<T: Element>(label: &str, node: usize) -> Barrier<T> {
             let parts = shuffle.num_parts();
             Ok(Box::new(StageSink::<T> {
                 shuffle,
-                local: (0..parts).map(|_| Vec::new()).collect(),
+                local: (0..parts).map(|_| Batch::default()).collect(),
                 bytes: 0,
+                key: Vec::new(),
                 _t: PhantomData,
             }))
         }),
@@ -76,8 +82,9 @@ pub(crate) fn group_by_key<K: Element, V: Element>(label: &str, node: usize) -> 
             let parts = shuffle.num_parts();
             Ok(Box::new(GbkSink::<K, V> {
                 shuffle,
-                local: (0..parts).map(|_| Vec::new()).collect(),
+                local: (0..parts).map(|_| Batch::default()).collect(),
                 bytes: 0,
+                key: Vec::new(),
                 _t: PhantomData,
             }))
         }),
@@ -90,8 +97,10 @@ pub(crate) fn group_by_key<K: Element, V: Element>(label: &str, node: usize) -> 
 }
 
 /// Combines values by key and window, lifted: each worker combines what it
-/// sees before the partitions merge.
+/// sees in a bounded table; the table's accumulators go through a spilling
+/// shuffle and each key's accumulators are merged after it.
 pub(crate) fn combine_per_key<K, C>(
+    label: &str,
     combine: C,
     global_default: bool,
     node: usize,
@@ -103,26 +112,30 @@ where
     let c = combine.clone();
     Barrier {
         maker: Arc::new(move |env| {
+            let shuffle = env.state::<Shuffle>(node)?;
+            let parts = shuffle.num_parts();
+            // The workers' tables together hold about half of the budget,
+            // the shuffle the other half.
+            let limit = (env.run.config.memory_budget / (2 * env.run.config.workers.max(1)))
+                .clamp(16 << 10, 256 << 20);
             Ok(Box::new(CombineSink::<K, C> {
-                state: env.state::<CombineState<K, C::Acc>>(node)?,
+                shuffle,
                 combine: c.clone(),
                 local: Vec::new(),
                 last: 0,
-                entries: 0,
+                bytes: 0,
+                limit,
+                scratch: Vec::new(),
+                batches: (0..parts).map(|_| Batch::default()).collect(),
             }))
         }),
         root: Arc::new(CombineRoot::<K, C> {
+            label: label.to_string(),
             combine,
             global_default,
             _t: PhantomData,
         }),
-        init_state: Arc::new(|cfg| {
-            Ok(Arc::new(CombineState::<K, C::Acc> {
-                parts: (0..cfg.workers * 4)
-                    .map(|_| Mutex::new(AccMap::default()))
-                    .collect(),
-            }))
-        }),
+        init_state: shuffle_state_sharing(label, 2),
     }
 }
 
@@ -137,7 +150,7 @@ pub(crate) fn write_files(writer: Arc<ShardWriter>, node: usize) -> Barrier<Stri
             let parts = shuffle.num_parts();
             Ok(Box::new(WriteSink {
                 shuffle,
-                local: (0..parts).map(|_| Vec::new()).collect(),
+                local: (0..parts).map(|_| Batch::default()).collect(),
                 bytes: 0,
             }))
         }),
@@ -158,8 +171,10 @@ pub(crate) fn write_files(writer: Arc<ShardWriter>, node: usize) -> Barrier<Stri
 
 struct StageSink<T> {
     shuffle: Arc<Shuffle>,
-    local: Vec<Vec<Record>>,
+    local: Vec<Batch>,
     bytes: usize,
+    /// The key being encoded (reused).
+    key: Vec<u8>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -168,13 +183,17 @@ impl<T: Element> Receiver<T> for StageSink<T> {
         Ok(())
     }
     fn receive(&mut self, wv: WindowedValue<T>) -> Result<()> {
-        let mut key = Vec::with_capacity(48);
-        wv.window.encode(&mut key);
+        self.receive_ref(&wv)
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()> {
+        let key = &mut self.key;
+        key.clear();
+        wv.window.encode(key);
         key.extend_from_slice(&((wv.timestamp as u64) ^ (1 << 63)).to_be_bytes());
-        wv.value.encode(&mut key);
-        self.bytes += key.len() + 64;
-        let p = partition_of(&key, self.local.len());
-        self.local[p].push((key, Vec::new()));
+        wv.value.encode(key);
+        self.bytes += key.len() + 16;
+        let p = partition_of(key, self.local.len());
+        self.local[p].push(key, |_| {});
         if self.bytes > (1 << 20) {
             self.finish_bundle()?;
         }
@@ -208,12 +227,12 @@ impl<T: Element> Bundle<T> for StageBundle<T> {
     fn run(self: Box<Self>, out: &mut dyn Receiver<T>, control: &RunControl) -> Result<()> {
         let mut merged = self.shuffle.drain(self.part)?;
         let mut n = 0u64;
-        while let Some((key, _)) = merged.next_record()? {
+        while merged.advance()? {
             n += 1;
             if n.is_multiple_of(128) {
                 control.check()?;
             }
-            let mut k: &[u8] = &key;
+            let mut k: &[u8] = merged.key();
             let window = Window::decode(&mut k).map_err(|e| decode_err(&self.label, e))?;
             if k.len() < 8 {
                 return Err(anyhow!(
@@ -257,8 +276,10 @@ impl<T: Element> RootOp for StageRoot<T> {
 
 struct GbkSink<K, V> {
     shuffle: Arc<Shuffle>,
-    local: Vec<Vec<Record>>,
+    local: Vec<Batch>,
     bytes: usize,
+    /// The key being encoded (reused).
+    key: Vec<u8>,
     _t: PhantomData<fn(K, V)>,
 }
 
@@ -279,14 +300,18 @@ impl<K: Element, V: Element> Receiver<(K, V)> for GbkSink<K, V> {
         Ok(())
     }
     fn receive(&mut self, wv: WindowedValue<(K, V)>) -> Result<()> {
-        let mut key = Vec::with_capacity(32);
-        wv.window.encode(&mut key);
-        wv.value.0.encode(&mut key);
-        let mut value = Vec::with_capacity(16);
-        wv.value.1.encode(&mut value);
-        self.bytes += key.len() + value.len() + 64;
-        let p = partition_of(&key, self.local.len());
-        self.local[p].push((key, value));
+        self.receive_ref(&wv)
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<(K, V)>) -> Result<()> {
+        let key = &mut self.key;
+        key.clear();
+        wv.window.encode(key);
+        wv.value.0.encode(key);
+        let p = partition_of(key, self.local.len());
+        let batch = &mut self.local[p];
+        let before = batch.bytes();
+        batch.push(key, |v| wv.value.1.encode(v));
+        self.bytes += batch.bytes() - before;
         if self.bytes > (1 << 20) {
             self.flush()?;
         }
@@ -322,19 +347,28 @@ impl<K: Element, V: Element> Bundle<(K, Vec<V>)> for GbkBundle<K, V> {
     ) -> Result<()> {
         let mut merged = self.shuffle.drain(self.part)?;
         let mut n = 0u64;
-        while let Some((key, values)) = merged.next_group()? {
+        let mut key_bytes = Vec::new();
+        let mut more = merged.advance()?;
+        while more {
             n += 1;
             if n.is_multiple_of(128) {
                 control.check()?;
             }
-            let mut k: &[u8] = &key;
+            key_bytes.clear();
+            key_bytes.extend_from_slice(merged.key());
+            let mut k: &[u8] = &key_bytes;
             let window = Window::decode(&mut k).map_err(|e| decode_err(&self.label, e))?;
             let key = decode_nested::<K>(k).map_err(|e| decode_err(&self.label, e))?;
-            let vs = values
-                .iter()
-                .map(|v| decode_nested::<V>(v))
-                .collect::<Result<Vec<V>, _>>()
-                .map_err(|e| decode_err(&self.label, e))?;
+            let mut vs = Vec::new();
+            loop {
+                vs.push(
+                    decode_nested::<V>(merged.value()).map_err(|e| decode_err(&self.label, e))?,
+                );
+                more = merged.advance()?;
+                if !more || merged.key() != key_bytes.as_slice() {
+                    break;
+                }
+            }
             out.receive(WindowedValue {
                 value: (key, vs),
                 timestamp: window.max_timestamp(),
@@ -364,66 +398,82 @@ impl<K: Element, V: Element> RootOp for GbkRoot<K, V> {
 
 // ---- CombinePerKey with lifting ----
 
-/// Accumulators by (window, key); foldhash is several times faster than
-/// SipHash here and the maps never see untrusted keys from a network.
-type AccMap<K, A> = HashMap<(Window, K), A, foldhash::fast::RandomState>;
-
-struct CombineState<K, A> {
-    parts: Vec<Mutex<AccMap<K, A>>>,
-}
-
-fn hash_partition<H: Hash>(key: &H, parts: usize) -> usize {
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() % parts as u64) as usize
-}
-
-/// Per-worker partial accumulators: one map per window (batch pipelines
-/// see few windows per bundle), so a lookup hashes only the key.
+/// A worker's partial accumulators: one map per window (batch pipelines
+/// see few windows), so a lookup hashes only the key. The table lives as
+/// long as the worker's chain (all the bundles of a root); it is written
+/// to the shuffle when its estimated size passes `limit` and at teardown.
 struct CombineSink<K, C: CombineFn> {
-    state: Arc<CombineState<K, C::Acc>>,
+    shuffle: Arc<Shuffle>,
     combine: C,
     local: Vec<(Window, KeyMap<K, C::Acc>)>,
     last: usize,
-    entries: usize,
+    /// Estimated bytes of the table: encoded keys plus a fixed cost per entry.
+    bytes: usize,
+    limit: usize,
+    /// Encodes a key (reused).
+    scratch: Vec<u8>,
+    batches: Vec<Batch>,
 }
 
+/// foldhash is several times faster than SipHash here, and these maps
+/// never see keys chosen to collide from a network.
 type KeyMap<K, A> = HashMap<K, A, foldhash::fast::RandomState>;
 
+/// What an accumulator table entry costs besides its key's bytes.
+const ENTRY_OVERHEAD: usize = 48;
+
 impl<K: Element + Hash + Eq, C: CombineFn> CombineSink<K, C> {
+    /// Encodes the table's accumulators into the shuffle, keyed by
+    /// (window, key) as GroupByKey keys are.
     fn flush(&mut self) -> Result<()> {
-        let parts = self.state.parts.len();
-        let mut batches: Vec<Vec<((Window, K), C::Acc)>> = (0..parts).map(|_| Vec::new()).collect();
+        let parts = self.batches.len();
+        let key = &mut self.scratch;
         for (window, map) in &mut self.local {
             for (k, acc) in map.drain() {
-                let key = (*window, k);
-                batches[hash_partition(&key, parts)].push((key, acc));
+                key.clear();
+                window.encode(key);
+                k.encode(key);
+                let p = partition_of(key, parts);
+                let batch = &mut self.batches[p];
+                batch.push(key, |v| acc.encode(v));
+                if batch.bytes() > (256 << 10) {
+                    self.shuffle.add(p, batch)?;
+                }
             }
         }
-        self.local.clear();
-        self.last = 0;
-        self.entries = 0;
-        for (p, batch) in batches.into_iter().enumerate() {
-            if batch.is_empty() {
-                continue;
-            }
-            let mut m = self.state.parts[p]
-                .lock()
-                .map_err(|_| anyhow!("poisoned"))?;
-            for (k, acc) in batch {
-                match m.get_mut(&k) {
-                    Some(cur) => self.combine.merge(cur, acc),
-                    None => {
-                        m.insert(k, acc);
-                    }
-                }
+        // One window's drained map keeps its capacity for the next fill.
+        if self.local.len() > 1 {
+            self.local.clear();
+            self.last = 0;
+        }
+        self.bytes = 0;
+        for (p, batch) in self.batches.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                self.shuffle.add(p, batch)?;
             }
         }
         Ok(())
     }
+
+    /// Accounts a new key; flushes when the table is full.
+    #[inline]
+    fn added(&mut self, bytes: usize) -> Result<()> {
+        self.bytes += bytes + ENTRY_OVERHEAD + std::mem::size_of::<(K, C::Acc)>();
+        if self.bytes > self.limit {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn key_bytes(scratch: &mut Vec<u8>, k: &K) -> usize {
+        scratch.clear();
+        k.encode(scratch);
+        scratch.len()
+    }
 }
 
 /// The map of `window` in `local`, remembering it in `last`.
+#[inline]
 fn window_map<'a, K, A>(
     local: &'a mut Vec<(Window, KeyMap<K, A>)>,
     last: &mut usize,
@@ -449,35 +499,56 @@ impl<K: Element + Hash + Eq, C: CombineFn> Receiver<(K, C::In)> for CombineSink<
         let (k, v) = wv.value;
         let combine = &self.combine;
         let map = window_map(&mut self.local, &mut self.last, wv.window);
-        match map.get_mut(&k) {
-            Some(acc) => combine.add_input(acc, v),
-            None => {
-                let mut acc = combine.create();
-                combine.add_input(&mut acc, v);
-                map.insert(k, acc);
-                self.entries += 1;
-                if self.entries >= (1 << 17) {
-                    self.flush()?;
-                }
-            }
+        if let Some(acc) = map.get_mut(&k) {
+            combine.add_input(acc, v);
+            return Ok(());
         }
-        Ok(())
+        let mut acc = combine.create();
+        combine.add_input(&mut acc, v);
+        let n = Self::key_bytes(&mut self.scratch, &k);
+        map.insert(k, acc);
+        self.added(n)
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<(K, C::In)>) -> Result<()> {
+        let (k, v) = &wv.value;
+        let combine = &self.combine;
+        let map = window_map(&mut self.local, &mut self.last, wv.window);
+        if let Some(acc) = map.get_mut(k) {
+            combine.add_input(acc, v.clone());
+            return Ok(());
+        }
+        let mut acc = combine.create();
+        combine.add_input(&mut acc, v.clone());
+        let n = Self::key_bytes(&mut self.scratch, k);
+        map.insert(k.clone(), acc);
+        self.added(n)
     }
     fn finish_bundle(&mut self) -> Result<()> {
-        self.flush()
+        Ok(())
     }
-    fn teardown(&mut self) {}
+    fn teardown(&mut self) {
+        // The last accumulators; a failure here fails the combine's reader.
+        if let Err(e) = self.flush() {
+            self.shuffle.fail(e);
+        }
+    }
 }
 
 struct CombineRoot<K, C> {
+    label: String,
     combine: C,
     global_default: bool,
     _t: PhantomData<fn() -> K>,
 }
 
-struct CombineBundle<K, C: CombineFn> {
-    entries: Vec<((Window, K), C::Acc)>,
+/// One partition of the combine's shuffle: each (window, key)'s
+/// accumulators, in key order.
+struct CombineBundle<K, C> {
+    label: String,
+    shuffle: Arc<Shuffle>,
+    part: usize,
     combine: C,
+    _t: PhantomData<fn() -> K>,
 }
 
 impl<K: Element + Hash + Eq, C: CombineFn> Bundle<(K, C::Out)> for CombineBundle<K, C> {
@@ -486,15 +557,30 @@ impl<K: Element + Hash + Eq, C: CombineFn> Bundle<(K, C::Out)> for CombineBundle
         out: &mut dyn Receiver<(K, C::Out)>,
         control: &RunControl,
     ) -> Result<()> {
-        let mut keyed: Vec<(Vec<u8>, (Window, K), C::Acc)> = self
-            .entries
-            .into_iter()
-            .map(|(k, a)| (encode_to_vec(&k), k, a))
-            .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        for (i, (_, (window, key), acc)) in keyed.into_iter().enumerate() {
-            if (i + 1).is_multiple_of(128) {
+        let mut merged = self.shuffle.drain(self.part)?;
+        let mut n = 0u64;
+        let mut key_bytes = Vec::new();
+        let mut more = merged.advance()?;
+        while more {
+            n += 1;
+            if n.is_multiple_of(128) {
                 control.check()?;
+            }
+            key_bytes.clear();
+            key_bytes.extend_from_slice(merged.key());
+            let mut k: &[u8] = &key_bytes;
+            let window = Window::decode(&mut k).map_err(|e| decode_err(&self.label, e))?;
+            let key = decode_nested::<K>(k).map_err(|e| decode_err(&self.label, e))?;
+            let mut acc =
+                decode_nested::<C::Acc>(merged.value()).map_err(|e| decode_err(&self.label, e))?;
+            loop {
+                more = merged.advance()?;
+                if !more || merged.key() != key_bytes.as_slice() {
+                    break;
+                }
+                let a = decode_nested::<C::Acc>(merged.value())
+                    .map_err(|e| decode_err(&self.label, e))?;
+                self.combine.merge(&mut acc, a);
             }
             out.receive(WindowedValue {
                 value: (key, self.combine.extract(acc)),
@@ -508,32 +594,31 @@ impl<K: Element + Hash + Eq, C: CombineFn> Bundle<(K, C::Out)> for CombineBundle
 
 impl<K: Element + Hash + Eq, C: CombineFn> RootOp for CombineRoot<K, C> {
     fn run(&self, node: usize, env: &Env) -> Result<()> {
-        let state = env.state::<CombineState<K, C::Acc>>(node)?;
-        let mut bundles: Vec<Box<dyn Bundle<(K, C::Out)>>> = Vec::new();
-        for part in &state.parts {
-            let entries: Vec<_> = part
-                .lock()
-                .map_err(|_| anyhow!("poisoned"))?
-                .drain()
-                .collect();
-            if !entries.is_empty() {
-                bundles.push(Box::new(CombineBundle::<K, C> {
-                    entries,
+        let shuffle = env.state::<Shuffle>(node)?;
+        shuffle.check()?;
+        if shuffle.is_empty()? {
+            if self.global_default && env.graph.nodes[node].windowing == WindowFn::Global {
+                // Combining an empty collection globally gives the empty result
+                // (in the global window only: other windows have no default, as in Beam).
+                if let Some(out) = self.combine.empty_output() {
+                    let unit = K::decode_outer(&[]).map_err(|e| anyhow!("{e}"))?;
+                    let bundles = vec_bundles(vec![WindowedValue::global((unit, out))], 1);
+                    return run_bundles(node, env, bundles);
+                }
+            }
+            return Ok(());
+        }
+        let bundles: Vec<Box<dyn Bundle<(K, C::Out)>>> = (0..shuffle.num_parts())
+            .map(|part| {
+                Box::new(CombineBundle::<K, C> {
+                    label: self.label.clone(),
+                    shuffle: shuffle.clone(),
+                    part,
                     combine: self.combine.clone(),
-                }));
-            }
-        }
-        if bundles.is_empty()
-            && self.global_default
-            && env.graph.nodes[node].windowing == WindowFn::Global
-        {
-            // Combining an empty collection globally gives the empty result
-            // (in the global window only: other windows have no default, as in Beam).
-            if let Some(out) = self.combine.empty_output() {
-                let unit = K::decode_outer(&[]).map_err(|e| anyhow!("{e}"))?;
-                bundles = vec_bundles(vec![WindowedValue::global((unit, out))], 1);
-            }
-        }
+                    _t: PhantomData,
+                }) as Box<dyn Bundle<(K, C::Out)>>
+            })
+            .collect();
         run_bundles(node, env, bundles)
     }
 }
@@ -542,11 +627,21 @@ impl<K: Element + Hash + Eq, C: CombineFn> RootOp for CombineRoot<K, C> {
 
 struct WriteSink {
     shuffle: Arc<Shuffle>,
-    local: Vec<Vec<Record>>,
+    local: Vec<Batch>,
     bytes: usize,
 }
 
 impl WriteSink {
+    fn push(&mut self, line: &[u8]) -> Result<()> {
+        let p = partition_of(line, self.local.len());
+        self.bytes += line.len() + 16;
+        self.local[p].push(line, |_| {});
+        if self.bytes > (1 << 20) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         for (p, b) in self.local.iter_mut().enumerate() {
             if !b.is_empty() {
@@ -563,14 +658,10 @@ impl Receiver<String> for WriteSink {
         Ok(())
     }
     fn receive(&mut self, wv: WindowedValue<String>) -> Result<()> {
-        let line = wv.value.into_bytes();
-        let p = partition_of(&line, self.local.len());
-        self.bytes += line.len() + 64;
-        self.local[p].push((line, Vec::new()));
-        if self.bytes > (1 << 20) {
-            self.flush()?;
-        }
-        Ok(())
+        self.push(wv.value.as_bytes())
+    }
+    fn receive_ref(&mut self, wv: &WindowedValue<String>) -> Result<()> {
+        self.push(wv.value.as_bytes())
     }
     fn finish_bundle(&mut self) -> Result<()> {
         self.flush()
@@ -616,7 +707,13 @@ impl RootOp for WriteRoot {
                                 return Ok(());
                             }
                             let mut merged = shuffle.drain(i)?;
-                            let mut lines = || Ok(merged.next_record()?.map(|(line, _)| line));
+                            let mut lines = || {
+                                Ok(if merged.advance()? {
+                                    Some(merged.key().to_vec())
+                                } else {
+                                    None
+                                })
+                            };
                             w.write_shard(i, &temps[i], &mut lines, &env.run.control)?;
                         }
                     })
