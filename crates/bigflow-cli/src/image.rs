@@ -3,12 +3,14 @@
 //! The project binary (release build), `resources/` and the machine's CA
 //! certificates go into a two-layer image assembled by `bigflow-image`,
 //! labelled with the version and commit and dated at the commit's time, so
-//! the same commit gives the same digest. Exported to
+//! the same commit gives the same digest. Its layers are zstd-compressed
+//! unless `--layer-compression gzip` (or `layer_compression = "gzip"` in the
+//! deployment config) asks for gzip. Exported to
 //! `.image/image-<version>.tar` (an OCI layout that `docker load` also reads).
 
 use std::path::{Path, PathBuf};
 
-use bigflow_image::{ImageSpec, build_image, export_archive};
+use bigflow_image::{Compression, ImageSpec, build_image, export_archive};
 use chrono::DateTime;
 
 use crate::error::{Result, ToolError};
@@ -39,6 +41,10 @@ pub struct BuildImageOptions {
     /// Base image: oci:DIR[:TAG] or a registry reference (default: config base_image; none = scratch-like).
     #[arg(long, value_name = "IMAGE")]
     pub base_image: Option<String>,
+    /// Compression of bigflow's layers: zstd (default; containerd ≥ 1.5, Docker ≥ 23) or gzip
+    /// for older runtimes (default: config layer_compression, then zstd).
+    #[arg(long, value_name = "zstd|gzip", value_parser = ["zstd", "gzip"])]
+    pub layer_compression: Option<String>,
     #[command(flatten)]
     pub auth: crate::deploy::AuthArgs,
 }
@@ -52,6 +58,8 @@ pub struct BuiltImage {
     pub version: String,
     /// Compressed size in bytes.
     pub size: u64,
+    /// How bigflow's layers were compressed.
+    pub compression: Compression,
     /// The exported archive, if written.
     pub archive: Option<PathBuf>,
 }
@@ -91,6 +99,16 @@ pub fn build_project_image(
     let created = DateTime::from_timestamp(commit_time, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let compression = match crate::deploy::setting(
+        &options.layer_compression,
+        &deployment,
+        "layer_compression",
+    ) {
+        None => Compression::default(),
+        Some(name) => name
+            .parse::<Compression>()
+            .map_err(|e| ToolError::usage(format!("layer_compression: {e}")))?,
+    };
     let base = match crate::deploy::setting(&options.base_image, &deployment, "base_image") {
         None => None,
         Some(spec) => Some(load_base(&spec, options, &deployment)?),
@@ -105,6 +123,7 @@ pub fn build_project_image(
         revision,
         created,
         base,
+        compression,
     };
     if spec.ca_certificates.is_none() && spec.base.is_none() {
         eprintln!(
@@ -127,6 +146,7 @@ pub fn build_project_image(
     Ok(BuiltImage {
         digest: image.digest.clone(),
         size: image.compressed_size(),
+        compression,
         version,
         archive,
     })
@@ -167,9 +187,10 @@ pub fn describe(image: &BuiltImage, root: &Path) -> String {
         .map(|p| format!(" -> {}", p.strip_prefix(root).unwrap_or(p).display()))
         .unwrap_or_default();
     format!(
-        "image {} {} ({:.1} MB compressed){archive}",
+        "image {} {} ({:.1} MB compressed, {}){archive}",
         image.version,
         image.digest,
-        image.size as f64 / 1e6
+        image.size as f64 / 1e6,
+        image.compression
     )
 }

@@ -1,9 +1,11 @@
 //! `build-image` on the example project, checked with real tools: two builds
 //! give the same digest and archive; `skopeo` reads it as an OCI archive and a
 //! Docker archive; `umoci` unpacks it; the hello job runs inside the unpacked
-//! root filesystem under `bwrap`; and the image is a Beam SDK worker
-//! container: Beam's own worker pool starts its `/opt/apache/beam/boot`
-//! (under `bwrap`) for the portable word count. The tools come from
+//! root filesystem under `bwrap` — all with the default zstd layers, while
+//! `--layer-compression gzip` gives gzip layers that unpack to the same files;
+//! and the image is a Beam SDK worker container: Beam's own worker pool
+//! starts its `/opt/apache/beam/boot` (under `bwrap`) for the portable word
+//! count. The tools come from
 //! `scripts/test`; without them the tests skip loudly (and fail under
 //! `BIGFLOW_REQUIRE_PEERS=1`).
 
@@ -52,7 +54,11 @@ fn image_is_reproducible_readable_and_runs_the_job() {
         version.as_str()
     );
 
+    assert_layer_types(&inspect, "application/vnd.oci.image.layer.v1.tar+zstd");
+    assert_layer_types(&docker, "application/vnd.oci.image.layer.v1.tar+zstd");
+
     let rootfs = unpack_image(&archive, &version, tmp.path());
+    gzip_option_gives_the_same_files(tmp.path(), &version, &rootfs);
     let in_image = |args: &[&str]| {
         run_ok(
             Std::new("bwrap")
@@ -148,6 +154,48 @@ fn image_is_reproducible_readable_and_runs_the_job() {
     );
 }
 
+/// Every layer `skopeo inspect` reports has `media_type`.
+fn assert_layer_types(inspect: &serde_json::Value, media_type: &str) {
+    let layers = inspect["LayersData"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no LayersData in {inspect}"));
+    assert!(!layers.is_empty());
+    for layer in layers {
+        assert_eq!(layer["MIMEType"], media_type, "{inspect}");
+    }
+}
+
+/// `--layer-compression gzip`: a reproducible image that skopeo reads with
+/// gzip layers and umoci unpacks to the same files as the zstd image's
+/// `rootfs`.
+fn gzip_option_gives_the_same_files(dir: &Path, version: &str, rootfs: &Path) {
+    let flags = ["--layer-compression", "gzip"];
+    let (digest, archive) = build_example_image(&dir.join("gzip-a"), &flags);
+    let (digest2, _) = build_example_image(&dir.join("gzip-b"), &flags);
+    assert_eq!(digest, digest2, "gzip images are reproducible too");
+    let inspect = skopeo_inspect(&archive);
+    assert_eq!(inspect["Digest"], digest);
+    assert_layer_types(&inspect, "application/vnd.oci.image.layer.v1.tar+gzip");
+    let unpacked = dir.join("gzip-unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let gzip_rootfs = unpack_image(&archive, version, &unpacked);
+    for file in [
+        "app/bin/bigflow-examples",
+        "app/resources/wordcount.txt",
+        "etc/passwd",
+    ] {
+        assert_eq!(
+            std::fs::read(gzip_rootfs.join(file)).unwrap(),
+            std::fs::read(rootfs.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(gzip_rootfs.join("opt/apache/beam/boot")).unwrap(),
+        std::fs::read_link(rootfs.join("opt/apache/beam/boot")).unwrap()
+    );
+}
+
 /// `skopeo inspect` of an OCI archive.
 fn skopeo_inspect(archive: &Path) -> serde_json::Value {
     serde_json::from_str(&run_ok(
@@ -170,6 +218,41 @@ fn unpack_image(archive: &Path, version: &str, dir: &Path) -> PathBuf {
             .arg("-C")
             .arg(&layout),
     );
+    // Debian's umoci 0.4.7 refuses zstd layers ("blob is not correct
+    // mediatype: application/vnd.oci.image.layer.v1.tar+zstd"): skopeo, which
+    // reads them (checking their digests), copies such an image into a layout
+    // with gzip layers for umoci; gzip archives are unpacked as they are.
+    let blob = |digest: &str| {
+        let path = layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index = blob_json(&layout.join("index.json"));
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    let zstd = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["mediaType"].as_str().unwrap().ends_with("+zstd"));
+    let layout = if zstd {
+        let gzip = dir.join("layout-gzip");
+        run_ok(
+            Std::new("skopeo")
+                .args([
+                    "copy",
+                    "-q",
+                    "--dest-compress",
+                    "--dest-compress-format",
+                    "gzip",
+                ])
+                .arg(format!("oci:{}:{version}", layout.display()))
+                .arg(format!("oci:{}:{version}", gzip.display())),
+        );
+        gzip
+    } else {
+        layout
+    };
     let bundle = dir.join("bundle");
     run_ok(
         Std::new("umoci")
@@ -178,6 +261,11 @@ fn unpack_image(archive: &Path, version: &str, dir: &Path) -> PathBuf {
             .arg(&bundle),
     );
     bundle.join("rootfs")
+}
+
+/// A JSON file.
+fn blob_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// The image's `Env` as `(name, value)` pairs.

@@ -4,12 +4,13 @@
 //! loads, CA certificates, a non-root user) and the application
 //! (`/app/bin/<binary>` and `/app/resources/`). With a base image ([`base`],
 //! from an OCI layout or a registry) the base's layers replace the runtime
-//! layer. Both are deterministic tars
-//! ([`layer`]); the config and manifest are written with fixed key order and
-//! the commit's timestamp, so the same commit builds the same digest. The
-//! export is one tar that is both an OCI image layout (`index.json`,
-//! `blobs/`) and a `docker load` archive (`manifest.json`), so `skopeo`,
-//! `umoci` and Docker all read it.
+//! layer. Both are deterministic tars ([`layer`]), compressed with zstd by
+//! default or gzip ([`ImageSpec::compression`]); the config and manifest are
+//! written with fixed key order and the commit's timestamp, so the same
+//! commit builds the same digest. The export is one tar that is both an OCI
+//! image layout (`index.json`, `blobs/`) and a `docker load` archive
+//! (`manifest.json`), so `skopeo`, `umoci` and Docker (≥ 23 for zstd layers,
+//! which it recognizes by their magic number) all read it.
 //!
 //! The JSON documents are written with `serde_json` rather than `oci-spec`'s
 //! types because those keep labels in `HashMap`s, whose order — and so the
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+pub use layer::Compression;
 use layer::{Layer, LayerTree, sha256};
 
 /// Where the project binary lives in the image.
@@ -86,6 +88,9 @@ pub struct ImageSpec {
     /// A base image; without one the image is `scratch`-like and carries the
     /// binary's shared libraries itself.
     pub base: Option<base::BaseImage>,
+    /// How bigflow's own layers are compressed (a base image's layers are
+    /// kept as they are, with their media types).
+    pub compression: Compression,
 }
 
 /// A built image, in memory.
@@ -162,7 +167,8 @@ fn runtime_layer(spec: &ImageSpec) -> Result<Layer, ImageError> {
         0o644,
     );
     tree.dir("/tmp", 0o1777);
-    tree.build().map_err(io("write the runtime layer"))
+    tree.build_with(spec.compression)
+        .map_err(io("write the runtime layer"))
 }
 
 /// The application layer: the binary and `resources/`.
@@ -183,7 +189,8 @@ fn app_layer(spec: &ImageSpec) -> Result<Layer, ImageError> {
             tree.dir(APP_RESOURCES_DIR, 0o755);
         }
     }
-    tree.build().map_err(io("write the application layer"))
+    tree.build_with(spec.compression)
+        .map_err(io("write the application layer"))
 }
 
 fn to_bytes(v: &Value) -> Vec<u8> {
