@@ -203,8 +203,11 @@ fn execute(command: Command) -> Result<()> {
                 }
             );
             println!(
-                "Next: cd {} && bigflow run --workflow hello_world",
+                "Next: cd {} && bigflow run --workflow hello_world (the first build takes a minute or two)",
                 dir.display()
+            );
+            println!(
+                "The BigQuery example needs the `bigquery` feature (the embedded warehouse; a few minutes more to build): BIGFLOW_FEATURES=bigquery bigflow run --workflow internationalports, or features = [\"bigquery\"] in bigflow.toml"
             );
             Ok(())
         }

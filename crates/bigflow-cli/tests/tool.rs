@@ -90,7 +90,7 @@ fn started_project_builds_tests_and_runs() {
     ] {
         assert!(project.join(file).is_file(), "{file} missing");
     }
-    // The starter's default features: the BigQuery example on the embedded warehouse.
+    // The starter's default features leave the engines out: hello_world first.
     let target = target_dir();
     let run = stdout_of(
         tool()
@@ -106,12 +106,29 @@ fn started_project_builds_tests_and_runs() {
             .env("CARGO_NET_OFFLINE", "true"),
     );
     assert_eq!(run, "Hello world on 2020-08-01 10:00:00!\nGoodbye!\n");
+    // The BigQuery example needs its feature, and says so.
+    let gated = tool()
+        .args(["run", "--workflow", "internationalports"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_NET_OFFLINE", "true")
+        .output()
+        .unwrap();
+    assert_eq!(gated.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&gated.stderr).contains(
+            "error: workflow 'internationalports' is not in this build: it needs the project's Cargo feature `bigquery`; enable it for one command with BIGFLOW_FEATURES=bigquery"
+        ),
+        "{}",
+        String::from_utf8_lossy(&gated.stderr)
+    );
     stdout_of(
         tool()
             .args(["run", "--workflow", "internationalports"])
             .current_dir(&project)
             .env("CARGO_TARGET_DIR", &target)
             .env("CARGO_NET_OFFLINE", "true")
+            .env("BIGFLOW_FEATURES", "bigquery")
             .env_remove("BIGFLOW_WAREHOUSE"),
     );
     let polish = stdout_of(
@@ -123,6 +140,7 @@ fn started_project_builds_tests_and_runs() {
             .current_dir(&project)
             .env("CARGO_TARGET_DIR", &target)
             .env("CARGO_NET_OFFLINE", "true")
+            .env("BIGFLOW_FEATURES", "bigquery")
             .env_remove("BIGFLOW_WAREHOUSE"),
     );
     assert_eq!(polish, "port_name\nGDANSK\nGDYNIA\n");
@@ -135,7 +153,7 @@ fn started_project_builds_tests_and_runs() {
     );
     assert_eq!(
         list,
-        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\npi_estimator_pyspark (@daily)\n  estimate_pi\nwordcount (@daily)\n  count_words\ninternationalports (@once)\n  create_ports_table\n  create_polish_ports_table <- create_ports_table\n  populate_ports_table <- create_polish_ports_table\n  select_polish_ports <- populate_ports_table\n"
+        "hello_world (@daily)\n  hello_world\n  say_goodbye <- hello_world\npi_estimator_pyspark (@daily)\n  estimate_pi\nwordcount (@daily)\n  count_words\ninternationalports (not in this build: needs feature `bigquery`)\npi_estimator (not in this build: needs feature `spark-connect`)\n"
     );
     let test = Std::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--quiet"])

@@ -54,6 +54,19 @@ pub enum ProjectError {
         /// Known ids.
         known: String,
     },
+    /// The workflow asked for was left out of this build by a Cargo feature.
+    #[error(
+        "workflow '{id}' is not in this build: it needs the project's Cargo feature `{feature}`; \
+         enable it for one command with BIGFLOW_FEATURES={feature} (the `bigflow` tool) or \
+         `cargo run --features {feature} --`, or for good in Cargo.toml's [features] default \
+         (or bigflow.toml's [project] features)"
+    )]
+    WorkflowNeedsFeature {
+        /// What was asked for.
+        id: String,
+        /// The Cargo feature that builds it.
+        feature: String,
+    },
     /// The job asked for does not exist.
     #[error("workflow '{workflow}' has no job '{job}'; its jobs: {known}")]
     UnknownJob {
@@ -73,6 +86,8 @@ pub struct Project {
     version: String,
     manifest_dir: Option<PathBuf>,
     workflows: Vec<Workflow>,
+    /// Workflows this build leaves out, with the feature that builds them.
+    feature_gated: Vec<(String, String)>,
     errors: Vec<ProjectError>,
     config: Option<Config>,
 }
@@ -106,6 +121,25 @@ impl Project {
         self
     }
 
+    /// Records that workflow `id` exists but this build left it out because
+    /// Cargo feature `feature` is off, so asking for it says which feature
+    /// to enable instead of "unknown workflow":
+    ///
+    /// ```ignore
+    /// #[cfg(not(feature = "bigquery"))]
+    /// let project = project.needs_feature("internationalports", "bigquery");
+    /// ```
+    pub fn needs_feature(mut self, id: &str, feature: &str) -> Self {
+        self.feature_gated
+            .push((id.to_string(), feature.to_string()));
+        self
+    }
+
+    /// Workflows this build leaves out, with the Cargo feature each needs.
+    pub fn feature_gated(&self) -> &[(String, String)] {
+        &self.feature_gated
+    }
+
     /// A configuration for workflows that have none of their own.
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
@@ -134,18 +168,24 @@ impl Project {
 
     /// A workflow by id.
     pub fn find_workflow(&self, id: &str) -> Result<&Workflow, ProjectError> {
-        self.workflows
-            .iter()
-            .find(|w| w.id() == id)
-            .ok_or_else(|| ProjectError::UnknownWorkflow {
+        if let Some(wf) = self.workflows.iter().find(|w| w.id() == id) {
+            return Ok(wf);
+        }
+        if let Some((_, feature)) = self.feature_gated.iter().find(|(gated, _)| gated == id) {
+            return Err(ProjectError::WorkflowNeedsFeature {
                 id: id.to_string(),
-                known: self
-                    .workflows
-                    .iter()
-                    .map(|w| w.id())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+                feature: feature.clone(),
+            });
+        }
+        Err(ProjectError::UnknownWorkflow {
+            id: id.to_string(),
+            known: self
+                .workflows
+                .iter()
+                .map(|w| w.id())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     }
 
     /// A workflow and one of its jobs, checked.
@@ -211,5 +251,39 @@ impl Project {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::job;
+
+    fn project() -> Project {
+        Project::new("p", "0.1.0")
+            .workflow(Workflow::builder("hello").jobs([job("a", |_| Ok(()))]))
+            .needs_feature("ports", "bigquery")
+    }
+
+    #[test]
+    fn a_feature_gated_workflow_names_its_feature() {
+        let p = project();
+        assert!(p.find_workflow("hello").is_ok());
+        let err = p.find_workflow("ports").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "workflow 'ports' is not in this build: it needs the project's Cargo feature `bigquery`; enable it for one command with BIGFLOW_FEATURES=bigquery"
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            p.find_workflow("nope").unwrap_err().to_string(),
+            "unknown workflow 'nope'; known workflows: hello"
+        );
+        assert_eq!(
+            p.feature_gated(),
+            [("ports".to_string(), "bigquery".to_string())]
+        );
+        assert_eq!(p.manifest(None).workflows.len(), 1);
     }
 }

@@ -338,6 +338,9 @@ fn write_list(project: &Project, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
     }
+    for (id, feature) in project.feature_gated() {
+        writeln!(out, "{id} (not in this build: needs feature `{feature}`)")?;
+    }
     Ok(())
 }
 

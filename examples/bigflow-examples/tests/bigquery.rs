@@ -105,6 +105,33 @@ fn internationalports_then_warehouse_query_returns_gdansk_and_gdynia() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "n\n4\n");
 
+    // A rerun leaves the same tables (BigFlow's INSERT doubled the ports).
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "run",
+            "--workflow",
+            "internationalports",
+            "--runtime",
+            "2020-08-02",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "warehouse",
+            "query",
+            "SELECT (SELECT COUNT(*) FROM ports) AS ports, (SELECT COUNT(*) FROM polish_ports) AS polish",
+            "--dataset",
+            "my-project-dev.internationalports",
+            "-f",
+            "csv",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "ports,polish\n4,2\n");
+
     // Bad SQL: one clear error, exit code 2.
     let (code, out, err) = run(
         dir.path(),

@@ -1,5 +1,7 @@
-//! BigFlow's starter BigQuery workflow: create the `ports` table, insert four
-//! ports, and select the Polish ones into `polish_ports` (write_truncate).
+//! BigFlow's starter BigQuery workflow: create the `ports` table, insert the
+//! four ports it lacks, and select the Polish ones into `polish_ports`
+//! (write_truncate). A rerun gives the same tables (BigFlow's INSERT doubled
+//! the ports on every run).
 //!
 //! It runs offline on the embedded warehouse (`.bigflow/warehouse/` under the
 //! working directory, or `$BIGFLOW_WAREHOUSE`):
@@ -56,13 +58,19 @@ pub fn workflow() -> WorkflowBuilder {
            country STRING,
            index_number STRING)",
     );
+    // BigFlow's starter INSERTed the ports, so every rerun doubled them; this
+    // INSERT adds only the ports the table lacks, so a rerun changes nothing.
+    // (A DML statement, not a write_truncate: bqemulator does not write a
+    // query's result into a destination table.)
     let populate_ports_table = ds.collect(
         "INSERT INTO `{ports}` (port_name, port_latitude, port_longitude, country, index_number)
-         VALUES
-           ('GDYNIA', 54.533333, 18.55, 'POL', '28740'),
-           ('GDANSK', 54.35, 18.666667, 'POL', '28710'),
-           ('SANKT-PETERBURG', 59.933333, 30.3, 'RUS', '28370'),
-           ('TEXAS', 34.8, 31.3, 'USA', '28870')",
+         SELECT * FROM (
+           SELECT 'GDYNIA' AS port_name, 54.533333 AS port_latitude, 18.55 AS port_longitude,
+                  'POL' AS country, '28740' AS index_number
+           UNION ALL SELECT 'GDANSK', 54.35, 18.666667, 'POL', '28710'
+           UNION ALL SELECT 'SANKT-PETERBURG', 59.933333, 30.3, 'RUS', '28370'
+           UNION ALL SELECT 'TEXAS', 34.8, 31.3, 'USA', '28870') AS new_ports
+         WHERE new_ports.port_name NOT IN (SELECT port_name FROM `{ports}`)",
     );
     let select_polish_ports = ds
         .write_truncate(
