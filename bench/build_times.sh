@@ -68,7 +68,7 @@ starter() {
   printf '%s: release binary\t%s MB\n' "$name" \
     "$(echo "scale=1; $(stat -c %s target/release/starter) / 1000000" | bc)" >> "$rows"
   printf '%s: image, compressed\t%s\n' "$name" \
-    "$(env -u CARGO_TARGET_DIR BIGFLOW_FEATURES="$features" "$tool" build-image --no-export 2>/dev/null | sed -n 's/.*(\(.* MB\) compressed).*/\1/p')" >> "$rows"
+    "$(env -u CARGO_TARGET_DIR BIGFLOW_FEATURES="$features" "$tool" build-image --no-export 2>/dev/null | sed -n 's/.*(\([0-9.]* MB\) compressed.*/\1/p')" >> "$rows"
   cd "$root"
 }
 

@@ -24,6 +24,13 @@
 
 pub use bigflow_core::*;
 
+/// The memory allocator a project's binary declares (`#[global_allocator]
+/// static ALLOCATOR: bigflow::MiMalloc = bigflow::MiMalloc;`, as the
+/// starter's `main.rs` does). Pipelines make many small, short-lived values
+/// (a word count's words and keys); mimalloc serves them about twice as fast
+/// as glibc's allocator, and DataFusion's queries gain too.
+pub use mimalloc::MiMalloc;
+
 pub mod backfill;
 pub mod cli;
 pub mod logging;

@@ -17,6 +17,9 @@ pub struct Case {
     pub parameters: Vec<(String, String)>,
     /// The file's `[default_time_zone=…]` in force, if any.
     pub time_zone: Option<String>,
+    /// `[primary_key_mode=…]`: `first_column_is_primary_key` makes the
+    /// engine enforce the first column as a primary key.
+    pub primary_key_mode: Option<String>,
     /// Whether the file loads protos (`[load_proto_files=…]`) before this case.
     pub protos: bool,
     /// The statement.
@@ -96,6 +99,7 @@ pub fn parse_file(text: &str) -> Vec<Case> {
         let mut required = default_required.clone();
         let mut forbidden = Vec::new();
         let mut parameters = Vec::new();
+        let mut primary_key_mode = None;
         let mut body = Vec::new();
         let mut in_options = true;
         let mut pending = String::new();
@@ -138,6 +142,7 @@ pub fn parse_file(text: &str) -> Vec<Case> {
                             protos = true
                         }
                         "parameters" => parameters = split_parameters(value),
+                        "primary_key_mode" => primary_key_mode = Some(value.trim().to_string()),
                         _ => {}
                     }
                     continue;
@@ -164,6 +169,7 @@ pub fn parse_file(text: &str) -> Vec<Case> {
             required,
             forbidden,
             parameters,
+            primary_key_mode,
             time_zone: time_zone.clone(),
             protos,
             sql: sql.trim().to_string(),
@@ -197,7 +203,9 @@ fn split_expected(body: &str) -> Option<(String, String)> {
             let rest: Vec<&str> = lines.collect();
             return Some((sql.join("\n"), rest.join("\n")));
         }
-        sql.push(line);
+        // `\--` at the start of a line is a literal `--` (a SQL comment),
+        // escaped so that it does not end the statement.
+        sql.push(line.strip_prefix('\\').filter(|l| l.starts_with("--")).unwrap_or(line));
     }
     None
 }
