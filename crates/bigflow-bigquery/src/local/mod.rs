@@ -14,6 +14,7 @@
 pub mod dialect;
 mod dml;
 pub mod functions;
+mod json;
 pub mod limits;
 mod literals;
 mod overflow;
@@ -583,14 +584,20 @@ impl LocalWarehouse {
         opts.sql_parser.default_null_ordering = "nulls_min".into();
         opts.execution.time_zone = Some("UTC".into());
         opts.execution.parquet.schema_force_view_types = false;
+        // JSON field access (`json.a`, `json['a']`) ahead of DataFusion's
+        // STRUCT field access.
+        let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
+            vec![Arc::new(typed::JsonFieldPlanner::new())];
+        planners.extend(datafusion::execution::SessionStateDefaults::default_expr_planners());
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_expr_planners(planners)
             .with_physical_optimizer_rule(Arc::new(limits::RecursionLimit))
             .build();
         let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
-        for f in typed::udfs() {
+        for f in typed::udfs().into_iter().chain(json::udfs()) {
             ctx.register_udf(f);
         }
         overflow::register(&ctx);

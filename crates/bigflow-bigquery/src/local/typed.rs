@@ -557,10 +557,20 @@ impl ScalarUDFImpl for ArrayAt {
         let array = match array {
             DataType::List(_) | DataType::Null => array.clone(),
             DataType::LargeList(f) | DataType::FixedSizeList(f, _) => DataType::List(f.clone()),
+            // A JSON value (stored as STRING): `json[0]`, `json['a']`.
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
-                return Err(plan_err(
-                    "unsupported: subscripts of JSON values (JSON is stored as STRING)".into(),
-                ));
+                let key = match index {
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                    DataType::Null => DataType::Int64,
+                    i if i.is_integer() => DataType::Int64,
+                    other => {
+                        return Err(plan_err(format!(
+                            "a JSON subscript must be INT64 or STRING, got {}",
+                            type_name(other)
+                        )));
+                    }
+                };
+                return Ok(vec![DataType::Utf8, key, DataType::Utf8]);
             }
             other => {
                 return Err(plan_err(format!(
@@ -583,6 +593,7 @@ impl ScalarUDFImpl for ArrayAt {
             Some(DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)) => {
                 f.data_type().clone()
             }
+            Some(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => DataType::Utf8,
             _ => DataType::Null,
         })
     }
@@ -591,6 +602,9 @@ impl ScalarUDFImpl for ArrayAt {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         if arrays[0].data_type() == &DataType::Null {
             return scalar_result(&args.args, arrays[0].clone());
+        }
+        if arrays[0].data_type() == &DataType::Utf8 {
+            return json_subscript(&args.args, &arrays);
         }
         let list = arrays[0].as_list::<i32>();
         let index = arrays[1].as_primitive::<arrow::datatypes::Int64Type>();
@@ -628,6 +642,203 @@ impl ScalarUDFImpl for ArrayAt {
             None,
         )?;
         scalar_result(&args.args, out)
+    }
+}
+
+/// `json[i]`, `json['key']`, `json.key` of JSON values (stored as STRING).
+fn json_subscript(args: &[ColumnarValue], arrays: &[ArrayRef]) -> DfResult<ColumnarValue> {
+    let json = arrays[0].as_string::<i32>();
+    let mode = arrays[2].as_string::<i32>();
+    let mut out = StringBuilder::new();
+    for i in 0..json.len() {
+        if !mode.is_null(i) && mode.value(i) != "OFFSET" {
+            return Err(exec_err(format!(
+                "[{}(…)] is for arrays; a JSON value takes [index] or ['key']",
+                mode.value(i)
+            )));
+        }
+        if json.is_null(i) || arrays[1].is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let key = match arrays[1].data_type() {
+            DataType::Utf8 => Err(arrays[1].as_string::<i32>().value(i)),
+            _ => Ok(arrays[1]
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(i)),
+        };
+        out.append_option(super::json::subscript(json.value(i), key)?);
+    }
+    scalar_result(args, Arc::new(out.finish()))
+}
+
+/// `bq_array_at`, for JSON field access planned by [`JsonFieldPlanner`].
+pub fn array_at_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(ArrayAt {
+        signature: Signature::user_defined(Volatility::Immutable),
+    }))
+}
+
+/// Plans `json.a`, `json['a']` and `(expr).a` of a JSON value (a STRING
+/// here) as `bq_array_at(json, 'a', 'OFFSET')`: DataFusion's field access
+/// is for STRUCTs only. Ahead of DataFusion's own planners; anything that
+/// is not a STRING goes on to them.
+#[derive(Debug)]
+pub struct JsonFieldPlanner {
+    at: Arc<ScalarUDF>,
+}
+
+impl Default for JsonFieldPlanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonFieldPlanner {
+    pub fn new() -> JsonFieldPlanner {
+        JsonFieldPlanner { at: array_at_udf() }
+    }
+
+    fn at(&self, expr: datafusion::logical_expr::Expr, key: ScalarValue) -> datafusion::logical_expr::Expr {
+        use datafusion::logical_expr::{Expr, expr::ScalarFunction, lit};
+        Expr::ScalarFunction(ScalarFunction::new_udf(
+            self.at.clone(),
+            vec![expr, lit(key), lit("OFFSET")],
+        ))
+    }
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+impl datafusion::logical_expr::planner::ExprPlanner for JsonFieldPlanner {
+    fn plan_field_access(
+        &self,
+        expr: datafusion::logical_expr::planner::RawFieldAccessExpr,
+        schema: &datafusion::common::DFSchema,
+    ) -> DfResult<
+        datafusion::logical_expr::planner::PlannerResult<
+            datafusion::logical_expr::planner::RawFieldAccessExpr,
+        >,
+    > {
+        use datafusion::logical_expr::ExprSchemable;
+        use datafusion::logical_expr::GetFieldAccess;
+        use datafusion::logical_expr::planner::PlannerResult;
+        if let GetFieldAccess::NamedStructField { name } = &expr.field_access
+            && is_string_type(&expr.expr.get_type(schema)?)
+        {
+            return Ok(PlannerResult::Planned(self.at(expr.expr, name.clone())));
+        }
+        Ok(PlannerResult::Original(expr))
+    }
+
+    fn plan_compound_identifier(
+        &self,
+        field: &arrow::datatypes::Field,
+        qualifier: Option<&datafusion::common::TableReference>,
+        nested_names: &[String],
+    ) -> DfResult<datafusion::logical_expr::planner::PlannerResult<Vec<datafusion::logical_expr::Expr>>>
+    {
+        use datafusion::logical_expr::Expr;
+        use datafusion::logical_expr::planner::PlannerResult;
+        if !is_string_type(field.data_type()) {
+            return Ok(PlannerResult::Original(vec![]));
+        }
+        let mut expr = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+        for name in nested_names {
+            expr = self.at(expr, ScalarValue::from(name.as_str()));
+        }
+        Ok(PlannerResult::Planned(expr))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ARRAY_IS_DISTINCT(array)
+
+/// `bq_array_is_distinct(array)`: whether no two elements are equal
+/// (NULLs equal each other, as in GROUP BY; so do 0 and -0, and NaNs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayIsDistinct {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayIsDistinct {
+    fn name(&self) -> &str {
+        "bq_array_is_distinct"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        match arg_types {
+            [DataType::Null] => Ok(vec![DataType::Null]),
+            [DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)] => {
+                if f.data_type().is_nested() {
+                    return Err(plan_err(format!(
+                        "unsupported: ARRAY_IS_DISTINCT of an {}",
+                        type_name(&arg_types[0])
+                    )));
+                }
+                Ok(vec![DataType::List(f.clone())])
+            }
+            [other] => Err(plan_err(format!(
+                "ARRAY_IS_DISTINCT needs an ARRAY, got {}",
+                type_name(other)
+            ))),
+            _ => Err(plan_err("ARRAY_IS_DISTINCT takes one array".into())),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let n = args.number_rows;
+        if arrays[0].data_type() == &DataType::Null {
+            return scalar_result(&args.args, Arc::new(BooleanArray::new_null(n)));
+        }
+        let list = arrays[0].as_list::<i32>();
+        // 0 and -0 are one value, as are NaNs.
+        let values = match list.values().data_type() {
+            DataType::Float64 | DataType::Float32 | DataType::Float16 => {
+                let f = cast(list.values(), &DataType::Float64)?;
+                let f: arrow::array::Float64Array = f
+                    .as_primitive::<arrow::datatypes::Float64Type>()
+                    .unary(|v| {
+                        if v == 0.0 {
+                            0.0
+                        } else if v.is_nan() {
+                            f64::NAN
+                        } else {
+                            v
+                        }
+                    });
+                Arc::new(f) as ArrayRef
+            }
+            _ => list.values().clone(),
+        };
+        let converter = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(
+            values.data_type().clone(),
+        )])?;
+        let rows = converter.convert_columns(&[values])?;
+        let offsets = list.value_offsets();
+        let mut out = arrow::array::BooleanBuilder::with_capacity(n);
+        for i in 0..list.len() {
+            if list.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let mut seen = std::collections::HashSet::new();
+            let distinct = (offsets[i] as usize..offsets[i + 1] as usize)
+                .all(|j| seen.insert(rows.row(j).as_ref().to_vec()));
+            out.append_value(distinct);
+        }
+        scalar_result(&args.args, Arc::new(out.finish()))
     }
 }
 
@@ -1117,6 +1328,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(Split { signature: user() }),
         to_string_udf(),
         ScalarUDF::new_from_impl(ArrayAt { signature: user() }),
+        ScalarUDF::new_from_impl(ArrayIsDistinct { signature: user() }),
         ScalarUDF::new_from_impl(Substr { signature: user() }),
         ScalarUDF::new_from_impl(Length { signature: user() }),
         ScalarUDF::new_from_impl(InArray { signature: user() }),
