@@ -528,6 +528,9 @@ pub struct Rewriter<'a> {
     pub pseudo_columns: bool,
     /// Named windows (`WINDOW w AS (…)`) that have a frame.
     framed_windows: HashSet<String>,
+    /// The aliases of the FROM items of the SELECTs being visited, outer
+    /// first (`FROM t.arr` of an alias `t` is an array, not a table).
+    from_aliases: Vec<Vec<String>>,
 }
 
 impl<'a> Rewriter<'a> {
@@ -540,6 +543,7 @@ impl<'a> Rewriter<'a> {
             tables: Vec::new(),
             pseudo_columns: false,
             framed_windows: HashSet::new(),
+            from_aliases: Vec::new(),
         }
     }
 
@@ -1540,7 +1544,10 @@ fn array_aggregate(name: &str, f: &Function, span: Span) -> Result<Option<Expr>>
     }
     if name == "array_concat_agg" {
         if g.over.is_some() {
-            return Err(unsupported(format!("{upper} as an analytic function"), span));
+            return Err(unsupported(
+                format!("{upper} as an analytic function"),
+                span,
+            ));
         }
         let arg = match &g.args {
             FunctionArguments::List(l) if l.args.len() == 1 && l.duplicate_treatment.is_none() => {
@@ -1549,9 +1556,18 @@ fn array_aggregate(name: &str, f: &Function, span: Span) -> Result<Option<Expr>>
             _ => None,
         };
         let Some(arg) = arg else {
-            return Err(unsupported(format!("{upper} with these arguments (expected one array)"), span));
+            return Err(unsupported(
+                format!("{upper} with these arguments (expected one array)"),
+                span,
+            ));
         };
-        g.filter = Some(Box::new(Expr::IsNotNull(Box::new(arg))));
+        g.filter = Some(Box::new(Expr::IsNotNull(Box::new(arg.clone()))));
+        if let FunctionArguments::List(l) = &mut g.args {
+            l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call(
+                "bq_flat_array",
+                vec![arg],
+            )))];
+        }
     }
     let mut out = Expr::Function(g);
     if let Some(n) = count {
@@ -1642,7 +1658,9 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
                 },
                 _ => {
                     return Err(BqError::Sql {
-                        message: "ARRAY(subquery) needs a subquery of one column (or SELECT AS STRUCT)".into(),
+                        message:
+                            "ARRAY(subquery) needs a subquery of one column (or SELECT AS STRUCT)"
+                                .into(),
                         position: position(span),
                     });
                 }
@@ -1716,7 +1734,7 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
         && let Some(from) = select.from.first_mut()
         && let TableFactor::Derived { subquery, .. } = &mut from.relation
     {
-        *subquery = Box::new(inner);
+        **subquery = inner;
     }
     Ok(e)
 }
@@ -1778,7 +1796,9 @@ fn makes_json(e: &Expr) -> bool {
                 true
             }
             "json_query" | "json_extract" => match &f.args {
-                FunctionArguments::List(l) => l.args.first().and_then(arg_expr).is_some_and(makes_json),
+                FunctionArguments::List(l) => {
+                    l.args.first().and_then(arg_expr).is_some_and(makes_json)
+                }
                 _ => false,
             },
             _ => false,
@@ -1838,9 +1858,10 @@ fn note_json_kinds(e: &mut Expr) {
     let FunctionArguments::List(l) = &mut f.args else {
         return;
     };
-    if l.args.iter().any(|a| {
-        matches!(a, FunctionArg::Named { name, .. } if name.value == KINDS_ARG)
-    }) {
+    if l.args
+        .iter()
+        .any(|a| matches!(a, FunctionArg::Named { name, .. } if name.value == KINDS_ARG))
+    {
         return;
     }
     let kinds: Vec<&str> = l
@@ -1896,7 +1917,10 @@ fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Exp
     let mut kinds: Vec<Kind> = Vec::new();
     if let FunctionArguments::List(l) = &f.args {
         if l.duplicate_treatment.is_some() || !l.clauses.is_empty() {
-            return Err(unsupported(format!("{upper} with DISTINCT or clauses"), span));
+            return Err(unsupported(
+                format!("{upper} with DISTINCT or clauses"),
+                span,
+            ));
         }
         for a in &l.args {
             match a {
@@ -1937,7 +1961,10 @@ fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Exp
                     ..
                 } => named.push((n.value.to_lowercase(), e.clone())),
                 other => {
-                    return Err(unsupported(format!("{upper} with the argument {other}"), span));
+                    return Err(unsupported(
+                        format!("{upper} with the argument {other}"),
+                        span,
+                    ));
                 }
             }
         }
@@ -1989,7 +2016,12 @@ fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Exp
         )
     };
     let bool_lit = |b: bool| Expr::value(Value::Boolean(b));
-    let path_or_root = |i: usize| positional.get(i).cloned().unwrap_or_else(|| string_lit("$"));
+    let path_or_root = |i: usize| {
+        positional
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| string_lit("$"))
+    };
     let udf = |base: &str| {
         if safe {
             format!("bq_safe_{}", base.trim_start_matches("bq_"))
@@ -2005,8 +2037,12 @@ fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Exp
                 vec![positional[0].clone(), positional[1].clone(), kind_lit(0)],
             )
         }
-        "json_value" | "json_extract_scalar" | "json_query_array" | "json_extract_array"
-        | "json_value_array" | "json_extract_string_array" => {
+        "json_value"
+        | "json_extract_scalar"
+        | "json_query_array"
+        | "json_extract_array"
+        | "json_value_array"
+        | "json_extract_string_array" => {
             count(1..=2)?;
             call(
                 &format!("bq_{name}"),
@@ -2031,9 +2067,10 @@ fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Exp
         "json_keys" => {
             count(1..=2)?;
             json_only()?;
-            let depth = positional.get(1).cloned().unwrap_or_else(|| {
-                cast(Expr::value(Value::Null), SqlType::BigInt(None))
-            });
+            let depth = positional
+                .get(1)
+                .cloned()
+                .unwrap_or_else(|| cast(Expr::value(Value::Null), SqlType::BigInt(None)));
             let mode = named_arg("mode").unwrap_or_else(|| string_lit("strict"));
             call(
                 "bq_json_keys",
@@ -2056,7 +2093,7 @@ fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Exp
             call(&udf("bq_json_object"), args)
         }
         "json_set" | "json_array_insert" | "json_array_append" => {
-            if positional.len() < 3 || positional.len() % 2 == 0 {
+            if positional.len() < 3 || positional.len().is_multiple_of(2) {
                 return Err(sql_error(format!(
                     "call to {upper} is missing repeated arguments (a JSON value, then pairs of a JSONPath and a value)"
                 )));
@@ -2074,7 +2111,9 @@ fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Exp
         }
         "json_remove" => {
             if positional.len() < 2 {
-                return Err(sql_error(format!("{upper} takes a JSON value and JSONPaths")));
+                return Err(sql_error(format!(
+                    "{upper} takes a JSON value and JSONPaths"
+                )));
             }
             json_only()?;
             call("bq_json_remove", positional.clone())
@@ -2603,7 +2642,34 @@ impl VisitorMut for Rewriter<'_> {
         }
     }
 
+    fn post_visit_select(&mut self, _select: &mut ast::Select) -> ControlFlow<BqError> {
+        self.from_aliases.pop();
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<BqError> {
+        let mut aliases = Vec::new();
+        for twj in &select.from {
+            for rel in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+                let alias = match rel {
+                    TableFactor::Table { name, alias, .. } => Some(match alias {
+                        Some(a) => a.name.value.to_lowercase(),
+                        None => object_name_text(name)
+                            .rsplit('.')
+                            .next()
+                            .unwrap_or_default()
+                            .to_lowercase(),
+                    }),
+                    TableFactor::Derived { alias: Some(a), .. }
+                    | TableFactor::UNNEST { alias: Some(a), .. } => {
+                        Some(a.name.value.to_lowercase())
+                    }
+                    _ => None,
+                };
+                aliases.extend(alias);
+            }
+        }
+        self.from_aliases.push(aliases);
         name_anonymous_columns(select);
         for ast::NamedWindowDefinition(name, def) in &select.named_window {
             if let ast::NamedWindowExpr::WindowSpec(spec) = def
@@ -2662,6 +2728,21 @@ impl VisitorMut for Rewriter<'_> {
                     && self.ctes.contains(&text.to_ascii_lowercase())
                 {
                     return ControlFlow::Continue(());
+                }
+                // `FROM t.arr` where `t` is a FROM item here or outside: an
+                // array path (a correlated UNNEST), not a table.
+                if let Some((first, _)) = text.split_once('.')
+                    && self
+                        .from_aliases
+                        .iter()
+                        .flatten()
+                        .any(|a| a.eq_ignore_ascii_case(first))
+                    && !self.ctes.contains(&first.to_ascii_lowercase())
+                {
+                    return ControlFlow::Break(unsupported(
+                        format!("the array path {text} in FROM (write UNNEST({text}))"),
+                        span,
+                    ));
                 }
                 let id = match TableId::parse(
                     &text,
@@ -2808,30 +2889,51 @@ impl VisitorMut for Rewriter<'_> {
                 ..
             } => {
                 // A number literal cast to NUMERIC keeps all its digits (it
-                // would go through FLOAT64 otherwise), as in BigQuery.
-                if matches!(
-                    data_type,
-                    SqlType::Numeric(_)
-                        | SqlType::Decimal(_)
-                        | SqlType::BigNumeric(_)
-                        | SqlType::BigDecimal(_)
-                ) {
-                    let (negative, number) = match inner.as_ref() {
+                // would go through FLOAT64 otherwise), as in BigQuery; so do
+                // those of an array literal cast to ARRAY<NUMERIC>
+                // (`ARRAY<BIGNUMERIC>[1.5, …]`).
+                let decimal = |t: &SqlType| {
+                    matches!(
+                        t,
+                        SqlType::Numeric(_)
+                            | SqlType::Decimal(_)
+                            | SqlType::BigNumeric(_)
+                            | SqlType::BigDecimal(_)
+                    )
+                };
+                let number_text = |e: &Expr| {
+                    let (negative, number) = match e {
                         Expr::UnaryOp {
                             op: UnaryOperator::Minus,
                             expr: n,
                         } => (true, n.as_ref()),
                         other => (false, other),
                     };
-                    if let Expr::Value(v) = number
-                        && let Value::Number(text, _) = &v.value
-                    {
-                        let text = if negative {
-                            format!("-{text}")
-                        } else {
-                            text.clone()
-                        };
+                    match number {
+                        Expr::Value(v) => match &v.value {
+                            Value::Number(text, _) if negative => Some(format!("-{text}")),
+                            Value::Number(text, _) => Some(text.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                };
+                if decimal(data_type) {
+                    if let Some(text) = number_text(inner) {
                         **inner = string_lit(&text);
+                    }
+                } else if let SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(elem)) = data_type
+                    && decimal(elem)
+                    && let Expr::Array(arr) = inner.as_mut()
+                    && arr
+                        .elem
+                        .iter()
+                        .all(|e| number_text(e).is_some() || is_null_literal(e))
+                {
+                    for e in arr.elem.iter_mut() {
+                        if let Some(text) = number_text(e) {
+                            *e = string_lit(&text);
+                        }
                     }
                 }
                 fix_type(data_type);

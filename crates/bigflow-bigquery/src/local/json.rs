@@ -561,9 +561,7 @@ pub fn parse_path(path: &str, legacy: bool) -> DfResult<Vec<Step>> {
     {
         let word = path.split_whitespace().next().unwrap_or("").to_lowercase();
         if matches!(word.as_str(), "lax" | "recursive") {
-            return Err(unsupported(format!(
-                "the JSONPath mode {word} (in {path})"
-            )));
+            return Err(unsupported(format!("the JSONPath mode {word} (in {path})")));
         }
     }
     let Some(rest) = path.strip_prefix('$') else {
@@ -583,7 +581,9 @@ pub fn parse_path(path: &str, legacy: bool) -> DfResult<Vec<Step>> {
             match chars.get(j) {
                 None => return Err(invalid("unterminated quoted name")),
                 Some('\\') => {
-                    let c = *chars.get(j + 1).ok_or_else(|| invalid("unterminated quoted name"))?;
+                    let c = *chars
+                        .get(j + 1)
+                        .ok_or_else(|| invalid("unterminated quoted name"))?;
                     out.push(c);
                     j += 2;
                 }
@@ -681,10 +681,9 @@ fn lookup_mut<'a>(v: &'a mut Json, path: &[Step]) -> Option<&'a mut Json> {
     let mut cur = v;
     for step in path {
         cur = match (cur, step) {
-            (Json::Object(members), Step::Member(k)) => members
-                .iter_mut()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v)?,
+            (Json::Object(members), Step::Member(k)) => {
+                members.iter_mut().find(|(n, _)| n == k).map(|(_, v)| v)?
+            }
             (Json::Array(items), Step::Index(i)) => items.get_mut(*i)?,
             _ => return None,
         };
@@ -762,9 +761,7 @@ fn to_json(a: &ArrayRef, row: usize, kind: Kind, function: &str) -> DfResult<Jso
         | DataType::UInt8
         | DataType::UInt16
         | DataType::UInt32
-        | DataType::UInt64 => {
-            Json::Number(arrow::util::display::array_value_to_string(a, row)?)
-        }
+        | DataType::UInt64 => Json::Number(arrow::util::display::array_value_to_string(a, row)?),
         DataType::Float32 | DataType::Float64 => {
             let f = arrow::compute::cast(&a.slice(row, 1), &DataType::Float64)?;
             let f = f.as_primitive::<arrow::datatypes::Float64Type>().value(0);
@@ -938,10 +935,7 @@ impl JsonUdf {
             other => other.clone(),
         };
         Ok(match self.op {
-            Op::Query { .. }
-            | Op::Value { .. }
-            | Op::QueryArray { .. }
-            | Op::ValueArray { .. } => {
+            Op::Query { .. } | Op::Value { .. } | Op::QueryArray { .. } | Op::ValueArray { .. } => {
                 vec![
                     text(0, "JSON or a JSON-formatted STRING")?,
                     text(1, "a STRING JSONPath")?,
@@ -961,7 +955,12 @@ impl JsonUdf {
                     }
                     None => return Err(plan_err(format!("{f}: missing max_depth"))),
                 };
-                vec![json(0)?, depth, text(2, "a STRING mode")?, text(3, "a kind")?]
+                vec![
+                    json(0)?,
+                    depth,
+                    text(2, "a STRING mode")?,
+                    text(3, "a kind")?,
+                ]
             }
             Op::Parse => vec![text(0, "a STRING")?, text(1, "a STRING mode")?],
             Op::Array | Op::Object { .. } => {
@@ -1244,7 +1243,14 @@ fn strip(v: Json, arrays: bool, empty: bool) -> Option<Json> {
 }
 
 /// JSON_KEYS: the keys of objects, joined by '.'.
-fn keys(v: &Json, prefix: &str, depth: i64, max: Option<i64>, lax: u8, out: &mut Vec<String>) -> DfResult<()> {
+fn keys(
+    v: &Json,
+    prefix: &str,
+    depth: i64,
+    max: Option<i64>,
+    lax: u8,
+    out: &mut Vec<String>,
+) -> DfResult<()> {
     if max.is_some_and(|m| depth >= m) {
         return Ok(());
     }
@@ -1368,7 +1374,10 @@ impl JsonUdf {
                 let max = if a[1].is_null(row) {
                     None
                 } else {
-                    Some(a[1].as_primitive::<arrow::datatypes::Int64Type>().value(row))
+                    Some(
+                        a[1].as_primitive::<arrow::datatypes::Int64Type>()
+                            .value(row),
+                    )
                 };
                 if max.is_some_and(|m| m <= 0) {
                     return Err(exec_err("JSON_KEYS: max_depth must be positive."));
@@ -1422,7 +1431,7 @@ impl JsonUdf {
                 let flag = bool_at(&a[2], row);
                 let mut doc = read(text, Kind::Json, f)?;
                 let pairs = &a[3..];
-                if pairs.len() % 2 != 0 {
+                if !pairs.len().is_multiple_of(2) {
                     return Err(exec_err(format!("{f}: a JSONPath without its value")));
                 }
                 for (p, pair) in pairs.chunks(2).enumerate() {
@@ -1446,7 +1455,10 @@ impl JsonUdf {
                             let Some(each) = flag else {
                                 return Err(unsupported(format!("{f} with a NULL flag")));
                             };
-                            let values = if each && matches!(pair[1].data_type(), DataType::List(_)) && !pair[1].is_null(row) {
+                            let values = if each
+                                && matches!(pair[1].data_type(), DataType::List(_))
+                                && !pair[1].is_null(row)
+                            {
                                 match to_json(&pair[1], row, kind, f)? {
                                     Json::Array(items) => items,
                                     other => vec![other],
@@ -1484,8 +1496,7 @@ impl JsonUdf {
                 };
                 let path = text_at(&a[1], row).unwrap_or("$");
                 let path = parse_path(path, false)?;
-                let (Some(arrays), Some(empty)) = (bool_at(&a[2], row), bool_at(&a[3], row))
-                else {
+                let (Some(arrays), Some(empty)) = (bool_at(&a[2], row), bool_at(&a[3], row)) else {
                     return Err(unsupported("JSON_STRIP_NULLS with a NULL flag"));
                 };
                 let mut doc = read(text, Kind::Json, f)?;
@@ -1553,7 +1564,7 @@ impl JsonUdf {
             };
             return object_of(keys.into_iter().zip(values));
         }
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return Err(exec_err(
                 "JSON_OBJECT: the arguments must be pairs of a key and a value",
             ));
@@ -1676,7 +1687,11 @@ fn udf(name: &'static str, function: &'static str, op: Op) -> ScalarUDF {
 pub fn udfs() -> Vec<ScalarUDF> {
     let mut out = vec![
         udf("bq_json_query", "JSON_QUERY", Op::Query { legacy: false }),
-        udf("bq_json_extract", "JSON_EXTRACT", Op::Query { legacy: true }),
+        udf(
+            "bq_json_extract",
+            "JSON_EXTRACT",
+            Op::Query { legacy: true },
+        ),
         udf("bq_json_value", "JSON_VALUE", Op::Value { legacy: false }),
         udf(
             "bq_json_extract_scalar",
@@ -1708,7 +1723,11 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("bq_parse_json", "PARSE_JSON", Op::Parse),
         udf("bq_json_array", "JSON_ARRAY", Op::Array),
         udf("bq_json_object", "JSON_OBJECT", Op::Object { safe: false }),
-        udf("bq_safe_json_object", "JSON_OBJECT", Op::Object { safe: true }),
+        udf(
+            "bq_safe_json_object",
+            "JSON_OBJECT",
+            Op::Object { safe: true },
+        ),
         udf("bq_json_set", "JSON_SET", Op::Set),
         udf(
             "bq_json_array_insert",
@@ -1724,7 +1743,12 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("bq_json_strip_nulls", "JSON_STRIP_NULLS", Op::StripNulls),
     ];
     for (target, sql, name, safe_name) in [
-        (Target::Int64, "INT64", "bq_json_int64", "bq_safe_json_int64"),
+        (
+            Target::Int64,
+            "INT64",
+            "bq_json_int64",
+            "bq_safe_json_int64",
+        ),
         (Target::Bool, "BOOL", "bq_json_bool", "bq_safe_json_bool"),
         (
             Target::Float64,
@@ -1739,7 +1763,14 @@ pub fn udfs() -> Vec<ScalarUDF> {
             "bq_safe_json_string",
         ),
     ] {
-        out.push(udf(name, sql, Op::Convert { target, safe: false }));
+        out.push(udf(
+            name,
+            sql,
+            Op::Convert {
+                target,
+                safe: false,
+            },
+        ));
         out.push(udf(safe_name, sql, Op::Convert { target, safe: true }));
     }
     out
@@ -1769,11 +1800,32 @@ mod tests {
 
     #[test]
     fn parses_and_writes_compactly() {
-        let v = parse(r#" {"a" : [1, 2.50, {"b": null}], "c\"d": "\u00e9\n", "a": true} "#).unwrap();
-        assert_eq!(v.text(), r#"{"a":[1,2.50,{"b":null}],"c\"d":"é\n","a":true}"#);
-        assert_eq!(v.deduplicated().text(), r#"{"a":[1,2.50,{"b":null}],"c\"d":"é\n"}"#);
-        assert_eq!(parse(r#""\ud83d\ude00""#).unwrap(), Json::String("😀".into()));
-        for bad in ["", "{", "[1,]", "01", "1.", "tru", "\"a", "{\"a\" 1}", "1 2", "\"\\ud800\""] {
+        let v =
+            parse(r#" {"a" : [1, 2.50, {"b": null}], "c\"d": "\u00e9\n", "a": true} "#).unwrap();
+        assert_eq!(
+            v.text(),
+            r#"{"a":[1,2.50,{"b":null}],"c\"d":"é\n","a":true}"#
+        );
+        assert_eq!(
+            v.deduplicated().text(),
+            r#"{"a":[1,2.50,{"b":null}],"c\"d":"é\n"}"#
+        );
+        assert_eq!(
+            parse(r#""\ud83d\ude00""#).unwrap(),
+            Json::String("😀".into())
+        );
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "01",
+            "1.",
+            "tru",
+            "\"a",
+            "{\"a\" 1}",
+            "1 2",
+            "\"\\ud800\"",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
@@ -1784,7 +1836,10 @@ mod tests {
         assert_eq!(q(doc, "$.a[1].\"b.c\"", false).as_deref(), Some("[10,20]"));
         assert_eq!(q(doc, "$[a][1]['b.c'][0]", true).as_deref(), Some("10"));
         assert_eq!(q(doc, "$.x.y", true).as_deref(), Some("\"z\""));
-        assert_eq!(q(doc, "$", false).as_deref(), Some(r#"{"a":[1,{"b.c":[10,20]}],"x":{"y":"z"}}"#));
+        assert_eq!(
+            q(doc, "$", false).as_deref(),
+            Some(r#"{"a":[1,{"b.c":[10,20]}],"x":{"y":"z"}}"#)
+        );
         assert_eq!(q(doc, "$.a[5]", false), None);
         assert_eq!(q(doc, "$.nope.y", false), None);
         assert!(parse_path("a.b", false).is_err());
@@ -1810,10 +1865,16 @@ mod tests {
             1.8446744073709552e19
         );
         assert!(exactly("1.0", 1.0) && exactly("-0.5e1", -5.0) && exactly("0", 0.0));
-        assert!(!exactly("2.2412421353246235436", 2.2412421353246235436));
-        assert_eq!(json_number("2.2412421353246235436", false).unwrap(), "2.2412421353246237");
+        assert!(!exactly("2.2412421353246235436", 2.241_242_135_324_623_7));
+        assert_eq!(
+            json_number("2.2412421353246235436", false).unwrap(),
+            "2.2412421353246237"
+        );
         assert!(json_number("2.2412421353246235436", true).is_err());
-        assert_eq!(json_number("18446744073709551615", true).unwrap(), "18446744073709551615");
+        assert_eq!(
+            json_number("18446744073709551615", true).unwrap(),
+            "18446744073709551615"
+        );
     }
 
     #[test]
@@ -1849,24 +1910,51 @@ mod tests {
         );
         assert_eq!(
             run(r#"{"a": [10, null]}"#, &|d| {
-                insert(d, &p("$.a[1]"), vec![Json::Array(vec![Json::Number("10".into())])], false, "f").unwrap();
+                insert(
+                    d,
+                    &p("$.a[1]"),
+                    vec![Json::Array(vec![Json::Number("10".into())])],
+                    false,
+                    "f",
+                )
+                .unwrap();
                 insert(d, &p("$.a[1][5]"), vec![Json::Bool(true)], false, "f").unwrap();
-                insert(d, &p("$.a[3]"), vec![Json::String("foo".into())], false, "f").unwrap();
+                insert(
+                    d,
+                    &p("$.a[3]"),
+                    vec![Json::String("foo".into())],
+                    false,
+                    "f",
+                )
+                .unwrap();
             }),
             r#"{"a":[10,[10,null,null,null,null,true],null,"foo"]}"#
         );
         assert_eq!(
             run(r#"{"a": [10, null]}"#, &|d| {
-                insert(d, &p("$.a"), vec![Json::Bool(true), Json::Bool(false)], true, "f").unwrap();
+                insert(
+                    d,
+                    &p("$.a"),
+                    vec![Json::Bool(true), Json::Bool(false)],
+                    true,
+                    "f",
+                )
+                .unwrap();
             }),
             r#"{"a":[10,null,true,false]}"#
         );
         let s = |doc: &str, arrays, empty| {
             strip(parse(doc).unwrap(), arrays, empty).map_or("removed".to_string(), |v| v.text())
         };
-        assert_eq!(s(r#"{"a": [null], "b":null, "c":{}}"#, false, false), r#"{"a":[null],"c":{}}"#);
+        assert_eq!(
+            s(r#"{"a": [null], "b":null, "c":{}}"#, false, false),
+            r#"{"a":[null],"c":{}}"#
+        );
         assert_eq!(s(r#"{"a": [null], "b":{}}"#, true, true), "removed");
-        assert_eq!(s(r#"{"a": [null], "b":{}}"#, false, true), r#"{"a":[null]}"#);
+        assert_eq!(
+            s(r#"{"a": [null], "b":{}}"#, false, true),
+            r#"{"a":[null]}"#
+        );
         assert_eq!(s(r#"[null, [], {}]"#, true, false), "[[],{}]");
     }
 
@@ -1889,10 +1977,19 @@ mod tests {
 
     #[test]
     fn subscripts() {
-        assert_eq!(subscript(r#"[{"a": "foo"}]"#, Ok(0)).unwrap().as_deref(), Some(r#"{"a":"foo"}"#));
+        assert_eq!(
+            subscript(r#"[{"a": "foo"}]"#, Ok(0)).unwrap().as_deref(),
+            Some(r#"{"a":"foo"}"#)
+        );
         assert_eq!(subscript(r#"[1]"#, Ok(2)).unwrap(), None);
         assert_eq!(subscript(r#"null"#, Ok(0)).unwrap(), None);
-        assert_eq!(subscript(r#"{"": 1}"#, Err("")).unwrap().as_deref(), Some("1"));
-        assert_eq!(subscript(r#"{"a": null}"#, Err("a")).unwrap().as_deref(), Some("null"));
+        assert_eq!(
+            subscript(r#"{"": 1}"#, Err("")).unwrap().as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            subscript(r#"{"a": null}"#, Err("a")).unwrap().as_deref(),
+            Some("null")
+        );
     }
 }

@@ -1815,6 +1815,132 @@ mod tests {
         assert_eq!(types, ["STRING", "STRING"]);
     }
 
+    /// Each row of a one-column result, as text (`NULL` for NULL).
+    fn column_text(w: &LocalWarehouse, ctx: &QueryContext, sql: &str) -> Vec<String> {
+        let r = w.execute(sql, ctx).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut out = Vec::new();
+        for b in &r.batches {
+            for i in 0..b.num_rows() {
+                let c = b.column(0);
+                out.push(if c.is_null(i) {
+                    "NULL".to_string()
+                } else {
+                    arrow::util::display::array_value_to_string(c, i).unwrap()
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn json_functions_tell_json_from_strings() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join("|");
+        // JSON null: JSON 'null' from JSON, SQL NULL from a STRING.
+        assert_eq!(
+            one("SELECT JSON_QUERY(JSON '{\"a\": null}', '$.a')"),
+            "null"
+        );
+        assert_eq!(one("SELECT JSON_QUERY('{\"a\": null}', '$.a')"), "NULL");
+        assert_eq!(
+            one("SELECT JSON_EXTRACT('{\"a\": \"x\", \"a\": 2}', '$')"),
+            "{\"a\":\"x\",\"a\":2}"
+        );
+        assert_eq!(
+            one("SELECT JSON_QUERY(JSON '{\"a\": \"x\", \"a\": 2}', '$')"),
+            "{\"a\":\"x\"}"
+        );
+        assert_eq!(
+            one("SELECT JSON_VALUE(JSON '{\"a\": [1, {\"b.c\": 7}]}', '$.a[1].\"b.c\"')"),
+            "7"
+        );
+        assert_eq!(
+            one("SELECT JSON_EXTRACT_SCALAR('{\"a\": [1, {\"b.c\": 7}]}', \"$.a[1]['b.c']\")"),
+            "7"
+        );
+        assert_eq!(one("SELECT INT64(JSON '10.0') + 1"), "11");
+        assert!(w.execute("SELECT INT64(JSON '\"4\"')", &ctx).is_err());
+        assert_eq!(one("SELECT SAFE.INT64(JSON '\"4\"')"), "NULL");
+        assert_eq!(
+            one("SELECT JSON_OBJECT('b', 1, 'a', [STRUCT('x' AS s)], 'c', JSON_ARRAY('x', NULL))"),
+            "{\"b\":1,\"a\":[{\"s\":\"x\"}],\"c\":[\"x\",null]}"
+        );
+        assert_eq!(
+            one("SELECT JSON_SET(JSON '{\"a\": 1}', '$.b[1]', 'x')"),
+            "{\"a\":1,\"b\":[null,\"x\"]}"
+        );
+        // Field access of JSON: a literal, a column, a subscript.
+        assert_eq!(one("SELECT (JSON '{\"a\": {\"b\": [5, 6]}}').a.b[1]"), "6");
+        assert_eq!(
+            one("SELECT j.a, j['a'], j.nope FROM (SELECT JSON '{\"a\": 1}' AS j)"),
+            "1"
+        );
+        // A column may hold JSON or a STRING: where the two differ, refused.
+        w.execute("CREATE TABLE t (j JSON, s STRING)", &ctx)
+            .unwrap();
+        w.execute(
+            "INSERT INTO t VALUES ('{\"a\": null, \"b\": 2}', 'x')",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(one("SELECT JSON_QUERY(j, '$.b') FROM t"), "2");
+        for sql in [
+            "SELECT JSON_QUERY(j, '$.a') FROM t",
+            "SELECT JSON_OBJECT('k', s) FROM t",
+        ] {
+            let e = w.execute(sql, &ctx).unwrap_err();
+            assert!(matches!(e, BqError::Unsupported { .. }), "{sql}: {e}");
+        }
+        assert_eq!(
+            one("SELECT JSON_QUERY(PARSE_JSON(j), '$.a') FROM t"),
+            "null"
+        );
+    }
+
+    #[test]
+    fn array_subqueries_and_aggregates() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join("|");
+        assert_eq!(
+            one("SELECT ARRAY(SELECT x FROM UNNEST([3, 1, 2]) AS x ORDER BY x DESC)"),
+            "[3, 2, 1]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY(SELECT x FROM UNNEST([3, 1, 2]) AS x ORDER BY -x LIMIT 2)"),
+            "[3, 2]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY(SELECT 1 FROM UNNEST([1]) AS x WHERE x > 1)"),
+            "[]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY(SELECT AS STRUCT x, 'a' AS y FROM UNNEST([1]) AS x)"),
+            "[{x: 1, y: a}]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY_AGG(x ORDER BY x LIMIT 2) FROM UNNEST([5, 4, 3]) AS x"),
+            "[3, 4]"
+        );
+        assert_eq!(
+            one(
+                "SELECT ARRAY_CONCAT_AGG(a ORDER BY a[OFFSET(0)]) FROM UNNEST([STRUCT([3, 4] AS a), STRUCT(NULL), STRUCT([1])])"
+            ),
+            "[1, 3, 4]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY_CONCAT_AGG(a) FROM (SELECT CAST(NULL AS ARRAY<INT64>) AS a)"),
+            "NULL"
+        );
+        assert_eq!(
+            one("SELECT ARRAY_IS_DISTINCT([1.0, -0.0, 0.0]), ARRAY_IS_DISTINCT([NULL, 1])"),
+            "false"
+        );
+        assert!(
+            w.execute("SELECT ARRAY_CONCAT_AGG(x) FROM (SELECT [[1]] AS x)", &ctx)
+                .is_err()
+        );
+    }
+
     #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
@@ -1827,5 +1953,27 @@ mod tests {
         assert!(!compatible(&DataType::Utf8, &DataType::Int64));
         assert!(!compatible(&DataType::Float64, &DataType::Int64));
         assert!(!compatible(&DataType::Date32, &DataType::Utf8));
+    }
+}
+
+#[cfg(test)]
+mod adhoc {
+    use super::*;
+
+    #[test]
+    #[ignore = "debugging aid: BQ_SQL='…' cargo test -p bigflow-bigquery --lib adhoc -- --ignored --nocapture"]
+    fn adhoc() {
+        let (_dir, w, ctx) = test_warehouse();
+        let sql = std::env::var("BQ_SQL").unwrap_or_default();
+        for s in sql.split(";;") {
+            match w.execute(s, &ctx) {
+                Ok(r) => println!(
+                    "{}\n{}",
+                    r.schema,
+                    arrow::util::pretty::pretty_format_batches(&r.batches).unwrap()
+                ),
+                Err(e) => println!("ERROR {e}"),
+            }
+        }
     }
 }

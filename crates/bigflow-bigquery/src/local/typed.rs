@@ -699,7 +699,11 @@ impl JsonFieldPlanner {
         JsonFieldPlanner { at: array_at_udf() }
     }
 
-    fn at(&self, expr: datafusion::logical_expr::Expr, key: ScalarValue) -> datafusion::logical_expr::Expr {
+    fn at(
+        &self,
+        expr: datafusion::logical_expr::Expr,
+        key: ScalarValue,
+    ) -> datafusion::logical_expr::Expr {
         use datafusion::logical_expr::{Expr, expr::ScalarFunction, lit};
         Expr::ScalarFunction(ScalarFunction::new_udf(
             self.at.clone(),
@@ -738,8 +742,9 @@ impl datafusion::logical_expr::planner::ExprPlanner for JsonFieldPlanner {
         field: &arrow::datatypes::Field,
         qualifier: Option<&datafusion::common::TableReference>,
         nested_names: &[String],
-    ) -> DfResult<datafusion::logical_expr::planner::PlannerResult<Vec<datafusion::logical_expr::Expr>>>
-    {
+    ) -> DfResult<
+        datafusion::logical_expr::planner::PlannerResult<Vec<datafusion::logical_expr::Expr>>,
+    > {
         use datafusion::logical_expr::Expr;
         use datafusion::logical_expr::planner::PlannerResult;
         if !is_string_type(field.data_type()) {
@@ -750,6 +755,59 @@ impl datafusion::logical_expr::planner::ExprPlanner for JsonFieldPlanner {
             expr = self.at(expr, ScalarValue::from(name.as_str()));
         }
         Ok(PlannerResult::Planned(expr))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ARRAY_CONCAT_AGG's argument
+
+/// `bq_flat_array(a)`: `a`, which must be an ARRAY of anything but arrays
+/// (BigQuery has no arrays of arrays; ARRAY_CONCAT_AGG would flatten one).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FlatArray {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for FlatArray {
+    fn name(&self) -> &str {
+        "bq_flat_array"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        match arg_types {
+            [DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)]
+                if matches!(
+                    f.data_type(),
+                    DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+                ) =>
+            {
+                Err(plan_err(format!(
+                    "Cannot construct array with element type {} because nested arrays are not supported",
+                    type_name(f.data_type())
+                )))
+            }
+            [t @ (DataType::List(_) | DataType::Null)] => Ok(vec![t.clone()]),
+            [DataType::LargeList(f) | DataType::FixedSizeList(f, _)] => {
+                Ok(vec![DataType::List(f.clone())])
+            }
+            [other] => Err(plan_err(format!(
+                "ARRAY_CONCAT_AGG needs an ARRAY, got {}",
+                type_name(other)
+            ))),
+            _ => Err(plan_err("ARRAY_CONCAT_AGG takes one array".into())),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(args.args[0].clone())
     }
 }
 
@@ -1329,6 +1387,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
         to_string_udf(),
         ScalarUDF::new_from_impl(ArrayAt { signature: user() }),
         ScalarUDF::new_from_impl(ArrayIsDistinct { signature: user() }),
+        ScalarUDF::new_from_impl(FlatArray { signature: user() }),
         ScalarUDF::new_from_impl(Substr { signature: user() }),
         ScalarUDF::new_from_impl(Length { signature: user() }),
         ScalarUDF::new_from_impl(InArray { signature: user() }),
