@@ -1084,16 +1084,147 @@ impl Rewriter<'_> {
                 SqlType::Timestamp(Some(6), TimezoneInfo::None),
             )),
             "current_date" if args.is_empty() => Some(cast(call("now", vec![]), SqlType::Date)),
+            // Microseconds, as CURRENT_TIMESTAMP's (`now()` has nanoseconds).
             "current_time" if args.is_empty() => Some(cast(
-                call("now", vec![]),
+                cast(
+                    call("now", vec![]),
+                    SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                ),
                 SqlType::Time(None, TimezoneInfo::None),
             )),
+            // The statement's time as the wall clock of a zone.
+            "current_datetime" | "current_date" | "current_time" if args.len() == 1 => {
+                let local = call(
+                    "bq_to_zone",
+                    vec![
+                        cast(
+                            call("now", vec![]),
+                            SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                        ),
+                        args[0].clone(),
+                    ],
+                );
+                Some(match name.as_str() {
+                    "current_date" => cast(local, SqlType::Date),
+                    "current_time" => cast(local, SqlType::Time(None, TimezoneInfo::None)),
+                    _ => local,
+                })
+            }
             "current_timestamp" | "current_datetime" | "current_date" | "current_time" => {
                 return Err(unsupported(
-                    format!("{} with a time zone argument", name.to_uppercase()),
+                    format!("{} with these arguments", name.to_uppercase()),
                     span,
                 ));
             }
+            // FLOAT64: +inf or -inf (an integer is never infinite).
+            "is_inf" if args.len() == 1 => Some(Expr::BinaryOp {
+                left: Box::new(call(
+                    "abs",
+                    vec![cast(
+                        args[0].clone(),
+                        SqlType::Double(ExactNumberInfo::None),
+                    )],
+                )),
+                op: ast::BinaryOperator::Eq,
+                right: Box::new(cast(
+                    string_lit("inf"),
+                    SqlType::Double(ExactNumberInfo::None),
+                )),
+            }),
+            "unix_date" if args.len() == 1 => Some(call(
+                "bq_date_diff",
+                vec![
+                    cast(args[0].clone(), SqlType::Date),
+                    cast(string_lit("1970-01-01"), SqlType::Date),
+                    string_lit("DAY"),
+                ],
+            )),
+            "date_from_unix_date" if args.len() == 1 => Some(call(
+                "bq_date_add",
+                vec![
+                    cast(string_lit("1970-01-01"), SqlType::Date),
+                    cast(args[0].clone(), SqlType::BigInt(None)),
+                    string_lit("DAY"),
+                ],
+            )),
+            "date_bucket" | "datetime_bucket" if matches!(args.len(), 2 | 3) => {
+                let (value_type, origin) = if name == "date_bucket" {
+                    (SqlType::Date, "1950-01-01")
+                } else {
+                    (
+                        SqlType::Timestamp(Some(6), TimezoneInfo::None),
+                        "1950-01-01 00:00:00",
+                    )
+                };
+                // Widths of a fixed length only (months vary).
+                let fixed = match &args[1] {
+                    Expr::Interval(iv) => {
+                        matches!(
+                            iv.leading_field,
+                            Some(
+                                ast::DateTimeField::Microsecond
+                                    | ast::DateTimeField::Millisecond
+                                    | ast::DateTimeField::Second
+                                    | ast::DateTimeField::Minute
+                                    | ast::DateTimeField::Hour
+                                    | ast::DateTimeField::Day
+                                    | ast::DateTimeField::Week(None)
+                            )
+                        ) && iv.last_field.is_none()
+                    }
+                    _ => is_null_literal(&args[1]),
+                };
+                if !fixed {
+                    return Err(unsupported(
+                        format!(
+                            "{} with a bucket width other than an INTERVAL literal of MICROSECOND … WEEK",
+                            name.to_uppercase()
+                        ),
+                        span,
+                    ));
+                }
+                if args.iter().any(is_null_literal) {
+                    Some(cast(Expr::value(Value::Null), value_type))
+                } else {
+                    let datetime = SqlType::Timestamp(Some(6), TimezoneInfo::None);
+                    let origin = match args.get(2) {
+                        Some(o) => cast(o.clone(), value_type.clone()),
+                        None => cast(string_lit(origin), value_type.clone()),
+                    };
+                    let binned = call(
+                        "date_bin",
+                        vec![
+                            args[1].clone(),
+                            cast(cast(args[0].clone(), value_type.clone()), datetime.clone()),
+                            cast(origin, datetime),
+                        ],
+                    );
+                    Some(cast(binned, value_type))
+                }
+            }
+            "split_substr" if matches!(args.len(), 3 | 4) => Some(call("bq_split_substr", args)),
+            // TIME(h, m, s), TIME(timestamp, zone), TIME(datetime | timestamp | time).
+            "time" if args.len() == 3 => Some(cast(
+                call("make_time", args),
+                SqlType::Time(None, TimezoneInfo::None),
+            )),
+            "time" if args.len() == 2 => Some(cast(
+                call(
+                    "bq_to_zone",
+                    vec![
+                        cast(
+                            args[0].clone(),
+                            SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                        ),
+                        args[1].clone(),
+                    ],
+                ),
+                SqlType::Time(None, TimezoneInfo::None),
+            )),
+            "time" if args.len() == 1 && !is_string_literal(&args[0]) => Some(cast(
+                args[0].clone(),
+                SqlType::Time(None, TimezoneInfo::None),
+            )),
             "timestamp_diff" | "datetime_diff" | "date_diff" => {
                 if args.len() != 3 {
                     return Err(bad_args("(a, b, DATE_PART)"));

@@ -1942,6 +1942,47 @@ mod tests {
     }
 
     #[test]
+    fn small_functions() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join("|");
+        assert_eq!(one("SELECT IS_INF(CAST('-inf' AS FLOAT64))"), "true");
+        assert_eq!(one("SELECT IS_INF(1)"), "false");
+        assert_eq!(one("SELECT UNIX_DATE(DATE '1969-01-01')"), "-365");
+        assert_eq!(one("SELECT DATE_FROM_UNIX_DATE(16071)"), "2014-01-01");
+        assert_eq!(one("SELECT CURRENT_DATE(CAST(NULL AS STRING))"), "NULL");
+        assert_eq!(
+            one(
+                "SELECT ABS(DATE_DIFF(CURRENT_DATE('+14'), CURRENT_DATE('UTC-1200'), DAY)) IN (1, 2)"
+            ),
+            "true"
+        );
+        assert_eq!(
+            one("SELECT DATETIME_BUCKET(DATETIME '2020-02-15 14:57:39', INTERVAL 7 DAY)"),
+            "2020-02-09T00:00:00"
+        );
+        assert_eq!(
+            one("SELECT DATE_BUCKET(DATE '2020-02-15', INTERVAL 7 DAY, DATE '2150-12-11')"),
+            "2020-02-14"
+        );
+        assert!(matches!(
+            w.execute(
+                "SELECT DATE_BUCKET(DATE '2020-02-15', INTERVAL 1 MONTH)",
+                &ctx
+            ),
+            Err(BqError::Unsupported { .. })
+        ));
+        assert_eq!(one("SELECT TIME(15, 4, 5)"), "15:04:05");
+        assert_eq!(
+            one("SELECT TIME(TIMESTAMP '2020-01-01 10:00:00+00', 'Asia/Kolkata')"),
+            "15:30:00"
+        );
+        assert_eq!(
+            one("SELECT SPLIT_SUBSTR('www.abc.com', '.', -2)"),
+            "abc.com"
+        );
+    }
+
+    #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
         assert!(compatible(&DataType::Int32, &DataType::Float64));

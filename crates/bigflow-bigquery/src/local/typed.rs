@@ -759,6 +759,122 @@ impl datafusion::logical_expr::planner::ExprPlanner for JsonFieldPlanner {
 }
 
 // ---------------------------------------------------------------------------
+// SPLIT_SUBSTR(value, delimiter, start_split[, count])
+
+/// `bq_split_substr(value, delimiter, start[, count])`: the parts of
+/// `value` split on `delimiter` (left to right, without overlaps) from part
+/// `start` (1-based; 0 is 1; negative counts from the end, before the first
+/// is the first), `count` of them (all by default), joined by `delimiter`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SplitSubstr {
+    signature: Signature,
+}
+
+/// SPLIT_SUBSTR of one row.
+fn split_substr(value: &str, delimiter: &str, start: i64, count: Option<i64>) -> DfResult<String> {
+    if delimiter.is_empty() {
+        return Err(DataFusionError::NotImplemented(
+            "SPLIT_SUBSTR with an empty delimiter".into(),
+        ));
+    }
+    if count.is_some_and(|c| c < 0) {
+        return Err(exec_err(
+            "SPLIT_SUBSTR: the count of splits must not be negative".into(),
+        ));
+    }
+    let parts: Vec<&str> = value.split(delimiter).collect();
+    let n = parts.len() as i64;
+    let first = if start > 0 {
+        start - 1
+    } else if start == 0 {
+        0
+    } else {
+        (n + start).max(0)
+    };
+    if first >= n {
+        return Ok(String::new());
+    }
+    let last = match count {
+        Some(c) => first.saturating_add(c).min(n),
+        None => n,
+    };
+    Ok(parts[first as usize..last as usize].join(delimiter))
+}
+
+impl ScalarUDFImpl for SplitSubstr {
+    fn name(&self) -> &str {
+        "bq_split_substr"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        if !matches!(arg_types.len(), 3 | 4) {
+            return Err(plan_err(
+                "SPLIT_SUBSTR takes (value, delimiter, start_split[, count])".into(),
+            ));
+        }
+        let text = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
+            )
+        };
+        if !text(&arg_types[0]) || !text(&arg_types[1]) {
+            return Err(plan_err(format!(
+                "unsupported: SPLIT_SUBSTR of {} (STRING only)",
+                type_name(&arg_types[0])
+            )));
+        }
+        let mut out = vec![DataType::Utf8, DataType::Utf8];
+        for t in &arg_types[2..] {
+            if !(t.is_integer() || *t == DataType::Null) {
+                return Err(plan_err(format!(
+                    "SPLIT_SUBSTR takes INT64 positions, not {}",
+                    type_name(t)
+                )));
+            }
+            out.push(DataType::Int64);
+        }
+        Ok(out)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let value = arrays[0].as_string::<i32>();
+        let delimiter = arrays[1].as_string::<i32>();
+        let start = arrays[2].as_primitive::<arrow::datatypes::Int64Type>();
+        let count = arrays
+            .get(3)
+            .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>());
+        let mut out = StringBuilder::new();
+        for i in 0..value.len() {
+            if value.is_null(i)
+                || delimiter.is_null(i)
+                || start.is_null(i)
+                || count.is_some_and(|c| c.is_null(i))
+            {
+                out.append_null();
+                continue;
+            }
+            out.append_value(split_substr(
+                value.value(i),
+                delimiter.value(i),
+                start.value(i),
+                count.map(|c| c.value(i)),
+            )?);
+        }
+        scalar_result(&args.args, Arc::new(out.finish()))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // ARRAY_CONCAT_AGG's argument
 
 /// `bq_flat_array(a)`: `a`, which must be an ARRAY of anything but arrays
@@ -1388,6 +1504,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(ArrayAt { signature: user() }),
         ScalarUDF::new_from_impl(ArrayIsDistinct { signature: user() }),
         ScalarUDF::new_from_impl(FlatArray { signature: user() }),
+        ScalarUDF::new_from_impl(SplitSubstr { signature: user() }),
         ScalarUDF::new_from_impl(Substr { signature: user() }),
         ScalarUDF::new_from_impl(Length { signature: user() }),
         ScalarUDF::new_from_impl(InArray { signature: user() }),
@@ -1402,6 +1519,20 @@ mod tests {
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn split_substr_picks_parts() {
+        let s = |v, d, start, count| split_substr(v, d, start, count).unwrap();
+        assert_eq!(s("www.abc.com", ".", 2, Some(2)), "abc.com");
+        assert_eq!(s("www.abc.com", ".", 0, Some(1)), "www");
+        assert_eq!(s("www.abc.com", ".", 4, Some(1)), "");
+        assert_eq!(s("www.abc.com", ".", -5, Some(1)), "www");
+        assert_eq!(s("www.abc.com", ".", -1, None), "com");
+        assert_eq!(s("###tagA###tagB###tagC###", "##", -2, Some(3)), "#tagC###");
+        assert_eq!(s("tagA##tagB##", "##", -1, Some(1)), "");
+        assert!(split_substr("a", "", 1, None).is_err());
+        assert!(split_substr("a", ".", 1, Some(-1)).is_err());
     }
 
     #[test]
