@@ -1996,25 +1996,3 @@ mod tests {
         assert!(!compatible(&DataType::Date32, &DataType::Utf8));
     }
 }
-
-#[cfg(test)]
-mod adhoc {
-    use super::*;
-
-    #[test]
-    #[ignore = "debugging aid: BQ_SQL='…' cargo test -p bigflow-bigquery --lib adhoc -- --ignored --nocapture"]
-    fn adhoc() {
-        let (_dir, w, ctx) = test_warehouse();
-        let sql = std::env::var("BQ_SQL").unwrap_or_default();
-        for s in sql.split(";;") {
-            match w.execute(s, &ctx) {
-                Ok(r) => println!(
-                    "{}\n{}",
-                    r.schema,
-                    arrow::util::pretty::pretty_format_batches(&r.batches).unwrap()
-                ),
-                Err(e) => println!("ERROR {e}"),
-            }
-        }
-    }
-}
