@@ -121,6 +121,111 @@ pub fn fold_case(query: &mut Query, columns: &[String]) {
     let _ = query.visit(&mut Fold(spellings));
 }
 
+/// Tells the JSON functions what a column argument is, once the tables'
+/// columns are known (see [`Kind`]): `kinds` maps column and field names to
+/// `JSON`, `STRING` or another type (`None`: two columns of that name
+/// differ). A name the query itself defines (an alias, a CTE) is left as
+/// "either".
+pub fn json_column_kinds(
+    query: &mut Query,
+    kinds: &std::collections::HashMap<String, Option<&'static str>>,
+) {
+    if !kinds.values().any(|k| matches!(k, Some("JSON" | "STRING"))) {
+        return;
+    }
+    let defined: HashSet<String> = query_names(query)
+        .into_iter()
+        .map(|n| n.to_lowercase())
+        .collect();
+    let kind_of = |e: &Expr| -> Option<&'static str> {
+        let name = match e {
+            Expr::Identifier(i) => &i.value,
+            Expr::CompoundIdentifier(parts) => &parts.last()?.value,
+            _ => return None,
+        };
+        let name = name.to_lowercase();
+        if defined.contains(&name) {
+            return None;
+        }
+        match kinds.get(&name).copied().flatten()? {
+            "JSON" => Some("JSON"),
+            "STRING" => Some("STRING"),
+            _ => None,
+        }
+    };
+    struct Fix<'a> {
+        kind_of: &'a dyn Fn(&Expr) -> Option<&'static str>,
+    }
+    impl VisitorMut for Fix<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            let Expr::Function(f) = e else {
+                return ControlFlow::Continue(());
+            };
+            let name = object_name_text(&f.name);
+            let FunctionArguments::List(l) = &mut f.args else {
+                return ControlFlow::Continue(());
+            };
+            let args: Vec<Option<Expr>> = l.args.iter().map(|a| arg_expr(a).cloned()).collect();
+            let lit_text = |e: &Option<Expr>| match e {
+                Some(Expr::Value(v)) => match &v.value {
+                    Value::SingleQuotedString(s) => Some(s.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match name.as_str() {
+                // (value, path, kind)
+                "bq_json_query"
+                | "bq_json_extract"
+                | "bq_json_value"
+                | "bq_json_extract_scalar"
+                | "bq_json_query_array"
+                | "bq_json_extract_array"
+                | "bq_json_value_array"
+                | "bq_json_extract_string_array"
+                    if args.len() == 3 && lit_text(&args[2]).as_deref() == Some("ANY") =>
+                {
+                    if let Some(k) = args[0].as_ref().and_then(|a| (self.kind_of)(a)) {
+                        l.args[2] = FunctionArg::Unnamed(FunctionArgExpr::Expr(string_lit(k)));
+                    }
+                }
+                // (kinds, …): the kinds of the call's arguments in order.
+                "bq_json_array"
+                | "bq_json_object"
+                | "bq_safe_json_object"
+                | "bq_json_set"
+                | "bq_json_array_insert"
+                | "bq_json_array_append" => {
+                    let Some(text) = lit_text(&args[0]) else {
+                        return ControlFlow::Continue(());
+                    };
+                    let mut kinds: Vec<String> = text.split(',').map(str::to_string).collect();
+                    for (i, k) in kinds.iter_mut().enumerate() {
+                        // Where the i-th argument of the SQL call is now.
+                        let at = match name.as_str() {
+                            "bq_json_array" | "bq_json_object" | "bq_safe_json_object" => i + 1,
+                            _ if i == 0 => 1,
+                            _ => i + 2,
+                        };
+                        if k == "ANY"
+                            && let Some(Some(a)) = args.get(at)
+                            && let Some(found) = (self.kind_of)(a)
+                        {
+                            *k = found.to_string();
+                        }
+                    }
+                    l.args[0] =
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(string_lit(&kinds.join(","))));
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut Fix { kind_of: &kind_of });
+}
+
 /// The names a query defines: CTEs, select-list and table aliases, the
 /// columns of aliases, and STRUCT field names (so that a planner's "no
 /// field named x" can be told from a name the query never had).

@@ -744,6 +744,10 @@ impl LocalWarehouse {
         rw.rewrite_query(&mut query)?;
         // Each table or view the query reads, and the names of its columns.
         let mut columns = Vec::new();
+        // Column (and field) names: JSON, STRING, other; `None` when two
+        // columns of the name differ.
+        let mut json_kinds: std::collections::HashMap<String, Option<&'static str>> =
+            Default::default();
         // Whether one of them has NUMERIC/BIGNUMERIC columns.
         let mut decimals = false;
         let mut frames = Vec::new();
@@ -773,6 +777,10 @@ impl LocalWarehouse {
                     };
                     let (df, _) = self.plan_query_in(q, &view_ctx, depth + 1).await?;
                     columns.extend(df.schema().fields().iter().map(|f| f.name().clone()));
+                    // A view's STRING columns may be JSON or not.
+                    for f in df.schema().fields() {
+                        json_kinds.insert(f.name().to_lowercase(), None);
+                    }
                     df
                 }
                 _ => {
@@ -785,12 +793,35 @@ impl LocalWarehouse {
                     }
                     decimals |= has_decimal(&m.schema);
                     names(&m.schema, &mut columns);
+                    fn kinds(
+                        fields: &[Field],
+                        out: &mut std::collections::HashMap<String, Option<&'static str>>,
+                    ) {
+                        for f in fields {
+                            let kind = match (f.field_type.as_str(), f.mode.as_str()) {
+                                ("JSON", "REPEATED") | ("STRING", "REPEATED") => "OTHER",
+                                ("JSON", _) => "JSON",
+                                ("STRING", _) => "STRING",
+                                _ => "OTHER",
+                            };
+                            out.entry(f.name.to_lowercase())
+                                .and_modify(|k| {
+                                    if *k != Some(kind) {
+                                        *k = None;
+                                    }
+                                })
+                                .or_insert(Some(kind));
+                            kinds(&f.fields, out);
+                        }
+                    }
+                    kinds(&m.schema, &mut json_kinds);
                     self.table_frame(&session, t, rw.pseudo_columns).await?
                 }
             };
             frames.push(df);
         }
         dialect::fold_case(&mut query, &columns);
+        dialect::json_column_kinds(&mut query, &json_kinds);
         for (t, df) in rw.tables.iter().zip(frames) {
             session
                 .register_table(t.name.as_str(), df.into_view())
@@ -1875,7 +1906,7 @@ mod tests {
             one("SELECT j.a, j['a'], j.nope FROM (SELECT JSON '{\"a\": 1}' AS j)"),
             "1"
         );
-        // A column may hold JSON or a STRING: where the two differ, refused.
+        // A table's column is JSON or STRING by its type.
         w.execute("CREATE TABLE t (j JSON, s STRING)", &ctx)
             .unwrap();
         w.execute(
@@ -1884,9 +1915,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(one("SELECT JSON_QUERY(j, '$.b') FROM t"), "2");
+        assert_eq!(one("SELECT JSON_QUERY(j, '$.a') FROM t"), "null");
+        assert_eq!(one("SELECT JSON_QUERY(t.j, '$.a') FROM t"), "null");
+        assert_eq!(
+            one("SELECT JSON_OBJECT('k', s, 'j', j) FROM t"),
+            "{\"k\":\"x\",\"j\":{\"a\":null,\"b\":2}}"
+        );
+        // A name the query defines may be either: where the two would
+        // answer differently, refused.
         for sql in [
-            "SELECT JSON_QUERY(j, '$.a') FROM t",
-            "SELECT JSON_OBJECT('k', s) FROM t",
+            "SELECT JSON_QUERY(j, '$.a') FROM (SELECT s AS j FROM t)",
+            "SELECT JSON_OBJECT('k', x) FROM (SELECT s AS x FROM t)",
         ] {
             let e = w.execute(sql, &ctx).unwrap_err();
             assert!(matches!(e, BqError::Unsupported { .. }), "{sql}: {e}");
