@@ -197,7 +197,7 @@ pub fn json_column_kinds(
                 | "bq_json_set"
                 | "bq_json_array_insert"
                 | "bq_json_array_append" => {
-                    let Some(text) = lit_text(&args[0]) else {
+                    let Some(text) = args.first().and_then(lit_text) else {
                         return ControlFlow::Continue(());
                     };
                     let mut kinds: Vec<String> = text.split(',').map(str::to_string).collect();
