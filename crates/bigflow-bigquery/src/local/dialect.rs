@@ -41,6 +41,7 @@ use datafusion::sql::sqlparser::dialect::{BigQueryDialect, Dialect};
 use datafusion::sql::sqlparser::parser::{Parser, ParserError, ParserOptions};
 use datafusion::sql::sqlparser::tokenizer::{Location, Span};
 
+use super::json::Kind;
 use crate::backend::QueryContext;
 use crate::error::{BqError, Position, Result};
 use crate::names::TableId;
@@ -118,6 +119,111 @@ pub fn fold_case(query: &mut Query, columns: &[String]) {
             .or_insert(Some(name));
     }
     let _ = query.visit(&mut Fold(spellings));
+}
+
+/// Tells the JSON functions what a column argument is, once the tables'
+/// columns are known (see [`Kind`]): `kinds` maps column and field names to
+/// `JSON`, `STRING` or another type (`None`: two columns of that name
+/// differ). A name the query itself defines (an alias, a CTE) is left as
+/// "either".
+pub fn json_column_kinds(
+    query: &mut Query,
+    kinds: &std::collections::HashMap<String, Option<&'static str>>,
+) {
+    if !kinds.values().any(|k| matches!(k, Some("JSON" | "STRING"))) {
+        return;
+    }
+    let defined: HashSet<String> = query_names(query)
+        .into_iter()
+        .map(|n| n.to_lowercase())
+        .collect();
+    let kind_of = |e: &Expr| -> Option<&'static str> {
+        let name = match e {
+            Expr::Identifier(i) => &i.value,
+            Expr::CompoundIdentifier(parts) => &parts.last()?.value,
+            _ => return None,
+        };
+        let name = name.to_lowercase();
+        if defined.contains(&name) {
+            return None;
+        }
+        match kinds.get(&name).copied().flatten()? {
+            "JSON" => Some("JSON"),
+            "STRING" => Some("STRING"),
+            _ => None,
+        }
+    };
+    struct Fix<'a> {
+        kind_of: &'a dyn Fn(&Expr) -> Option<&'static str>,
+    }
+    impl VisitorMut for Fix<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            let Expr::Function(f) = e else {
+                return ControlFlow::Continue(());
+            };
+            let name = object_name_text(&f.name);
+            let FunctionArguments::List(l) = &mut f.args else {
+                return ControlFlow::Continue(());
+            };
+            let args: Vec<Option<Expr>> = l.args.iter().map(|a| arg_expr(a).cloned()).collect();
+            let lit_text = |e: &Option<Expr>| match e {
+                Some(Expr::Value(v)) => match &v.value {
+                    Value::SingleQuotedString(s) => Some(s.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match name.as_str() {
+                // (value, path, kind)
+                "bq_json_query"
+                | "bq_json_extract"
+                | "bq_json_value"
+                | "bq_json_extract_scalar"
+                | "bq_json_query_array"
+                | "bq_json_extract_array"
+                | "bq_json_value_array"
+                | "bq_json_extract_string_array"
+                    if args.len() == 3 && lit_text(&args[2]).as_deref() == Some("ANY") =>
+                {
+                    if let Some(k) = args[0].as_ref().and_then(|a| (self.kind_of)(a)) {
+                        l.args[2] = FunctionArg::Unnamed(FunctionArgExpr::Expr(string_lit(k)));
+                    }
+                }
+                // (kinds, …): the kinds of the call's arguments in order.
+                "bq_json_array"
+                | "bq_json_object"
+                | "bq_safe_json_object"
+                | "bq_json_set"
+                | "bq_json_array_insert"
+                | "bq_json_array_append" => {
+                    let Some(text) = args.first().and_then(lit_text) else {
+                        return ControlFlow::Continue(());
+                    };
+                    let mut kinds: Vec<String> = text.split(',').map(str::to_string).collect();
+                    for (i, k) in kinds.iter_mut().enumerate() {
+                        // Where the i-th argument of the SQL call is now.
+                        let at = match name.as_str() {
+                            "bq_json_array" | "bq_json_object" | "bq_safe_json_object" => i + 1,
+                            _ if i == 0 => 1,
+                            _ => i + 2,
+                        };
+                        if k == "ANY"
+                            && let Some(Some(a)) = args.get(at)
+                            && let Some(found) = (self.kind_of)(a)
+                        {
+                            *k = found.to_string();
+                        }
+                    }
+                    l.args[0] =
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(string_lit(&kinds.join(","))));
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut Fix { kind_of: &kind_of });
 }
 
 /// The names a query defines: CTEs, select-list and table aliases, the
@@ -527,6 +633,9 @@ pub struct Rewriter<'a> {
     pub pseudo_columns: bool,
     /// Named windows (`WINDOW w AS (…)`) that have a frame.
     framed_windows: HashSet<String>,
+    /// The aliases of the FROM items of the SELECTs being visited, outer
+    /// first (`FROM t.arr` of an alias `t` is an array, not a table).
+    from_aliases: Vec<Vec<String>>,
 }
 
 impl<'a> Rewriter<'a> {
@@ -539,6 +648,7 @@ impl<'a> Rewriter<'a> {
             tables: Vec::new(),
             pseudo_columns: false,
             framed_windows: HashSet::new(),
+            from_aliases: Vec::new(),
         }
     }
 
@@ -1011,7 +1121,18 @@ impl Rewriter<'_> {
         // `SAFE.f(…)`: NULL instead of an error, for the parse functions.
         let safe = match full.to_ascii_lowercase().split_once('.') {
             Some(("safe", inner))
-                if matches!(inner, "parse_date" | "parse_timestamp" | "parse_datetime") =>
+                if matches!(
+                    inner,
+                    "parse_date"
+                        | "parse_timestamp"
+                        | "parse_datetime"
+                        | "int64"
+                        | "bool"
+                        | "float64"
+                        | "double"
+                        | "string"
+                        | "json_object"
+                ) =>
             {
                 f.name = ObjectName::from(vec![Ident::with_span(span, inner)]);
                 true
@@ -1019,7 +1140,7 @@ impl Rewriter<'_> {
             Some(("safe", _)) => {
                 return Err(unsupported(
                     format!(
-                        "function {full} (SAFE. works with PARSE_DATE, PARSE_TIMESTAMP and PARSE_DATETIME; see also SAFE_CAST, SAFE_DIVIDE)"
+                        "function {full} (SAFE. works with PARSE_DATE, PARSE_TIMESTAMP, PARSE_DATETIME, JSON_OBJECT and INT64, BOOL, FLOAT64, DOUBLE, STRING of JSON; see also SAFE_CAST, SAFE_DIVIDE)"
                     ),
                     span,
                 ));
@@ -1041,6 +1162,17 @@ impl Rewriter<'_> {
                 span,
             )
         };
+        if JSON_FUNCTIONS.contains(&name.as_str()) {
+            return json_function(&name, f, safe, span).map(Some);
+        }
+        if matches!(name.as_str(), "array_agg" | "array_concat_agg") {
+            return array_aggregate(&name, f, span);
+        }
+        if name == "array"
+            && let FunctionArguments::Subquery(q) = &f.args
+        {
+            return array_subquery(q, span).map(Some);
+        }
         let args: Vec<Expr> = match &f.args {
             FunctionArguments::List(l) => l.args.iter().filter_map(arg_expr).cloned().collect(),
             _ => vec![],
@@ -1057,16 +1189,147 @@ impl Rewriter<'_> {
                 SqlType::Timestamp(Some(6), TimezoneInfo::None),
             )),
             "current_date" if args.is_empty() => Some(cast(call("now", vec![]), SqlType::Date)),
+            // Microseconds, as CURRENT_TIMESTAMP's (`now()` has nanoseconds).
             "current_time" if args.is_empty() => Some(cast(
-                call("now", vec![]),
+                cast(
+                    call("now", vec![]),
+                    SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                ),
                 SqlType::Time(None, TimezoneInfo::None),
             )),
+            // The statement's time as the wall clock of a zone.
+            "current_datetime" | "current_date" | "current_time" if args.len() == 1 => {
+                let local = call(
+                    "bq_to_zone",
+                    vec![
+                        cast(
+                            call("now", vec![]),
+                            SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                        ),
+                        args[0].clone(),
+                    ],
+                );
+                Some(match name.as_str() {
+                    "current_date" => cast(local, SqlType::Date),
+                    "current_time" => cast(local, SqlType::Time(None, TimezoneInfo::None)),
+                    _ => local,
+                })
+            }
             "current_timestamp" | "current_datetime" | "current_date" | "current_time" => {
                 return Err(unsupported(
-                    format!("{} with a time zone argument", name.to_uppercase()),
+                    format!("{} with these arguments", name.to_uppercase()),
                     span,
                 ));
             }
+            // FLOAT64: +inf or -inf (an integer is never infinite).
+            "is_inf" if args.len() == 1 => Some(Expr::BinaryOp {
+                left: Box::new(call(
+                    "abs",
+                    vec![cast(
+                        args[0].clone(),
+                        SqlType::Double(ExactNumberInfo::None),
+                    )],
+                )),
+                op: ast::BinaryOperator::Eq,
+                right: Box::new(cast(
+                    string_lit("inf"),
+                    SqlType::Double(ExactNumberInfo::None),
+                )),
+            }),
+            "unix_date" if args.len() == 1 => Some(call(
+                "bq_date_diff",
+                vec![
+                    cast(args[0].clone(), SqlType::Date),
+                    cast(string_lit("1970-01-01"), SqlType::Date),
+                    string_lit("DAY"),
+                ],
+            )),
+            "date_from_unix_date" if args.len() == 1 => Some(call(
+                "bq_date_add",
+                vec![
+                    cast(string_lit("1970-01-01"), SqlType::Date),
+                    cast(args[0].clone(), SqlType::BigInt(None)),
+                    string_lit("DAY"),
+                ],
+            )),
+            "date_bucket" | "datetime_bucket" if matches!(args.len(), 2 | 3) => {
+                let (value_type, origin) = if name == "date_bucket" {
+                    (SqlType::Date, "1950-01-01")
+                } else {
+                    (
+                        SqlType::Timestamp(Some(6), TimezoneInfo::None),
+                        "1950-01-01 00:00:00",
+                    )
+                };
+                // Widths of a fixed length only (months vary).
+                let fixed = match &args[1] {
+                    Expr::Interval(iv) => {
+                        matches!(
+                            iv.leading_field,
+                            Some(
+                                ast::DateTimeField::Microsecond
+                                    | ast::DateTimeField::Millisecond
+                                    | ast::DateTimeField::Second
+                                    | ast::DateTimeField::Minute
+                                    | ast::DateTimeField::Hour
+                                    | ast::DateTimeField::Day
+                                    | ast::DateTimeField::Week(None)
+                            )
+                        ) && iv.last_field.is_none()
+                    }
+                    _ => is_null_literal(&args[1]),
+                };
+                if !fixed {
+                    return Err(unsupported(
+                        format!(
+                            "{} with a bucket width other than an INTERVAL literal of MICROSECOND … WEEK",
+                            name.to_uppercase()
+                        ),
+                        span,
+                    ));
+                }
+                if args.iter().any(is_null_literal) {
+                    Some(cast(Expr::value(Value::Null), value_type))
+                } else {
+                    let datetime = SqlType::Timestamp(Some(6), TimezoneInfo::None);
+                    let origin = match args.get(2) {
+                        Some(o) => cast(o.clone(), value_type.clone()),
+                        None => cast(string_lit(origin), value_type.clone()),
+                    };
+                    let binned = call(
+                        "date_bin",
+                        vec![
+                            args[1].clone(),
+                            cast(cast(args[0].clone(), value_type.clone()), datetime.clone()),
+                            cast(origin, datetime),
+                        ],
+                    );
+                    Some(cast(binned, value_type))
+                }
+            }
+            "split_substr" if matches!(args.len(), 3 | 4) => Some(call("bq_split_substr", args)),
+            // TIME(h, m, s), TIME(timestamp, zone), TIME(datetime | timestamp | time).
+            "time" if args.len() == 3 => Some(cast(
+                call("make_time", args),
+                SqlType::Time(None, TimezoneInfo::None),
+            )),
+            "time" if args.len() == 2 => Some(cast(
+                call(
+                    "bq_to_zone",
+                    vec![
+                        cast(
+                            args[0].clone(),
+                            SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                        ),
+                        args[1].clone(),
+                    ],
+                ),
+                SqlType::Time(None, TimezoneInfo::None),
+            )),
+            "time" if args.len() == 1 && !is_string_literal(&args[0]) => Some(cast(
+                args[0].clone(),
+                SqlType::Time(None, TimezoneInfo::None),
+            )),
             "timestamp_diff" | "datetime_diff" | "date_diff" => {
                 if args.len() != 3 {
                     return Err(bad_args("(a, b, DATE_PART)"));
@@ -1141,6 +1404,7 @@ impl Rewriter<'_> {
             // LOG(x, base); DataFusion's log takes the base first.
             "log" if args.len() == 2 => Some(call("bq_log", args)),
             "is_nan" if args.len() == 1 => Some(call("isnan", args)),
+            "array_is_distinct" if args.len() == 1 => Some(call("bq_array_is_distinct", args)),
             // DataFusion's ARRAY_SLICE counts from 1; BigQuery's from 0.
             "array_slice" => return Err(unsupported("function ARRAY_SLICE".into(), span)),
             "string_agg" if args.len() == 2 => {
@@ -1464,6 +1728,647 @@ impl Rewriter<'_> {
         }
         Ok(replaced)
     }
+}
+
+/// `ARRAY_AGG(… LIMIT n)` → `array_slice(ARRAY_AGG(…), 1, n)`;
+/// `ARRAY_CONCAT_AGG(a [ORDER BY …] [LIMIT n])` → `flatten(ARRAY_AGG(a
+/// [ORDER BY …]) FILTER (WHERE a IS NOT NULL))` (NULL arrays are skipped;
+/// NULL when there is none), its LIMIT counting arrays.
+fn array_aggregate(name: &str, f: &Function, span: Span) -> Result<Option<Expr>> {
+    let upper = name.to_uppercase();
+    let mut g = f.clone();
+    g.name = ObjectName::from(vec![Ident::with_span(span, "array_agg")]);
+    let mut limit = None;
+    if let FunctionArguments::List(l) = &mut g.args {
+        l.clauses.retain(|c| match c {
+            ast::FunctionArgumentClause::Limit(n) => {
+                limit = Some(n.clone());
+                false
+            }
+            _ => true,
+        });
+    }
+    let count = match &limit {
+        None => None,
+        Some(n) => match constant_int(n) {
+            Some(Some(k)) if k > 0 => Some(n.clone()),
+            Some(Some(k)) if k < 0 => {
+                return Err(BqError::Sql {
+                    message: format!("LIMIT in {upper} must not be negative, got {k}"),
+                    position: position(n.span()),
+                });
+            }
+            Some(None) => {
+                return Err(BqError::Sql {
+                    message: format!("LIMIT in {upper} must not be NULL"),
+                    position: position(n.span()),
+                });
+            }
+            _ => {
+                return Err(unsupported(
+                    format!("LIMIT {n} in {upper} (only a positive integer literal)"),
+                    position_span(n),
+                ));
+            }
+        },
+    };
+    if name == "array_agg" && count.is_none() {
+        return Ok(None);
+    }
+    if g.over.is_some() && count.is_some() {
+        return Err(unsupported(format!("{upper} with LIMIT and OVER"), span));
+    }
+    if name == "array_concat_agg" {
+        if g.over.is_some() {
+            return Err(unsupported(
+                format!("{upper} as an analytic function"),
+                span,
+            ));
+        }
+        let arg = match &g.args {
+            FunctionArguments::List(l) if l.args.len() == 1 && l.duplicate_treatment.is_none() => {
+                arg_expr(&l.args[0]).cloned()
+            }
+            _ => None,
+        };
+        let Some(arg) = arg else {
+            return Err(unsupported(
+                format!("{upper} with these arguments (expected one array)"),
+                span,
+            ));
+        };
+        g.filter = Some(Box::new(Expr::IsNotNull(Box::new(arg.clone()))));
+        if let FunctionArguments::List(l) = &mut g.args {
+            l.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call(
+                "bq_flat_array",
+                vec![arg],
+            )))];
+        }
+    }
+    let mut out = Expr::Function(g);
+    if let Some(n) = count {
+        out = call(
+            "array_slice",
+            vec![out, Expr::value(Value::Number("1".into(), false)), n],
+        );
+    }
+    if name == "array_concat_agg" {
+        out = call("flatten", vec![out]);
+    }
+    Ok(Some(out))
+}
+
+/// `ARRAY(SELECT e FROM … [ORDER BY …] [LIMIT …])` → `(SELECT
+/// COALESCE(ARRAY_AGG(v ORDER BY k…), make_array()) FROM (SELECT e AS v,
+/// key AS k… FROM …) AS a)`: the elements in the subquery's order (an
+/// aggregate does not keep its input's), `[]` when it has no rows.
+/// `SELECT AS STRUCT a, b` makes `STRUCT(a, b)` elements.
+fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
+    let refuse = |why: &str| unsupported(format!("ARRAY(subquery) {why}"), span);
+    let mut inner = q.clone();
+    let mut keys: Vec<String> = Vec::new();
+    let ordered = inner.order_by.is_some();
+    let mut positional = false;
+    if let ast::SetExpr::Select(select) = inner.body.as_mut() {
+        let as_struct = match &select.value_table_mode {
+            None => false,
+            Some(ast::ValueTableMode::AsStruct) => true,
+            Some(ast::ValueTableMode::DistinctAsStruct) => {
+                return Err(refuse("with SELECT DISTINCT AS STRUCT"));
+            }
+            Some(_) => return Err(refuse("with SELECT AS VALUE")),
+        };
+        let item_expr = |item: &ast::SelectItem| match item {
+            ast::SelectItem::UnnamedExpr(e) => Some((e.clone(), None)),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                Some((expr.clone(), Some(alias.clone())))
+            }
+            _ => None,
+        };
+        let (value, alias) = if as_struct {
+            let mut values = Vec::new();
+            for item in &select.projection {
+                let Some((e, alias)) = item_expr(item) else {
+                    return Err(refuse("with * in SELECT AS STRUCT"));
+                };
+                let name = alias.or_else(|| match &e {
+                    Expr::Identifier(i) => Some(i.clone()),
+                    Expr::CompoundIdentifier(parts) => parts.last().cloned(),
+                    _ => None,
+                });
+                values.push(match name {
+                    // `f0_`, … are names given to unnamed items.
+                    Some(n)
+                        if !(n.value.len() > 2
+                            && n.value.starts_with('f')
+                            && n.value.ends_with('_')
+                            && n.value[1..n.value.len() - 1]
+                                .chars()
+                                .all(|c| c.is_ascii_digit())) =>
+                    {
+                        Expr::Named {
+                            expr: Box::new(e),
+                            name: n,
+                        }
+                    }
+                    _ => return Err(refuse("with an unnamed field in SELECT AS STRUCT")),
+                });
+            }
+            select.value_table_mode = None;
+            (
+                Expr::Struct {
+                    values,
+                    fields: vec![],
+                },
+                None,
+            )
+        } else {
+            match select.projection.as_slice() {
+                [item] => match item_expr(item) {
+                    Some(v) => v,
+                    None if ordered => return Err(refuse("of SELECT * with ORDER BY")),
+                    None => {
+                        positional = true;
+                        (Expr::value(Value::Null), None)
+                    }
+                },
+                _ => {
+                    return Err(BqError::Sql {
+                        message:
+                            "ARRAY(subquery) needs a subquery of one column (or SELECT AS STRUCT)"
+                                .into(),
+                        position: position(span),
+                    });
+                }
+            }
+        };
+        if !positional {
+            let mut projection = vec![ast::SelectItem::ExprWithAlias {
+                expr: value.clone(),
+                alias: ident("__bq_v"),
+            }];
+            if let Some(order) = &inner.order_by {
+                let ast::OrderByKind::Expressions(items) = &order.kind else {
+                    return Err(refuse("with ORDER BY ALL"));
+                };
+                for (i, o) in items.iter().enumerate() {
+                    let is_value = match &o.expr {
+                        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n == "1"),
+                        Expr::Identifier(id) => alias
+                            .as_ref()
+                            .is_some_and(|a| a.value.eq_ignore_ascii_case(&id.value)),
+                        other => *other == value,
+                    };
+                    let key = if is_value {
+                        "`__bq_v`".to_string()
+                    } else {
+                        if select.distinct.is_some() {
+                            return Err(refuse("with DISTINCT and ORDER BY another expression"));
+                        }
+                        if matches!(&o.expr, Expr::Value(_)) {
+                            return Err(refuse("with ORDER BY a position"));
+                        }
+                        projection.push(ast::SelectItem::ExprWithAlias {
+                            expr: o.expr.clone(),
+                            alias: ident(&format!("__bq_k{i}")),
+                        });
+                        format!("`__bq_k{i}`")
+                    };
+                    let dir = match o.options.asc {
+                        Some(false) => " DESC",
+                        _ => " ASC",
+                    };
+                    let nulls = match o.options.nulls_first {
+                        Some(true) => " NULLS FIRST",
+                        Some(false) => " NULLS LAST",
+                        None => "",
+                    };
+                    keys.push(format!("{key}{dir}{nulls}"));
+                }
+            }
+            select.projection = projection;
+        }
+    } else if ordered {
+        return Err(refuse("of a set operation with ORDER BY"));
+    } else {
+        positional = true;
+    }
+    let order = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" ORDER BY {}", keys.join(", "))
+    };
+    let columns = if positional { "(`__bq_v`)" } else { "" };
+    let template = format!(
+        "(SELECT COALESCE(ARRAY_AGG(`__bq_v`{order}), make_array()) FROM (SELECT 1) AS `__bq_a`{columns})"
+    );
+    let mut e = parser(&template)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| BqError::Engine(format!("rewriting ARRAY(subquery): {e}")))?;
+    if let Expr::Subquery(outer) = &mut e
+        && let ast::SetExpr::Select(select) = outer.body.as_mut()
+        && let Some(from) = select.from.first_mut()
+        && let TableFactor::Derived { subquery, .. } = &mut from.relation
+    {
+        **subquery = inner;
+    }
+    Ok(e)
+}
+
+fn position_span(e: &Expr) -> Span {
+    e.span()
+}
+
+/// The JSON functions ([`json_function`]).
+const JSON_FUNCTIONS: &[&str] = &[
+    "json_query",
+    "json_extract",
+    "json_value",
+    "json_extract_scalar",
+    "json_query_array",
+    "json_extract_array",
+    "json_value_array",
+    "json_extract_string_array",
+    "json_type",
+    "json_keys",
+    "parse_json",
+    "json_array",
+    "json_object",
+    "json_set",
+    "json_remove",
+    "json_strip_nulls",
+    "json_array_insert",
+    "json_array_append",
+    "int64",
+    "bool",
+    "float64",
+    "double",
+    "string",
+];
+
+/// The named argument that carries the arguments' [`Kind`]s from
+/// [`note_json_kinds`] to [`json_function`].
+const KINDS_ARG: &str = "__bq_json_kinds";
+
+/// A function's name without `SAFE.`, lower case.
+fn base_function_name(f: &Function) -> String {
+    let full = object_name_text(&f.name).to_ascii_lowercase();
+    match full.split_once('.') {
+        Some(("safe", inner)) => inner.to_string(),
+        _ => full,
+    }
+}
+
+/// Whether `e` is a JSON value by its form.
+fn makes_json(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => makes_json(inner),
+        Expr::TypedString(ts) => ts.data_type == SqlType::JSON,
+        Expr::Cast { data_type, .. } => *data_type == SqlType::JSON,
+        Expr::CompoundFieldAccess { root, .. } => makes_json(root),
+        Expr::Function(f) => match base_function_name(f).as_str() {
+            "parse_json" | "to_json" | "json_object" | "json_array" | "json_set"
+            | "json_remove" | "json_strip_nulls" | "json_array_insert" | "json_array_append" => {
+                true
+            }
+            "json_query" | "json_extract" => match &f.args {
+                FunctionArguments::List(l) => {
+                    l.args.first().and_then(arg_expr).is_some_and(makes_json)
+                }
+                _ => false,
+            },
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// What a JSON function's argument is, by its form (see [`Kind`]): JSON,
+/// a value that holds no JSON and reads no column (its strings are
+/// strings), or either.
+fn json_kind(e: &Expr) -> Kind {
+    use ast::{Visit, Visitor};
+    if makes_json(e) {
+        return Kind::Json;
+    }
+    // A bare NULL takes the type the function wants.
+    if is_null_literal(e) {
+        return Kind::Any;
+    }
+    struct Mixed;
+    impl Visitor for Mixed {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            let mixed = makes_json(e)
+                || matches!(
+                    e,
+                    Expr::Identifier(_)
+                        | Expr::CompoundIdentifier(_)
+                        | Expr::Subquery(_)
+                        | Expr::Exists { .. }
+                        | Expr::InSubquery { .. }
+                )
+                || matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)))
+                || matches!(e, Expr::Function(f) if matches!(base_function_name(f).as_str(), "json_query" | "json_extract"));
+            if mixed {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    if e.visit(&mut Mixed).is_break() {
+        Kind::Any
+    } else {
+        Kind::Str
+    }
+}
+
+/// Before a JSON function's arguments are rewritten (`JSON '…'` becomes a
+/// STRING): notes what each is, as the argument `__bq_json_kinds => 'JSON,STRING,…'`.
+fn note_json_kinds(e: &mut Expr) {
+    let Expr::Function(f) = e else { return };
+    if !JSON_FUNCTIONS.contains(&base_function_name(f).as_str()) {
+        return;
+    }
+    let FunctionArguments::List(l) = &mut f.args else {
+        return;
+    };
+    if l.args
+        .iter()
+        .any(|a| matches!(a, FunctionArg::Named { name, .. } if name.value == KINDS_ARG))
+    {
+        return;
+    }
+    let kinds: Vec<&str> = l
+        .args
+        .iter()
+        .filter_map(arg_expr)
+        .map(|a| json_kind(a).name())
+        .collect();
+    l.args.push(FunctionArg::Named {
+        name: ident(KINDS_ARG),
+        arg: FunctionArgExpr::Expr(string_lit(&kinds.join(","))),
+        operator: ast::FunctionArgOperator::RightArrow,
+    });
+}
+
+/// `(expr).field` → `(expr)['field']`, which DataFusion plans (as STRUCT
+/// field access, or JSON field access: see `typed::JsonFieldPlanner`).
+fn dots_to_subscripts(e: &mut Expr) {
+    let Expr::CompoundFieldAccess { access_chain, .. } = e else {
+        return;
+    };
+    let field = |name: &str| {
+        ast::AccessExpr::Subscript(ast::Subscript::Index {
+            index: string_lit(name),
+        })
+    };
+    let mut out = Vec::with_capacity(access_chain.len());
+    for a in access_chain.drain(..) {
+        match a {
+            ast::AccessExpr::Dot(Expr::Identifier(i)) => out.push(field(&i.value)),
+            // `x.array[0]`: sqlparser reads `array[0]` as an array literal.
+            ast::AccessExpr::Dot(Expr::Array(arr)) if arr.named && arr.elem.len() == 1 => {
+                out.push(field("array"));
+                out.push(ast::AccessExpr::Subscript(ast::Subscript::Index {
+                    index: arr.elem[0].clone(),
+                }));
+            }
+            other => out.push(other),
+        }
+    }
+    *access_chain = out;
+}
+
+/// A JSON function (`name` is one of [`JSON_FUNCTIONS`]) → its `bq_json_*` UDF.
+fn json_function(name: &str, f: &Function, safe: bool, span: Span) -> Result<Expr> {
+    let upper = name.to_uppercase();
+    let sql_error = |message: String| BqError::Sql {
+        message,
+        position: position(span),
+    };
+    let mut positional: Vec<Expr> = Vec::new();
+    let mut named: Vec<(String, Expr)> = Vec::new();
+    let mut kinds: Vec<Kind> = Vec::new();
+    if let FunctionArguments::List(l) = &f.args {
+        if l.duplicate_treatment.is_some() || !l.clauses.is_empty() {
+            return Err(unsupported(
+                format!("{upper} with DISTINCT or clauses"),
+                span,
+            ));
+        }
+        for a in &l.args {
+            match a {
+                FunctionArg::Named {
+                    name: n,
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } if n.value == KINDS_ARG => {
+                    if let Expr::Value(v) = e
+                        && let Value::SingleQuotedString(text) = &v.value
+                    {
+                        kinds = text
+                            .split(',')
+                            .map(|k| match k {
+                                "JSON" => Kind::Json,
+                                "STRING" => Kind::Str,
+                                _ => Kind::Any,
+                            })
+                            .collect();
+                    }
+                }
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                    if !named.is_empty() {
+                        return Err(sql_error(format!(
+                            "call to {upper} must not specify positional arguments after named arguments"
+                        )));
+                    }
+                    positional.push(e.clone());
+                }
+                FunctionArg::Named {
+                    name: n,
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => named.push((n.value.to_lowercase(), e.clone())),
+                FunctionArg::ExprNamed {
+                    name: Expr::Identifier(n),
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => named.push((n.value.to_lowercase(), e.clone())),
+                other => {
+                    return Err(unsupported(
+                        format!("{upper} with the argument {other}"),
+                        span,
+                    ));
+                }
+            }
+        }
+    }
+    let kind_of = |i: usize| kinds.get(i).copied().unwrap_or(Kind::Any);
+    let allowed: &[&str] = match name {
+        "float64" | "double" | "parse_json" => &["wide_number_mode"],
+        "json_keys" => &["mode"],
+        "json_set" => &["create_if_missing"],
+        "json_strip_nulls" => &["include_arrays", "remove_empty"],
+        "json_array_insert" => &["insert_each_element"],
+        "json_array_append" => &["append_each_element"],
+        _ => &[],
+    };
+    if let Some((n, _)) = named.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+        return Err(sql_error(format!("{upper} has no argument named {n}")));
+    }
+    let named_arg = |n: &str| named.iter().find(|(m, _)| m == n).map(|(_, e)| e.clone());
+    let count = |range: std::ops::RangeInclusive<usize>| {
+        if range.contains(&positional.len()) {
+            Ok(())
+        } else {
+            Err(sql_error(format!(
+                "{upper} takes {} to {} arguments, got {}",
+                range.start(),
+                range.end(),
+                positional.len()
+            )))
+        }
+    };
+    // Functions of JSON values only (BigQuery has no STRING form of them).
+    let json_only = || {
+        if kind_of(0) == Kind::Str {
+            Err(unsupported(
+                format!("{upper} of a value that is not JSON"),
+                span,
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let kind_lit = |i: usize| string_lit(kind_of(i).name());
+    let kinds_lit = || {
+        string_lit(
+            &(0..positional.len())
+                .map(|i| kind_of(i).name())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    };
+    let bool_lit = |b: bool| Expr::value(Value::Boolean(b));
+    let path_or_root = |i: usize| {
+        positional
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| string_lit("$"))
+    };
+    let udf = |base: &str| {
+        if safe {
+            format!("bq_safe_{}", base.trim_start_matches("bq_"))
+        } else {
+            base.to_string()
+        }
+    };
+    Ok(match name {
+        "json_query" | "json_extract" => {
+            count(2..=2)?;
+            call(
+                &format!("bq_{name}"),
+                vec![positional[0].clone(), positional[1].clone(), kind_lit(0)],
+            )
+        }
+        "json_value"
+        | "json_extract_scalar"
+        | "json_query_array"
+        | "json_extract_array"
+        | "json_value_array"
+        | "json_extract_string_array" => {
+            count(1..=2)?;
+            call(
+                &format!("bq_{name}"),
+                vec![positional[0].clone(), path_or_root(1), kind_lit(0)],
+            )
+        }
+        "json_type" => {
+            count(1..=1)?;
+            json_only()?;
+            call("bq_json_type", vec![positional[0].clone(), kind_lit(0)])
+        }
+        "int64" | "bool" | "float64" | "double" | "string" => {
+            count(1..=1)?;
+            json_only()?;
+            let target = if name == "double" { "float64" } else { name };
+            let mode = named_arg("wide_number_mode").unwrap_or_else(|| string_lit("round"));
+            call(
+                &udf(&format!("bq_json_{target}")),
+                vec![positional[0].clone(), mode, kind_lit(0)],
+            )
+        }
+        "json_keys" => {
+            count(1..=2)?;
+            json_only()?;
+            let depth = positional
+                .get(1)
+                .cloned()
+                .unwrap_or_else(|| cast(Expr::value(Value::Null), SqlType::BigInt(None)));
+            let mode = named_arg("mode").unwrap_or_else(|| string_lit("strict"));
+            call(
+                "bq_json_keys",
+                vec![positional[0].clone(), depth, mode, kind_lit(0)],
+            )
+        }
+        "parse_json" => {
+            count(1..=1)?;
+            let mode = named_arg("wide_number_mode").unwrap_or_else(|| string_lit("exact"));
+            call("bq_parse_json", vec![positional[0].clone(), mode])
+        }
+        "json_array" => {
+            let mut args = vec![kinds_lit()];
+            args.extend(positional.iter().cloned());
+            call("bq_json_array", args)
+        }
+        "json_object" => {
+            let mut args = vec![kinds_lit()];
+            args.extend(positional.iter().cloned());
+            call(&udf("bq_json_object"), args)
+        }
+        "json_set" | "json_array_insert" | "json_array_append" => {
+            if positional.len() < 3 || positional.len().is_multiple_of(2) {
+                return Err(sql_error(format!(
+                    "call to {upper} is missing repeated arguments (a JSON value, then pairs of a JSONPath and a value)"
+                )));
+            }
+            json_only()?;
+            let flag = match name {
+                "json_set" => named_arg("create_if_missing"),
+                "json_array_insert" => named_arg("insert_each_element"),
+                _ => named_arg("append_each_element"),
+            }
+            .unwrap_or_else(|| bool_lit(true));
+            let mut args = vec![kinds_lit(), positional[0].clone(), flag];
+            args.extend(positional[1..].iter().cloned());
+            call(&format!("bq_{name}"), args)
+        }
+        "json_remove" => {
+            if positional.len() < 2 {
+                return Err(sql_error(format!(
+                    "{upper} takes a JSON value and JSONPaths"
+                )));
+            }
+            json_only()?;
+            call("bq_json_remove", positional.clone())
+        }
+        "json_strip_nulls" => {
+            count(1..=2)?;
+            json_only()?;
+            call(
+                "bq_json_strip_nulls",
+                vec![
+                    positional[0].clone(),
+                    path_or_root(1),
+                    named_arg("include_arrays").unwrap_or_else(|| bool_lit(true)),
+                    named_arg("remove_empty").unwrap_or_else(|| bool_lit(false)),
+                ],
+            )
+        }
+        _ => return Err(unsupported(format!("function {upper}"), span)),
+    })
 }
 
 fn is_pseudo(name: &str) -> Option<&'static str> {
@@ -1973,7 +2878,34 @@ impl VisitorMut for Rewriter<'_> {
         }
     }
 
+    fn post_visit_select(&mut self, _select: &mut ast::Select) -> ControlFlow<BqError> {
+        self.from_aliases.pop();
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<BqError> {
+        let mut aliases = Vec::new();
+        for twj in &select.from {
+            for rel in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+                let alias = match rel {
+                    TableFactor::Table { name, alias, .. } => Some(match alias {
+                        Some(a) => a.name.value.to_lowercase(),
+                        None => object_name_text(name)
+                            .rsplit('.')
+                            .next()
+                            .unwrap_or_default()
+                            .to_lowercase(),
+                    }),
+                    TableFactor::Derived { alias: Some(a), .. }
+                    | TableFactor::UNNEST { alias: Some(a), .. } => {
+                        Some(a.name.value.to_lowercase())
+                    }
+                    _ => None,
+                };
+                aliases.extend(alias);
+            }
+        }
+        self.from_aliases.push(aliases);
         name_anonymous_columns(select);
         for ast::NamedWindowDefinition(name, def) in &select.named_window {
             if let ast::NamedWindowExpr::WindowSpec(spec) = def
@@ -2033,6 +2965,21 @@ impl VisitorMut for Rewriter<'_> {
                 {
                     return ControlFlow::Continue(());
                 }
+                // `FROM t.arr` where `t` is a FROM item here or outside: an
+                // array path (a correlated UNNEST), not a table.
+                if let Some((first, _)) = text.split_once('.')
+                    && self
+                        .from_aliases
+                        .iter()
+                        .flatten()
+                        .any(|a| a.eq_ignore_ascii_case(first))
+                    && !self.ctes.contains(&first.to_ascii_lowercase())
+                {
+                    return ControlFlow::Break(unsupported(
+                        format!("the array path {text} in FROM (write UNNEST({text}))"),
+                        span,
+                    ));
+                }
                 let id = match TableId::parse(
                     &text,
                     &self.ctx.default_project,
@@ -2088,7 +3035,9 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<BqError> {
+        dots_to_subscripts(expr);
         array_subscripts(expr);
+        note_json_kinds(expr);
         ControlFlow::Continue(())
     }
 
@@ -2176,30 +3125,51 @@ impl VisitorMut for Rewriter<'_> {
                 ..
             } => {
                 // A number literal cast to NUMERIC keeps all its digits (it
-                // would go through FLOAT64 otherwise), as in BigQuery.
-                if matches!(
-                    data_type,
-                    SqlType::Numeric(_)
-                        | SqlType::Decimal(_)
-                        | SqlType::BigNumeric(_)
-                        | SqlType::BigDecimal(_)
-                ) {
-                    let (negative, number) = match inner.as_ref() {
+                // would go through FLOAT64 otherwise), as in BigQuery; so do
+                // those of an array literal cast to ARRAY<NUMERIC>
+                // (`ARRAY<BIGNUMERIC>[1.5, …]`).
+                let decimal = |t: &SqlType| {
+                    matches!(
+                        t,
+                        SqlType::Numeric(_)
+                            | SqlType::Decimal(_)
+                            | SqlType::BigNumeric(_)
+                            | SqlType::BigDecimal(_)
+                    )
+                };
+                let number_text = |e: &Expr| {
+                    let (negative, number) = match e {
                         Expr::UnaryOp {
                             op: UnaryOperator::Minus,
                             expr: n,
                         } => (true, n.as_ref()),
                         other => (false, other),
                     };
-                    if let Expr::Value(v) = number
-                        && let Value::Number(text, _) = &v.value
-                    {
-                        let text = if negative {
-                            format!("-{text}")
-                        } else {
-                            text.clone()
-                        };
+                    match number {
+                        Expr::Value(v) => match &v.value {
+                            Value::Number(text, _) if negative => Some(format!("-{text}")),
+                            Value::Number(text, _) => Some(text.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                };
+                if decimal(data_type) {
+                    if let Some(text) = number_text(inner) {
                         **inner = string_lit(&text);
+                    }
+                } else if let SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(elem)) = data_type
+                    && decimal(elem)
+                    && let Expr::Array(arr) = inner.as_mut()
+                    && arr
+                        .elem
+                        .iter()
+                        .all(|e| number_text(e).is_some() || is_null_literal(e))
+                {
+                    for e in arr.elem.iter_mut() {
+                        if let Some(text) = number_text(e) {
+                            *e = string_lit(&text);
+                        }
                     }
                 }
                 fix_type(data_type);

@@ -479,7 +479,12 @@ impl Zone {
             _ => 0,
         };
         let rest = chars.as_str();
-        let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+        // `+HH:MM`, `+HH`, or `+HHMM` (`UTC+1234`).
+        let (h, m) = match rest.split_once(':') {
+            Some(hm) => hm,
+            None if rest.len() == 4 && rest.is_char_boundary(2) => rest.split_at(2),
+            None => (rest, "0"),
+        };
         let digits =
             |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
         let hours_minutes = (digits(h) && digits(m))
@@ -936,6 +941,7 @@ mod tests {
         let local = |z: &str| Zone::parse(z, "T").unwrap().at(t).to_rfc3339();
         assert_eq!(local("+05:30"), "1970-01-01T05:30:00+05:30");
         assert_eq!(local("UTC-02"), "1969-12-31T22:00:00-02:00");
+        assert_eq!(local("UTC+1234"), "1970-01-01T12:34:00+12:34");
         assert_eq!(local("Europe/Warsaw"), "1970-01-01T01:00:00+01:00");
         let e = Zone::parse("Mars/Olympus", "FORMAT_TIMESTAMP")
             .err()

@@ -14,6 +14,7 @@
 pub mod dialect;
 mod dml;
 pub mod functions;
+mod json;
 pub mod limits;
 mod literals;
 mod overflow;
@@ -583,14 +584,20 @@ impl LocalWarehouse {
         opts.sql_parser.default_null_ordering = "nulls_min".into();
         opts.execution.time_zone = Some("UTC".into());
         opts.execution.parquet.schema_force_view_types = false;
+        // JSON field access (`json.a`, `json['a']`) ahead of DataFusion's
+        // STRUCT field access.
+        let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =
+            vec![Arc::new(typed::JsonFieldPlanner::new())];
+        planners.extend(datafusion::execution::SessionStateDefaults::default_expr_planners());
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_expr_planners(planners)
             .with_physical_optimizer_rule(Arc::new(limits::RecursionLimit))
             .build();
         let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
-        for f in typed::udfs() {
+        for f in typed::udfs().into_iter().chain(json::udfs()) {
             ctx.register_udf(f);
         }
         overflow::register(&ctx);
@@ -737,6 +744,10 @@ impl LocalWarehouse {
         rw.rewrite_query(&mut query)?;
         // Each table or view the query reads, and the names of its columns.
         let mut columns = Vec::new();
+        // Column (and field) names: JSON, STRING, other; `None` when two
+        // columns of the name differ.
+        let mut json_kinds: std::collections::HashMap<String, Option<&'static str>> =
+            Default::default();
         // Whether one of them has NUMERIC/BIGNUMERIC columns.
         let mut decimals = false;
         let mut frames = Vec::new();
@@ -766,6 +777,10 @@ impl LocalWarehouse {
                     };
                     let (df, _) = self.plan_query_in(q, &view_ctx, depth + 1).await?;
                     columns.extend(df.schema().fields().iter().map(|f| f.name().clone()));
+                    // A view's STRING columns may be JSON or not.
+                    for f in df.schema().fields() {
+                        json_kinds.insert(f.name().to_lowercase(), None);
+                    }
                     df
                 }
                 _ => {
@@ -778,12 +793,35 @@ impl LocalWarehouse {
                     }
                     decimals |= has_decimal(&m.schema);
                     names(&m.schema, &mut columns);
+                    fn kinds(
+                        fields: &[Field],
+                        out: &mut std::collections::HashMap<String, Option<&'static str>>,
+                    ) {
+                        for f in fields {
+                            let kind = match (f.field_type.as_str(), f.mode.as_str()) {
+                                ("JSON", "REPEATED") | ("STRING", "REPEATED") => "OTHER",
+                                ("JSON", _) => "JSON",
+                                ("STRING", _) => "STRING",
+                                _ => "OTHER",
+                            };
+                            out.entry(f.name.to_lowercase())
+                                .and_modify(|k| {
+                                    if *k != Some(kind) {
+                                        *k = None;
+                                    }
+                                })
+                                .or_insert(Some(kind));
+                            kinds(&f.fields, out);
+                        }
+                    }
+                    kinds(&m.schema, &mut json_kinds);
                     self.table_frame(&session, t, rw.pseudo_columns).await?
                 }
             };
             frames.push(df);
         }
         dialect::fold_case(&mut query, &columns);
+        dialect::json_column_kinds(&mut query, &json_kinds);
         for (t, df) in rw.tables.iter().zip(frames) {
             session
                 .register_table(t.name.as_str(), df.into_view())
@@ -1806,6 +1844,181 @@ mod tests {
             .map(|f| f.field_type)
             .collect();
         assert_eq!(types, ["STRING", "STRING"]);
+    }
+
+    /// Each row of a one-column result, as text (`NULL` for NULL).
+    fn column_text(w: &LocalWarehouse, ctx: &QueryContext, sql: &str) -> Vec<String> {
+        let r = w.execute(sql, ctx).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut out = Vec::new();
+        for b in &r.batches {
+            for i in 0..b.num_rows() {
+                let c = b.column(0);
+                out.push(if c.is_null(i) {
+                    "NULL".to_string()
+                } else {
+                    arrow::util::display::array_value_to_string(c, i).unwrap()
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn json_functions_tell_json_from_strings() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join("|");
+        // JSON null: JSON 'null' from JSON, SQL NULL from a STRING.
+        assert_eq!(
+            one("SELECT JSON_QUERY(JSON '{\"a\": null}', '$.a')"),
+            "null"
+        );
+        assert_eq!(one("SELECT JSON_QUERY('{\"a\": null}', '$.a')"), "NULL");
+        assert_eq!(
+            one("SELECT JSON_EXTRACT('{\"a\": \"x\", \"a\": 2}', '$')"),
+            "{\"a\":\"x\",\"a\":2}"
+        );
+        assert_eq!(
+            one("SELECT JSON_QUERY(JSON '{\"a\": \"x\", \"a\": 2}', '$')"),
+            "{\"a\":\"x\"}"
+        );
+        assert_eq!(
+            one("SELECT JSON_VALUE(JSON '{\"a\": [1, {\"b.c\": 7}]}', '$.a[1].\"b.c\"')"),
+            "7"
+        );
+        assert_eq!(
+            one("SELECT JSON_EXTRACT_SCALAR('{\"a\": [1, {\"b.c\": 7}]}', \"$.a[1]['b.c']\")"),
+            "7"
+        );
+        assert_eq!(one("SELECT INT64(JSON '10.0') + 1"), "11");
+        assert!(w.execute("SELECT INT64(JSON '\"4\"')", &ctx).is_err());
+        assert_eq!(one("SELECT SAFE.INT64(JSON '\"4\"')"), "NULL");
+        assert_eq!(
+            one("SELECT JSON_OBJECT('b', 1, 'a', [STRUCT('x' AS s)], 'c', JSON_ARRAY('x', NULL))"),
+            "{\"b\":1,\"a\":[{\"s\":\"x\"}],\"c\":[\"x\",null]}"
+        );
+        assert_eq!(
+            one("SELECT JSON_SET(JSON '{\"a\": 1}', '$.b[1]', 'x')"),
+            "{\"a\":1,\"b\":[null,\"x\"]}"
+        );
+        // Field access of JSON: a literal, a column, a subscript.
+        assert_eq!(one("SELECT (JSON '{\"a\": {\"b\": [5, 6]}}').a.b[1]"), "6");
+        assert_eq!(
+            one("SELECT j.a, j['a'], j.nope FROM (SELECT JSON '{\"a\": 1}' AS j)"),
+            "1"
+        );
+        // A table's column is JSON or STRING by its type.
+        w.execute("CREATE TABLE t (j JSON, s STRING)", &ctx)
+            .unwrap();
+        w.execute(
+            "INSERT INTO t VALUES ('{\"a\": null, \"b\": 2}', 'x')",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(one("SELECT JSON_QUERY(j, '$.b') FROM t"), "2");
+        assert_eq!(one("SELECT JSON_QUERY(j, '$.a') FROM t"), "null");
+        assert_eq!(one("SELECT JSON_QUERY(t.j, '$.a') FROM t"), "null");
+        assert_eq!(
+            one("SELECT JSON_OBJECT('k', s, 'j', j) FROM t"),
+            "{\"k\":\"x\",\"j\":{\"a\":null,\"b\":2}}"
+        );
+        // A name the query defines may be either: where the two would
+        // answer differently, refused.
+        for sql in [
+            "SELECT JSON_QUERY(j, '$.a') FROM (SELECT s AS j FROM t)",
+            "SELECT JSON_OBJECT('k', x) FROM (SELECT s AS x FROM t)",
+        ] {
+            let e = w.execute(sql, &ctx).unwrap_err();
+            assert!(matches!(e, BqError::Unsupported { .. }), "{sql}: {e}");
+        }
+        assert_eq!(
+            one("SELECT JSON_QUERY(PARSE_JSON(j), '$.a') FROM t"),
+            "null"
+        );
+    }
+
+    #[test]
+    fn array_subqueries_and_aggregates() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join("|");
+        assert_eq!(
+            one("SELECT ARRAY(SELECT x FROM UNNEST([3, 1, 2]) AS x ORDER BY x DESC)"),
+            "[3, 2, 1]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY(SELECT x FROM UNNEST([3, 1, 2]) AS x ORDER BY -x LIMIT 2)"),
+            "[3, 2]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY(SELECT 1 FROM UNNEST([1]) AS x WHERE x > 1)"),
+            "[]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY(SELECT AS STRUCT x, 'a' AS y FROM UNNEST([1]) AS x)"),
+            "[{x: 1, y: a}]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY_AGG(x ORDER BY x LIMIT 2) FROM UNNEST([5, 4, 3]) AS x"),
+            "[3, 4]"
+        );
+        assert_eq!(
+            one(
+                "SELECT ARRAY_CONCAT_AGG(a ORDER BY a[OFFSET(0)]) FROM UNNEST([STRUCT([3, 4] AS a), STRUCT(NULL), STRUCT([1])])"
+            ),
+            "[1, 3, 4]"
+        );
+        assert_eq!(
+            one("SELECT ARRAY_CONCAT_AGG(a) FROM (SELECT CAST(NULL AS ARRAY<INT64>) AS a)"),
+            "NULL"
+        );
+        assert_eq!(
+            one("SELECT ARRAY_IS_DISTINCT([1.0, -0.0, 0.0]), ARRAY_IS_DISTINCT([NULL, 1])"),
+            "false"
+        );
+        assert!(
+            w.execute("SELECT ARRAY_CONCAT_AGG(x) FROM (SELECT [[1]] AS x)", &ctx)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn small_functions() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join("|");
+        assert_eq!(one("SELECT IS_INF(CAST('-inf' AS FLOAT64))"), "true");
+        assert_eq!(one("SELECT IS_INF(1)"), "false");
+        assert_eq!(one("SELECT UNIX_DATE(DATE '1969-01-01')"), "-365");
+        assert_eq!(one("SELECT DATE_FROM_UNIX_DATE(16071)"), "2014-01-01");
+        assert_eq!(one("SELECT CURRENT_DATE(CAST(NULL AS STRING))"), "NULL");
+        assert_eq!(
+            one(
+                "SELECT ABS(DATE_DIFF(CURRENT_DATE('+14'), CURRENT_DATE('UTC-1200'), DAY)) IN (1, 2)"
+            ),
+            "true"
+        );
+        assert_eq!(
+            one("SELECT DATETIME_BUCKET(DATETIME '2020-02-15 14:57:39', INTERVAL 7 DAY)"),
+            "2020-02-09T00:00:00"
+        );
+        assert_eq!(
+            one("SELECT DATE_BUCKET(DATE '2020-02-15', INTERVAL 7 DAY, DATE '2150-12-11')"),
+            "2020-02-14"
+        );
+        assert!(matches!(
+            w.execute(
+                "SELECT DATE_BUCKET(DATE '2020-02-15', INTERVAL 1 MONTH)",
+                &ctx
+            ),
+            Err(BqError::Unsupported { .. })
+        ));
+        assert_eq!(one("SELECT TIME(15, 4, 5)"), "15:04:05");
+        assert_eq!(
+            one("SELECT TIME(TIMESTAMP '2020-01-01 10:00:00+00', 'Asia/Kolkata')"),
+            "15:30:00"
+        );
+        assert_eq!(
+            one("SELECT SPLIT_SUBSTR('www.abc.com', '.', -2)"),
+            "abc.com"
+        );
     }
 
     #[test]

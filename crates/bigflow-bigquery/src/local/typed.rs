@@ -557,10 +557,20 @@ impl ScalarUDFImpl for ArrayAt {
         let array = match array {
             DataType::List(_) | DataType::Null => array.clone(),
             DataType::LargeList(f) | DataType::FixedSizeList(f, _) => DataType::List(f.clone()),
+            // A JSON value (stored as STRING): `json[0]`, `json['a']`.
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
-                return Err(plan_err(
-                    "unsupported: subscripts of JSON values (JSON is stored as STRING)".into(),
-                ));
+                let key = match index {
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                    DataType::Null => DataType::Int64,
+                    i if i.is_integer() => DataType::Int64,
+                    other => {
+                        return Err(plan_err(format!(
+                            "a JSON subscript must be INT64 or STRING, got {}",
+                            type_name(other)
+                        )));
+                    }
+                };
+                return Ok(vec![DataType::Utf8, key, DataType::Utf8]);
             }
             other => {
                 return Err(plan_err(format!(
@@ -583,6 +593,7 @@ impl ScalarUDFImpl for ArrayAt {
             Some(DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)) => {
                 f.data_type().clone()
             }
+            Some(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => DataType::Utf8,
             _ => DataType::Null,
         })
     }
@@ -591,6 +602,9 @@ impl ScalarUDFImpl for ArrayAt {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         if arrays[0].data_type() == &DataType::Null {
             return scalar_result(&args.args, arrays[0].clone());
+        }
+        if arrays[0].data_type() == &DataType::Utf8 {
+            return json_subscript(&args.args, &arrays);
         }
         let list = arrays[0].as_list::<i32>();
         let index = arrays[1].as_primitive::<arrow::datatypes::Int64Type>();
@@ -628,6 +642,377 @@ impl ScalarUDFImpl for ArrayAt {
             None,
         )?;
         scalar_result(&args.args, out)
+    }
+}
+
+/// `json[i]`, `json['key']`, `json.key` of JSON values (stored as STRING).
+fn json_subscript(args: &[ColumnarValue], arrays: &[ArrayRef]) -> DfResult<ColumnarValue> {
+    let json = arrays[0].as_string::<i32>();
+    let mode = arrays[2].as_string::<i32>();
+    let mut out = StringBuilder::new();
+    for i in 0..json.len() {
+        if !mode.is_null(i) && mode.value(i) != "OFFSET" {
+            return Err(exec_err(format!(
+                "[{}(…)] is for arrays; a JSON value takes [index] or ['key']",
+                mode.value(i)
+            )));
+        }
+        if json.is_null(i) || arrays[1].is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let key = match arrays[1].data_type() {
+            DataType::Utf8 => Err(arrays[1].as_string::<i32>().value(i)),
+            _ => Ok(arrays[1]
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(i)),
+        };
+        out.append_option(super::json::subscript(json.value(i), key)?);
+    }
+    scalar_result(args, Arc::new(out.finish()))
+}
+
+/// `bq_array_at`, for JSON field access planned by [`JsonFieldPlanner`].
+pub fn array_at_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(ArrayAt {
+        signature: Signature::user_defined(Volatility::Immutable),
+    }))
+}
+
+/// Plans `json.a`, `json['a']` and `(expr).a` of a JSON value (a STRING
+/// here) as `bq_array_at(json, 'a', 'OFFSET')`: DataFusion's field access
+/// is for STRUCTs only. Ahead of DataFusion's own planners; anything that
+/// is not a STRING goes on to them.
+#[derive(Debug)]
+pub struct JsonFieldPlanner {
+    at: Arc<ScalarUDF>,
+}
+
+impl Default for JsonFieldPlanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonFieldPlanner {
+    pub fn new() -> JsonFieldPlanner {
+        JsonFieldPlanner { at: array_at_udf() }
+    }
+
+    fn at(
+        &self,
+        expr: datafusion::logical_expr::Expr,
+        key: ScalarValue,
+    ) -> datafusion::logical_expr::Expr {
+        use datafusion::logical_expr::{Expr, expr::ScalarFunction, lit};
+        Expr::ScalarFunction(ScalarFunction::new_udf(
+            self.at.clone(),
+            vec![expr, lit(key), lit("OFFSET")],
+        ))
+    }
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+impl datafusion::logical_expr::planner::ExprPlanner for JsonFieldPlanner {
+    fn plan_field_access(
+        &self,
+        expr: datafusion::logical_expr::planner::RawFieldAccessExpr,
+        schema: &datafusion::common::DFSchema,
+    ) -> DfResult<
+        datafusion::logical_expr::planner::PlannerResult<
+            datafusion::logical_expr::planner::RawFieldAccessExpr,
+        >,
+    > {
+        use datafusion::logical_expr::ExprSchemable;
+        use datafusion::logical_expr::GetFieldAccess;
+        use datafusion::logical_expr::planner::PlannerResult;
+        if let GetFieldAccess::NamedStructField { name } = &expr.field_access
+            && is_string_type(&expr.expr.get_type(schema)?)
+        {
+            return Ok(PlannerResult::Planned(self.at(expr.expr, name.clone())));
+        }
+        Ok(PlannerResult::Original(expr))
+    }
+
+    fn plan_compound_identifier(
+        &self,
+        field: &arrow::datatypes::Field,
+        qualifier: Option<&datafusion::common::TableReference>,
+        nested_names: &[String],
+    ) -> DfResult<
+        datafusion::logical_expr::planner::PlannerResult<Vec<datafusion::logical_expr::Expr>>,
+    > {
+        use datafusion::logical_expr::Expr;
+        use datafusion::logical_expr::planner::PlannerResult;
+        if !is_string_type(field.data_type()) {
+            return Ok(PlannerResult::Original(vec![]));
+        }
+        let mut expr = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+        for name in nested_names {
+            expr = self.at(expr, ScalarValue::from(name.as_str()));
+        }
+        Ok(PlannerResult::Planned(expr))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SPLIT_SUBSTR(value, delimiter, start_split[, count])
+
+/// `bq_split_substr(value, delimiter, start[, count])`: the parts of
+/// `value` split on `delimiter` (left to right, without overlaps) from part
+/// `start` (1-based; 0 is 1; negative counts from the end, before the first
+/// is the first), `count` of them (all by default), joined by `delimiter`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SplitSubstr {
+    signature: Signature,
+}
+
+/// SPLIT_SUBSTR of one row.
+fn split_substr(value: &str, delimiter: &str, start: i64, count: Option<i64>) -> DfResult<String> {
+    if delimiter.is_empty() {
+        return Err(DataFusionError::NotImplemented(
+            "SPLIT_SUBSTR with an empty delimiter".into(),
+        ));
+    }
+    if count.is_some_and(|c| c < 0) {
+        return Err(exec_err(
+            "SPLIT_SUBSTR: the count of splits must not be negative".into(),
+        ));
+    }
+    let parts: Vec<&str> = value.split(delimiter).collect();
+    let n = parts.len() as i64;
+    let first = if start > 0 {
+        start - 1
+    } else if start == 0 {
+        0
+    } else {
+        (n + start).max(0)
+    };
+    if first >= n {
+        return Ok(String::new());
+    }
+    let last = match count {
+        Some(c) => first.saturating_add(c).min(n),
+        None => n,
+    };
+    Ok(parts[first as usize..last as usize].join(delimiter))
+}
+
+impl ScalarUDFImpl for SplitSubstr {
+    fn name(&self) -> &str {
+        "bq_split_substr"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        if !matches!(arg_types.len(), 3 | 4) {
+            return Err(plan_err(
+                "SPLIT_SUBSTR takes (value, delimiter, start_split[, count])".into(),
+            ));
+        }
+        let text = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
+            )
+        };
+        if !text(&arg_types[0]) || !text(&arg_types[1]) {
+            return Err(plan_err(format!(
+                "unsupported: SPLIT_SUBSTR of {} (STRING only)",
+                type_name(&arg_types[0])
+            )));
+        }
+        let mut out = vec![DataType::Utf8, DataType::Utf8];
+        for t in &arg_types[2..] {
+            if !(t.is_integer() || *t == DataType::Null) {
+                return Err(plan_err(format!(
+                    "SPLIT_SUBSTR takes INT64 positions, not {}",
+                    type_name(t)
+                )));
+            }
+            out.push(DataType::Int64);
+        }
+        Ok(out)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let value = arrays[0].as_string::<i32>();
+        let delimiter = arrays[1].as_string::<i32>();
+        let start = arrays[2].as_primitive::<arrow::datatypes::Int64Type>();
+        let count = arrays
+            .get(3)
+            .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>());
+        let mut out = StringBuilder::new();
+        for i in 0..value.len() {
+            if value.is_null(i)
+                || delimiter.is_null(i)
+                || start.is_null(i)
+                || count.is_some_and(|c| c.is_null(i))
+            {
+                out.append_null();
+                continue;
+            }
+            out.append_value(split_substr(
+                value.value(i),
+                delimiter.value(i),
+                start.value(i),
+                count.map(|c| c.value(i)),
+            )?);
+        }
+        scalar_result(&args.args, Arc::new(out.finish()))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ARRAY_CONCAT_AGG's argument
+
+/// `bq_flat_array(a)`: `a`, which must be an ARRAY of anything but arrays
+/// (BigQuery has no arrays of arrays; ARRAY_CONCAT_AGG would flatten one).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FlatArray {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for FlatArray {
+    fn name(&self) -> &str {
+        "bq_flat_array"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        match arg_types {
+            [DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)]
+                if matches!(
+                    f.data_type(),
+                    DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+                ) =>
+            {
+                Err(plan_err(format!(
+                    "Cannot construct array with element type {} because nested arrays are not supported",
+                    type_name(f.data_type())
+                )))
+            }
+            [t @ (DataType::List(_) | DataType::Null)] => Ok(vec![t.clone()]),
+            [DataType::LargeList(f) | DataType::FixedSizeList(f, _)] => {
+                Ok(vec![DataType::List(f.clone())])
+            }
+            [other] => Err(plan_err(format!(
+                "ARRAY_CONCAT_AGG needs an ARRAY, got {}",
+                type_name(other)
+            ))),
+            _ => Err(plan_err("ARRAY_CONCAT_AGG takes one array".into())),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(args.args[0].clone())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ARRAY_IS_DISTINCT(array)
+
+/// `bq_array_is_distinct(array)`: whether no two elements are equal
+/// (NULLs equal each other, as in GROUP BY; so do 0 and -0, and NaNs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayIsDistinct {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayIsDistinct {
+    fn name(&self) -> &str {
+        "bq_array_is_distinct"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        match arg_types {
+            [DataType::Null] => Ok(vec![DataType::Null]),
+            [DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)] => {
+                if f.data_type().is_nested() {
+                    return Err(plan_err(format!(
+                        "unsupported: ARRAY_IS_DISTINCT of an {}",
+                        type_name(&arg_types[0])
+                    )));
+                }
+                Ok(vec![DataType::List(f.clone())])
+            }
+            [other] => Err(plan_err(format!(
+                "ARRAY_IS_DISTINCT needs an ARRAY, got {}",
+                type_name(other)
+            ))),
+            _ => Err(plan_err("ARRAY_IS_DISTINCT takes one array".into())),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let n = args.number_rows;
+        if arrays[0].data_type() == &DataType::Null {
+            return scalar_result(&args.args, Arc::new(BooleanArray::new_null(n)));
+        }
+        let list = arrays[0].as_list::<i32>();
+        // 0 and -0 are one value, as are NaNs.
+        let values = match list.values().data_type() {
+            DataType::Float64 | DataType::Float32 | DataType::Float16 => {
+                let f = cast(list.values(), &DataType::Float64)?;
+                let f: arrow::array::Float64Array = f
+                    .as_primitive::<arrow::datatypes::Float64Type>()
+                    .unary(|v| {
+                        if v == 0.0 {
+                            0.0
+                        } else if v.is_nan() {
+                            f64::NAN
+                        } else {
+                            v
+                        }
+                    });
+                Arc::new(f) as ArrayRef
+            }
+            _ => list.values().clone(),
+        };
+        let converter = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(
+            values.data_type().clone(),
+        )])?;
+        let rows = converter.convert_columns(&[values])?;
+        let offsets = list.value_offsets();
+        let mut out = arrow::array::BooleanBuilder::with_capacity(n);
+        for i in 0..list.len() {
+            if list.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let mut seen = std::collections::HashSet::new();
+            let distinct = (offsets[i] as usize..offsets[i + 1] as usize)
+                .all(|j| seen.insert(rows.row(j).as_ref().to_vec()));
+            out.append_value(distinct);
+        }
+        scalar_result(&args.args, Arc::new(out.finish()))
     }
 }
 
@@ -1117,6 +1502,9 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(Split { signature: user() }),
         to_string_udf(),
         ScalarUDF::new_from_impl(ArrayAt { signature: user() }),
+        ScalarUDF::new_from_impl(ArrayIsDistinct { signature: user() }),
+        ScalarUDF::new_from_impl(FlatArray { signature: user() }),
+        ScalarUDF::new_from_impl(SplitSubstr { signature: user() }),
         ScalarUDF::new_from_impl(Substr { signature: user() }),
         ScalarUDF::new_from_impl(Length { signature: user() }),
         ScalarUDF::new_from_impl(InArray { signature: user() }),
@@ -1131,6 +1519,20 @@ mod tests {
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn split_substr_picks_parts() {
+        let s = |v, d, start, count| split_substr(v, d, start, count).unwrap();
+        assert_eq!(s("www.abc.com", ".", 2, Some(2)), "abc.com");
+        assert_eq!(s("www.abc.com", ".", 0, Some(1)), "www");
+        assert_eq!(s("www.abc.com", ".", 4, Some(1)), "");
+        assert_eq!(s("www.abc.com", ".", -5, Some(1)), "www");
+        assert_eq!(s("www.abc.com", ".", -1, None), "com");
+        assert_eq!(s("###tagA###tagB###tagC###", "##", -2, Some(3)), "#tagC###");
+        assert_eq!(s("tagA##tagB##", "##", -1, Some(1)), "");
+        assert!(split_substr("a", "", 1, None).is_err());
+        assert!(split_substr("a", ".", 1, Some(-1)).is_err());
     }
 
     #[test]
