@@ -17,6 +17,7 @@ pub mod functions;
 pub mod limits;
 mod literals;
 mod overflow;
+mod ranges;
 pub mod storage;
 mod typed;
 
@@ -290,6 +291,10 @@ fn compatible(src: &DataType, dst: &DataType) -> bool {
     if src == dst || matches!(src, Null) {
         return true;
     }
+    // A RANGE takes only a RANGE of its element type.
+    if crate::range::element_of(src).is_some() || crate::range::element_of(dst).is_some() {
+        return false;
+    }
     match (src, dst) {
         (
             Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32,
@@ -321,6 +326,9 @@ fn compatible(src: &DataType, dst: &DataType) -> bool {
 }
 
 fn bq_name(t: &DataType) -> String {
+    if crate::range::contains_range(t) {
+        return typed::type_name(t);
+    }
     crate::schema::bq_type_of(t)
         .map(|(name, _, repeated)| {
             if repeated {
@@ -590,7 +598,7 @@ impl LocalWarehouse {
             .build();
         let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
-        for f in typed::udfs() {
+        for f in typed::udfs().into_iter().chain(ranges::udfs()) {
             ctx.register_udf(f);
         }
         overflow::register(&ctx);
@@ -1426,6 +1434,19 @@ fn sql_type_to_field(name: &str, t: &SqlType) -> std::result::Result<Field, Stri
                 return Err(format!("{t} (arrays of arrays)"));
             }
             Ok(f.mode("REPEATED"))
+        }
+        SqlType::Struct(fields, _)
+            if fields.len() == 2
+                && fields[0].field_name.as_ref().map(|n| n.value.as_str())
+                    == Some(crate::range::START) =>
+        {
+            let element = match &fields[0].field_type {
+                SqlType::Date => "DATE",
+                SqlType::Datetime(_) => "DATETIME",
+                SqlType::Timestamp(_, _) => "TIMESTAMP",
+                _ => return Err(t.to_string()),
+            };
+            Ok(Field::range(name, element))
         }
         SqlType::Struct(fields, _) => {
             let sub = fields

@@ -17,7 +17,7 @@
 //! DataFusion's differs: `/` of INT64/FLOAT64 values divides as FLOAT64
 //! (`bq_divide`: by zero and on overflow an error); `CAST(s AS BOOL)` of a
 //! STRING takes only `true`/`false`; FLOAT64 → INT64 casts round half away
-//! from zero; FLOAT64/DATETIME/TIMESTAMP → STRING casts write BigQuery's
+//! from zero; FLOAT64/DATETIME/TIMESTAMP/RANGE → STRING casts write BigQuery's
 //! text; NUMERIC arithmetic stays NUMERIC(38, 9).
 
 use std::collections::HashSet;
@@ -489,7 +489,7 @@ impl CheckedInt64 {
                         matches!(
                             t,
                             DataType::Float64 | DataType::Float32 | DataType::Timestamp(..)
-                        )
+                        ) || crate::range::element_of(&t).is_some()
                     }) =>
             {
                 let text = call(&self.to_string, vec![*c.expr]);

@@ -42,6 +42,9 @@ fn exec_err(msg: String) -> DataFusionError {
 
 /// A type's BigQuery name, for messages.
 pub fn type_name(t: &DataType) -> String {
+    if let Some(e) = crate::range::element_of(t) {
+        return format!("RANGE<{}>", e.name());
+    }
     match t {
         DataType::Null => "NULL".into(),
         DataType::Boolean => "BOOL".into(),
@@ -468,6 +471,8 @@ pub fn float_to_string(v: f64) -> String {
 /// (`2006-01-02 03:04:05+00`); anything else by Arrow's cast.
 pub fn to_bq_string(a: &ArrayRef) -> DfResult<ArrayRef> {
     match a.data_type() {
+        // `[2020-01-01, UNBOUNDED)`.
+        t if crate::range::element_of(t).is_some() => Ok(crate::range::to_text(a)),
         DataType::Float64 | DataType::Float32 => {
             let f = cast(a, &DataType::Float64)?;
             let out: StringArray = f
