@@ -1359,6 +1359,20 @@ impl Rewriter<'_> {
                         position: position(default.span()),
                     });
                 }
+                // LAG and LEAD have no frame; DataFusion's default one (RANGE
+                // up to the current row) needs ORDER BY keys it can subtract,
+                // which a RANGE key is not: a ROWS frame, which they ignore.
+                if let Some(ast::WindowType::WindowSpec(spec)) = &mut f.over
+                    && spec.window_frame.is_none()
+                    && spec.window_name.is_none()
+                    && !spec.order_by.is_empty()
+                {
+                    spec.window_frame = Some(ast::WindowFrame {
+                        units: ast::WindowFrameUnits::Rows,
+                        start_bound: ast::WindowFrameBound::Preceding(None),
+                        end_bound: Some(ast::WindowFrameBound::CurrentRow),
+                    });
+                }
                 None
             }
             "row_number" | "rank" | "dense_rank" | "ntile" if f.over.is_some() => {
@@ -1392,6 +1406,28 @@ impl Rewriter<'_> {
                 Some(Expr::Function(g))
             }
             "ifnull" => Some(call("coalesce", args)),
+            // NULL when an argument is NULL (DataFusion's skips NULL arrays).
+            "array_concat" if !args.is_empty() => {
+                let any_null = args
+                    .iter()
+                    .map(|a| Expr::IsNull(Box::new(a.clone())))
+                    .reduce(|a, b| Expr::BinaryOp {
+                        left: Box::new(a),
+                        op: ast::BinaryOperator::Or,
+                        right: Box::new(b),
+                    })
+                    .unwrap_or(Expr::value(Value::Boolean(false)));
+                Some(Expr::Case {
+                    case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![CaseWhen {
+                        condition: any_null,
+                        result: Expr::value(Value::Null),
+                    }],
+                    else_result: Some(Box::new(call("array_concat", args))),
+                })
+            }
             "if" => {
                 if args.len() != 3 {
                     return Err(bad_args("(condition, then, else)"));

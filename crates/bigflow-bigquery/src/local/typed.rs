@@ -672,6 +672,16 @@ impl ScalarUDFImpl for InArray {
                 )));
             }
         };
+        // RANGEs compare as values (see `crate::range`).
+        let range = crate::range::element_of(value).or(crate::range::element_of(&elem));
+        if let Some(e) = range
+            && [value, &elem]
+                .iter()
+                .all(|t| **t == DataType::Null || crate::range::element_of(t) == Some(e))
+        {
+            let t = e.range_type();
+            return Ok(vec![t.clone(), DataType::new_list(t, true)]);
+        }
         if matches!(value, DataType::Struct(_) | DataType::List(_))
             || matches!(elem, DataType::Struct(_) | DataType::List(_))
         {
@@ -733,7 +743,15 @@ impl ScalarUDFImpl for InArray {
                 continue;
             }
             let items = list.value(i);
-            let found = arrow::compute::kernels::cmp::eq(&items, &Scalar::new(value.slice(i, 1)))?;
+            let found = if crate::range::element_of(value.data_type()).is_some() {
+                let one = value.slice(i, 1);
+                let cmp = arrow::array::make_comparator(&items, &one, Default::default())?;
+                (0..items.len())
+                    .map(|j| Some(items.is_valid(j) && cmp(j, 0).is_eq()))
+                    .collect::<BooleanArray>()
+            } else {
+                arrow::compute::kernels::cmp::eq(&items, &Scalar::new(value.slice(i, 1)))?
+            };
             out.push(if found.true_count() > 0 {
                 Some(true)
             } else if items.null_count() > 0 {
