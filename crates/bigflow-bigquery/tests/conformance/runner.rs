@@ -898,6 +898,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn count_star_reads_no_column() {
+        assert!(reads_star("SELECT * FROM t"));
+        assert!(reads_star("SELECT t.* FROM t"));
+        assert!(!reads_star("SELECT COUNT( * ) FROM t"));
+    }
+
+    #[test]
     fn words_and_parameters() {
         assert!(mentions("SELECT int32_val FROM t", "INT32_VAL"));
         assert!(!mentions("SELECT int32_value FROM t", "int32_val"));
