@@ -200,9 +200,11 @@ fn range_cell(element: crate::range::Element, text: &str) -> Option<Value> {
         }
         // A TIMESTAMP as µs, or as float seconds.
         (element == Element::Timestamp).then_some(())?;
-        b.parse::<i64>()
-            .ok()
-            .or_else(|| b.parse::<f64>().ok().map(|s| (s * 1_000_000.0).round() as i64))
+        b.parse::<i64>().ok().or_else(|| {
+            b.parse::<f64>()
+                .ok()
+                .map(|s| (s * 1_000_000.0).round() as i64)
+        })
     };
     let (lo, hi) = match element {
         Element::Date => (
@@ -733,7 +735,11 @@ mod tests {
         assert!(text.is_null(1));
         let ts = Field::range("r", "TIMESTAMP");
         assert_eq!(
-            cell(&ts, &json!("[2020-01-01 00:00:00 UTC, 1577836801000000)"), false),
+            cell(
+                &ts,
+                &json!("[2020-01-01 00:00:00 UTC, 1577836801000000)"),
+                false
+            ),
             json!({"__bq_range_start": 1_577_836_800_000_000_i64, "__bq_range_end": 1_577_836_801_000_000_i64})
         );
         assert_eq!(cell(&ts, &json!("2020"), false), Value::Null);

@@ -43,7 +43,11 @@ impl fmt::Display for Table<'_> {
                 &self.0.schema,
             )))]
         } else {
-            self.0.batches.iter().map(crate::range::ranges_as_text).collect()
+            self.0
+                .batches
+                .iter()
+                .map(crate::range::ranges_as_text)
+                .collect()
         };
         match arrow::util::pretty::pretty_format_batches(&batches) {
             Ok(t) => write!(f, "{t}"),
@@ -90,9 +94,9 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
                     .with_header(true)
                     .build(&mut buf);
                 if result.batches.is_empty() {
-                    w.write(&RecordBatch::new_empty(Arc::new(crate::range::text_schema(
-                        &result.schema,
-                    ))))
+                    w.write(&RecordBatch::new_empty(Arc::new(
+                        crate::range::text_schema(&result.schema),
+                    )))
                     .map_err(|e| BqError::Engine(e.to_string()))?;
                 }
                 for b in &result.batches {
@@ -181,7 +185,11 @@ mod tests {
             render(&r, Format::Csv).unwrap(),
             "r\n\"[2020-01-01, UNBOUNDED)\"\n\"\"\n"
         );
-        assert!(render(&r, Format::Table).unwrap().contains("[2020-01-01, UNBOUNDED)"));
+        assert!(
+            render(&r, Format::Table)
+                .unwrap()
+                .contains("[2020-01-01, UNBOUNDED)")
+        );
     }
 
     #[test]

@@ -15,9 +15,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, ListArray, RecordBatch, StringBuilder, StructArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringBuilder, StructArray};
 use arrow::datatypes::{
     DataType, Date32Type, Field as ArrowField, Fields, Schema, TimeUnit, TimestampMicrosecondType,
 };
@@ -174,15 +172,16 @@ pub fn build(element: Element, rows: &[Option<(Bound, Bound)>]) -> ArrayRef {
                 values.into_iter().map(|v| v as i32).collect::<Vec<_>>(),
             )),
             Element::DateTime => Arc::new(arrow::array::TimestampMicrosecondArray::from(values)),
-            Element::Timestamp => Arc::new(
-                arrow::array::TimestampMicrosecondArray::from(values).with_timezone("UTC"),
-            ),
+            Element::Timestamp => {
+                Arc::new(arrow::array::TimestampMicrosecondArray::from(values).with_timezone("UTC"))
+            }
         }
     };
     let DataType::Struct(fields) = element.range_type() else {
         unreachable!("a range type is a struct")
     };
-    let nulls = arrow::buffer::NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
+    let nulls =
+        arrow::buffer::NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
     Arc::new(StructArray::new(
         fields,
         vec![column(starts), column(ends)],
@@ -263,7 +262,11 @@ pub fn array_as_text(array: &ArrayRef) -> ArrayRef {
         DataType::List(f) => {
             let l = array.as_list::<i32>();
             let values = array_as_text(l.values());
-            let field = Arc::new(f.as_ref().clone().with_data_type(values.data_type().clone()));
+            let field = Arc::new(
+                f.as_ref()
+                    .clone()
+                    .with_data_type(values.data_type().clone()),
+            );
             Arc::new(ListArray::new(
                 field,
                 l.offsets().clone(),
@@ -375,7 +378,12 @@ fn civil_prefix(s: &str) -> Option<(NaiveDateTime, &str)> {
         }
         Some(f) => format!("{f:0<6}").parse::<u32>().ok()?,
     };
-    let time = NaiveTime::from_hms_micro_opt(h.parse().ok()?, mi.parse().ok()?, sec.parse().ok()?, micros)?;
+    let time = NaiveTime::from_hms_micro_opt(
+        h.parse().ok()?,
+        mi.parse().ok()?,
+        sec.parse().ok()?,
+        micros,
+    )?;
     Some((date.and_time(time), &rest[time_end..]))
 }
 
@@ -484,9 +492,8 @@ mod tests {
 
     #[test]
     fn literals_are_read_as_bigquery_reads_them() {
-        let day = |y, m, d| {
-            (NaiveDate::from_ymd_opt(y, m, d).unwrap() - NaiveDate::default()).num_days()
-        };
+        let day =
+            |y, m, d| (NaiveDate::from_ymd_opt(y, m, d).unwrap() - NaiveDate::default()).num_days();
         assert_eq!(
             parse_text(Element::Date, "[2020-01-01, UNBOUNDED)").unwrap(),
             (Some(day(2020, 1, 1)), None)
@@ -502,11 +509,17 @@ mod tests {
         .unwrap();
         assert_eq!(s, Some(1_577_876_400_000_005));
         assert_eq!(e, Some(1_577_923_200_000_000));
-        let (s, _) =
-            parse_text(Element::Timestamp, "[2020-01-01 America/Los_Angeles, UNBOUNDED)").unwrap();
+        let (s, _) = parse_text(
+            Element::Timestamp,
+            "[2020-01-01 America/Los_Angeles, UNBOUNDED)",
+        )
+        .unwrap();
         assert_eq!(s, Some(1_577_865_600_000_000));
         let (s, e) = parse_text(Element::DateTime, "[2020-01-01, 2020-01-01T00:00:00.5)").unwrap();
-        assert_eq!((s, e), (Some(1_577_836_800_000_000), Some(1_577_836_800_500_000)));
+        assert_eq!(
+            (s, e),
+            (Some(1_577_836_800_000_000), Some(1_577_836_800_500_000))
+        );
         for bad in [
             "[2020-01-02, 2020-01-01)",
             "[2020-01-01, 2020-01-01)",
@@ -520,7 +533,13 @@ mod tests {
             assert!(parse_text(Element::Date, bad).is_err(), "{bad}");
         }
         assert!(parse_text(Element::DateTime, "[2020-01-01 00:00:00+01, UNBOUNDED)").is_err());
-        assert!(parse_text(Element::DateTime, "[2020-01-01 00:00:00.1234567, UNBOUNDED)").is_err());
+        assert!(
+            parse_text(
+                Element::DateTime,
+                "[2020-01-01 00:00:00.1234567, UNBOUNDED)"
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -535,7 +554,10 @@ mod tests {
         assert_eq!(t.value(0), "[2020-01-01, UNBOUNDED)");
         assert!(t.is_null(1));
         assert_eq!(t.value(2), "[UNBOUNDED, 1970-01-01)");
-        let ts = build(Element::Timestamp, &[Some((Some(1_500_000), Some(2_000_000)))]);
+        let ts = build(
+            Element::Timestamp,
+            &[Some((Some(1_500_000), Some(2_000_000)))],
+        );
         assert_eq!(
             to_text(&ts).as_string::<i32>().value(0),
             "[1970-01-01 00:00:01.500+00, 1970-01-01 00:00:02+00)"

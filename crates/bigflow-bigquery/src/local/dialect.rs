@@ -357,7 +357,9 @@ fn range_types(sql: &str) -> Result<Option<String>> {
         let ty = range_struct_text(element.name());
         let lit = solid(gt + 1);
         match tokens.get(lit).map(|t| &t.token) {
-            Some(Token::SingleQuotedString(_) | Token::DoubleQuotedString(_)) if rest.is_empty() => {
+            Some(Token::SingleQuotedString(_) | Token::DoubleQuotedString(_))
+                if rest.is_empty() =>
+            {
                 out.push_str(&format!(
                     "bq_range_cast({}, CAST(NULL AS {ty}))",
                     tokens[lit].token
@@ -1107,9 +1109,7 @@ fn range_sql_element(t: &SqlType) -> Option<crate::range::Element> {
     }
     match &start.field_type {
         SqlType::Date => Some(Element::Date),
-        SqlType::Datetime(_) | SqlType::Timestamp(_, TimezoneInfo::None) => {
-            Some(Element::DateTime)
-        }
+        SqlType::Datetime(_) | SqlType::Timestamp(_, TimezoneInfo::None) => Some(Element::DateTime),
         SqlType::Timestamp(_, _) => Some(Element::Timestamp),
         _ => None,
     }

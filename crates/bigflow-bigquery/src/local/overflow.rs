@@ -592,10 +592,16 @@ fn converts_range(src: &DataType, dst: &DataType) -> bool {
         return a != b;
     }
     if element_of(dst).is_some() {
-        return !matches!(src, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+        return !matches!(
+            src,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        );
     }
     if element_of(src).is_some() {
-        return !matches!(dst, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+        return !matches!(
+            dst,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        );
     }
     match (src, dst) {
         (

@@ -486,7 +486,9 @@ mod tests {
     /// The rows of `sql` as JSON, as the REST API and `collect_list` give them.
     fn rows(sql: &str) -> Vec<Value> {
         let (_dir, w, ctx) = super::super::test_warehouse();
-        let r = w.execute(sql, &ctx).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let r = w
+            .execute(sql, &ctx)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         crate::format::to_json_rows(&r.batches)
             .unwrap()
             .into_iter()
@@ -582,7 +584,9 @@ mod tests {
         );
         assert_eq!(
             got,
-            [json!({"lo": "[UNBOUNDED, 2020-01-05)", "hi": "[2020-01-01, UNBOUNDED)", "n": 3, "d": 2})]
+            [
+                json!({"lo": "[UNBOUNDED, 2020-01-05)", "hi": "[2020-01-01, UNBOUNDED)", "n": 3, "d": 2})
+            ]
         );
         let got = rows(
             "SELECT r = RANGE<DATE> '[2020-01-01, UNBOUNDED)' AS eq, r < RANGE<DATE> '[2020-01-02, 2020-01-03)' AS lt \
@@ -604,8 +608,10 @@ mod tests {
         );
         assert_eq!(
             got,
-            [json!({"a": true, "b": false, "c": true, "d": false, "e": true,
-                    "f": "[2020-01-31, 2020-02-01)", "g": null})]
+            [
+                json!({"a": true, "b": false, "c": true, "d": false, "e": true,
+                    "f": "[2020-01-31, 2020-02-01)", "g": null})
+            ]
         );
     }
 
@@ -647,7 +653,10 @@ mod tests {
             ]
         );
         let e = w
-            .execute("INSERT INTO t (id, r) VALUES (3, RANGE<DATE> '[2020-01-01, UNBOUNDED)')", &ctx)
+            .execute(
+                "INSERT INTO t (id, r) VALUES (3, RANGE<DATE> '[2020-01-01, UNBOUNDED)')",
+                &ctx,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("RANGE<TIMESTAMP>"), "{e}");
     }

@@ -30,10 +30,8 @@ pub fn type_matches(ty: &Ty, dt: &DataType) -> Result<(), String> {
             }
             true
         }
-        (Ty::Other(s), dt) if s.starts_with("RANGE<") => {
-            bigflow_bigquery::range::element_of(dt)
-                .is_some_and(|e| *s == format!("RANGE<{}>", e.name()))
-        }
+        (Ty::Other(s), dt) if s.starts_with("RANGE<") => bigflow_bigquery::range::element_of(dt)
+            .is_some_and(|e| *s == format!("RANGE<{}>", e.name())),
         (Ty::Scalar(s), dt) => match s.as_str() {
             "INT64" => dt == &DataType::Int64,
             "DOUBLE" | "FLOAT64" => dt == &DataType::Float64,
