@@ -1083,6 +1083,24 @@ fn extract(field: &ast::DateTimeField, value: &Expr) -> Expr {
     }
 }
 
+/// An analytic function without a frame (LAG, LEAD, the numbering
+/// functions) ordered by keys: a ROWS frame, which it ignores, instead of
+/// DataFusion's default RANGE frame up to the current row, which needs
+/// ORDER BY keys DataFusion can search by value (a RANGE key is not one).
+fn frameless(f: &mut Function) {
+    if let Some(ast::WindowType::WindowSpec(spec)) = &mut f.over
+        && spec.window_frame.is_none()
+        && spec.window_name.is_none()
+        && !spec.order_by.is_empty()
+    {
+        spec.window_frame = Some(ast::WindowFrame {
+            units: ast::WindowFrameUnits::Rows,
+            start_bound: ast::WindowFrameBound::Preceding(None),
+            end_bound: Some(ast::WindowFrameBound::CurrentRow),
+        });
+    }
+}
+
 /// The element of `CAST(NULL AS <range struct>)`, the type argument of
 /// `bq_range_cast`.
 fn range_cast_element(e: &Expr) -> Option<crate::range::Element> {
@@ -1359,23 +1377,11 @@ impl Rewriter<'_> {
                         position: position(default.span()),
                     });
                 }
-                // LAG and LEAD have no frame; DataFusion's default one (RANGE
-                // up to the current row) needs ORDER BY keys it can subtract,
-                // which a RANGE key is not: a ROWS frame, which they ignore.
-                if let Some(ast::WindowType::WindowSpec(spec)) = &mut f.over
-                    && spec.window_frame.is_none()
-                    && spec.window_name.is_none()
-                    && !spec.order_by.is_empty()
-                {
-                    spec.window_frame = Some(ast::WindowFrame {
-                        units: ast::WindowFrameUnits::Rows,
-                        start_bound: ast::WindowFrameBound::Preceding(None),
-                        end_bound: Some(ast::WindowFrameBound::CurrentRow),
-                    });
-                }
+                frameless(f);
                 None
             }
             "row_number" | "rank" | "dense_rank" | "ntile" if f.over.is_some() => {
+                frameless(f);
                 Some(cast(Expr::Function(f.clone()), SqlType::BigInt(None)))
             }
             "row_number" | "rank" | "dense_rank" | "ntile" | "percent_rank" | "cume_dist"

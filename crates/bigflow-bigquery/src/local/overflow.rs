@@ -617,8 +617,19 @@ fn converts_range(src: &DataType, dst: &DataType) -> bool {
 }
 
 /// Casts, written or implied (a UNION or comparison of RANGE<DATE> and
-/// RANGE<DATETIME>), that [`converts_range`]: refused, as BigQuery does.
+/// RANGE<DATETIME>), that [`converts_range`]: refused, as BigQuery does;
+/// so is access to the fields of a RANGE's struct, which has none in BigQuery.
 fn refuse_range_casts(e: &Expr, schema: &DFSchema) -> DfResult<()> {
+    if let Expr::ScalarFunction(f) = e
+        && f.func.name() == "get_field"
+        && let Some(Ok(t)) = f.args.first().map(|a| a.get_type(schema))
+        && crate::range::element_of(&t).is_some()
+    {
+        return Err(DataFusionError::Plan(format!(
+            "a {} has no fields: RANGE_START and RANGE_END give its bounds",
+            super::typed::type_name(&t)
+        )));
+    }
     let (inner, dst) = match e {
         Expr::Cast(c) => (&c.expr, c.field.data_type()),
         Expr::TryCast(c) => (&c.expr, c.field.data_type()),

@@ -596,6 +596,31 @@ mod tests {
     }
 
     #[test]
+    fn analytic_functions_ordered_by_ranges() {
+        let got = rows(
+            "SELECT n, RANK() OVER (ORDER BY r NULLS LAST) AS k, \
+             LAG(n) OVER (ORDER BY r NULLS LAST, n) AS prev \
+             FROM UNNEST([STRUCT(1 AS n, RANGE<DATE> '[2020-01-01, UNBOUNDED)' AS r), \
+             (2, RANGE<DATE> '[UNBOUNDED, 2020-01-01)'), (3, NULL), (4, RANGE<DATE> '[2020-01-01, UNBOUNDED)')]) \
+             ORDER BY n",
+        );
+        assert_eq!(
+            got,
+            [
+                json!({"n": 1, "k": 2, "prev": 2}),
+                json!({"n": 2, "k": 1, "prev": null}),
+                json!({"n": 3, "k": 4, "prev": 4}),
+                json!({"n": 4, "k": 2, "prev": 1}),
+            ]
+        );
+        // A RANGE has no fields in BigQuery (its struct's are internal).
+        let e = error(
+            "SELECT r.__bq_range_start FROM UNNEST([RANGE<DATE> '[2020-01-01, UNBOUNDED)']) r",
+        );
+        assert!(e.to_string().contains("has no fields"), "{e}");
+    }
+
+    #[test]
     fn contains_overlaps_and_intersect() {
         let got = rows(
             "SELECT RANGE_CONTAINS(RANGE<DATE> '[2020-01-01, UNBOUNDED)', RANGE<DATE> '[2020-02-01, 2020-03-01)') AS a, \
