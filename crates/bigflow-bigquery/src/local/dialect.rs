@@ -2373,16 +2373,15 @@ impl VisitorMut for Rewriter<'_> {
                 kind,
                 ..
             } if range_sql_element(data_type).is_some() && !is_null_literal(inner) => {
-                if matches!(kind, CastKind::SafeCast | CastKind::TryCast) {
-                    return ControlFlow::Break(BqError::Unsupported {
-                        construct: "SAFE_CAST to RANGE".into(),
-                        position: position(inner.span()),
-                    });
-                }
+                let udf = if matches!(kind, CastKind::SafeCast | CastKind::TryCast) {
+                    "bq_safe_range_cast"
+                } else {
+                    "bq_range_cast"
+                };
                 let mut ty = data_type.clone();
                 fix_type(&mut ty);
                 Some(call(
-                    "bq_range_cast",
+                    udf,
                     vec![(**inner).clone(), cast(Expr::value(Value::Null), ty)],
                 ))
             }

@@ -3,6 +3,7 @@
 //! - `bq_range(start, end)`: `RANGE(start, end)`, a NULL bound unbounded;
 //! - `bq_range_cast(v, typed NULL range)`: `CAST(v AS RANGE<T>)` of a STRING
 //!   (`'[2020-01-01, UNBOUNDED)'`, also RANGE literals) or of a RANGE;
+//!   `bq_safe_range_cast`: `SAFE_CAST`, NULL for text that is not a range;
 //! - `bq_range_start(r)`, `bq_range_end(r)`: NULL for an unbounded side;
 //! - `bq_range_contains(r, range or value)`, `bq_range_overlaps(a, b)`,
 //!   `bq_range_intersect(a, b)`.
@@ -176,11 +177,17 @@ impl ScalarUDFImpl for Construct {
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct RangeCast {
     signature: Signature,
+    /// SAFE_CAST: NULL for text that is not a range.
+    safe: bool,
 }
 
 impl ScalarUDFImpl for RangeCast {
     fn name(&self) -> &str {
-        "bq_range_cast"
+        if self.safe {
+            "bq_safe_range_cast"
+        } else {
+            "bq_range_cast"
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -229,14 +236,17 @@ impl ScalarUDFImpl for RangeCast {
                 rows.push(None);
                 continue;
             }
-            let bounds = range::parse_text(e, text.value(i)).map_err(|why| {
-                exec_err(format!(
-                    "cannot cast '{}' to RANGE<{}>: {why}",
-                    text.value(i),
-                    e.name()
-                ))
-            })?;
-            rows.push(Some(bounds));
+            match range::parse_text(e, text.value(i)) {
+                Ok(bounds) => rows.push(Some(bounds)),
+                Err(_) if self.safe => rows.push(None),
+                Err(why) => {
+                    return Err(exec_err(format!(
+                        "cannot cast '{}' to RANGE<{}>: {why}",
+                        text.value(i),
+                        e.name()
+                    )));
+                }
+            }
         }
         finish(&args.args, range::build(e, &rows))
     }
@@ -451,7 +461,14 @@ pub fn udfs() -> Vec<ScalarUDF> {
     let user = || Signature::user_defined(Volatility::Immutable);
     vec![
         ScalarUDF::new_from_impl(Construct { signature: user() }),
-        ScalarUDF::new_from_impl(RangeCast { signature: user() }),
+        ScalarUDF::new_from_impl(RangeCast {
+            signature: user(),
+            safe: false,
+        }),
+        ScalarUDF::new_from_impl(RangeCast {
+            signature: user(),
+            safe: true,
+        }),
         ScalarUDF::new_from_impl(Side {
             signature: user(),
             end: false,
@@ -513,7 +530,9 @@ mod tests {
              RANGE(DATE '2020-01-01', NULL) AS c, \
              CAST(NULL AS RANGE<DATETIME>) AS n, \
              CAST(RANGE<TIMESTAMP> '[2020-01-01 12:00:00+01, 2020-01-02 00:00:00.25 UTC)' AS STRING) AS t, \
-             CAST('[2020-01-01, 2020-01-01 00:00:01)' AS RANGE<DATETIME>) AS d",
+             CAST('[2020-01-01, 2020-01-01 00:00:01)' AS RANGE<DATETIME>) AS d, \
+             SAFE_CAST('[2020-01-02, 2020-01-01)' AS RANGE<DATE>) AS bad, \
+             SAFE_CAST('[2020-01-01, UNBOUNDED)' AS RANGE<DATE>) AS good",
         );
         assert_eq!(
             got,
@@ -525,6 +544,8 @@ mod tests {
                 "n": null,
                 "t": "[2020-01-01 11:00:00+00, 2020-01-02 00:00:00.250+00)",
                 "d": "[2020-01-01 00:00:00, 2020-01-01 00:00:01)",
+                "bad": null,
+                "good": "[2020-01-01, UNBOUNDED)",
             })]
         );
     }
