@@ -481,6 +481,89 @@ pub fn parse_text(element: Element, text: &str) -> std::result::Result<(Bound, B
     Ok((start, end))
 }
 
+/// A RANGE given as JSON (streaming inserts): BigQuery's text
+/// `"[2020-01-01, UNBOUNDED)"`, or `{"start": …, "end": …}` with `null` (or
+/// a missing key) for an unbounded side; as the JSON of the stored struct
+/// (days or µs, sentinels), which Arrow's JSON reader takes.
+pub fn json_to_stored(
+    element: Element,
+    v: &serde_json::Value,
+) -> std::result::Result<serde_json::Value, String> {
+    use serde_json::Value;
+    let (start, end) = match v {
+        Value::Null => return Ok(Value::Null),
+        Value::String(s) => parse_text(element, s)?,
+        Value::Object(o) => {
+            if let Some(k) = o.keys().find(|k| *k != "start" && *k != "end") {
+                return Err(format!("a RANGE object has a start and an end, not {k}"));
+            }
+            let bound = |k: &str| match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => parse_bound(element, s),
+                Some(other) => Err(format!(
+                    "the {k} of a RANGE<{}> is a string, got {other}",
+                    element.name()
+                )),
+            };
+            let (s, e) = (bound("start")?, bound("end")?);
+            check_order(element, s, e)?;
+            (s, e)
+        }
+        other => {
+            return Err(format!(
+                "a RANGE<{}> is a string '[start, end)' or an object {{\"start\", \"end\"}}, got {other}",
+                element.name()
+            ));
+        }
+    };
+    let (lo, hi) = element.unbounded();
+    let mut o = serde_json::Map::new();
+    o.insert(START.into(), Value::from(start.unwrap_or(lo)));
+    o.insert(END.into(), Value::from(end.unwrap_or(hi)));
+    Ok(Value::Object(o))
+}
+
+/// A row of a streaming insert with its RANGE columns (top-level, also
+/// REPEATED) as [`json_to_stored`] writes them.
+pub fn row_to_stored(
+    fields: &[crate::schema::Field],
+    row: &serde_json::Value,
+) -> std::result::Result<serde_json::Value, String> {
+    use serde_json::Value;
+    let mut row = row.clone();
+    let Some(object) = row.as_object_mut() else {
+        return Ok(row);
+    };
+    for f in fields {
+        let Some(e) = f
+            .range_element_type
+            .as_ref()
+            .and_then(|e| Element::from_name(&e.element_type))
+        else {
+            continue;
+        };
+        let Some((_, v)) = object
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&f.name))
+        else {
+            continue;
+        };
+        let column = |why: String| format!("column {}: {why}", f.name);
+        let stored = match &*v {
+            Value::Array(items) if f.mode.eq_ignore_ascii_case("REPEATED") => Value::Array(
+                items
+                    .iter()
+                    .map(|x| json_to_stored(e, x))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(column)?,
+            ),
+            other => json_to_stored(e, other).map_err(column)?,
+        };
+        *v = stored;
+    }
+    Ok(row)
+}
+
 /// [`parse_text`] as the warehouse's error.
 pub fn parse_literal(element: Element, text: &str) -> Result<(Bound, Bound)> {
     parse_text(element, text).map_err(|why| bad(text, &why))

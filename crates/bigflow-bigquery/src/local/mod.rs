@@ -1639,6 +1639,21 @@ impl Backend for LocalWarehouse {
                 return Err(input(format!("row {} is not a JSON object: {r}", i + 1)));
             }
         }
+        // RANGE values as text or {start, end}, as BigQuery takes them.
+        let converted;
+        let rows = if m.schema.iter().any(|f| f.range_element_type.is_some()) {
+            converted = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    crate::range::row_to_stored(&m.schema, r)
+                        .map_err(|why| input(format!("row {}: {why}", i + 1)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            converted.as_slice()
+        } else {
+            rows
+        };
         let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
             .with_strict_mode(true)
             .build_decoder()

@@ -705,5 +705,42 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("RANGE<TIMESTAMP>"), "{e}");
+        // Streaming inserts take BigQuery's text or {start, end}.
+        let id = TableId::new("p", "d", "t").unwrap();
+        w.insert_rows(
+            &id,
+            None,
+            &[
+                json!({"id": 4, "r": "[2020-01-01 00:00:00+00, 2020-01-02 00:00:00+00)", "rs": ["[2020-01-01, 2020-01-02)"]}),
+                json!({"id": 5, "r": {"start": null, "end": "2020-01-01 00:00:00 UTC"}, "rs": []}),
+            ],
+        )
+        .unwrap();
+        let e = w
+            .insert_rows(
+                &id,
+                None,
+                &[json!({"id": 6, "r": "[2020-01-02 00:00:00+00, 2020-01-01 00:00:00+00)"})],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("row 1: column r"), "{e}");
+        let r = w
+            .execute(
+                "SELECT id, CAST(r AS STRING) AS r, rs FROM t WHERE id > 3 ORDER BY id",
+                &ctx,
+            )
+            .unwrap();
+        let got: Vec<Value> = crate::format::to_json_rows(&r.batches)
+            .unwrap()
+            .into_iter()
+            .map(Value::Object)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                json!({"id": 4, "r": "[2020-01-01 00:00:00+00, 2020-01-02 00:00:00+00)", "rs": ["[2020-01-01, 2020-01-02)"]}),
+                json!({"id": 5, "r": "[UNBOUNDED, 2020-01-01 00:00:00+00)", "rs": []}),
+            ]
+        );
     }
 }
