@@ -1083,6 +1083,63 @@ fn extract(field: &ast::DateTimeField, value: &Expr) -> Expr {
     }
 }
 
+/// Whether `e` calls an analytic function (`… OVER (…)`) before any
+/// subquery (whose analytic functions are its own; `false` then).
+fn has_window<T: ast::Visit>(e: &T) -> bool {
+    use ast::Visitor;
+    struct Finds;
+    impl Visitor for Finds {
+        type Break = bool;
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<bool> {
+            match e {
+                Expr::Function(f) if f.over.is_some() => ControlFlow::Break(true),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<bool> {
+            ControlFlow::Break(false)
+        }
+    }
+    e.visit(&mut Finds) == ControlFlow::Break(true)
+}
+
+/// `QUALIFY p` without an analytic function of its own, in a SELECT that
+/// has one (valid GoogleSQL): `QUALIFY (p) AND ROW_NUMBER() OVER () > 0`,
+/// the same filter, since DataFusion's planner looks for an analytic
+/// function after it has replaced those of the SELECT list by columns.
+fn qualify_with_windows(select: &mut ast::Select) {
+    let Some(q) = &select.qualify else {
+        return;
+    };
+    if has_window(q) || !select.projection.iter().any(has_window) {
+        return;
+    }
+    let mut row_number = call("row_number", vec![]);
+    if let Expr::Function(f) = &mut row_number {
+        f.args = FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![],
+            clauses: vec![],
+        });
+        f.over = Some(ast::WindowType::WindowSpec(ast::WindowSpec {
+            window_name: None,
+            partition_by: vec![],
+            order_by: vec![],
+            window_frame: None,
+        }));
+    }
+    let always = Expr::BinaryOp {
+        left: Box::new(row_number),
+        op: ast::BinaryOperator::Gt,
+        right: Box::new(Expr::value(Value::Number("0".into(), false))),
+    };
+    select.qualify = Some(Expr::BinaryOp {
+        left: Box::new(Expr::Nested(Box::new(q.clone()))),
+        op: ast::BinaryOperator::And,
+        right: Box::new(always),
+    });
+}
+
 /// An analytic function without a frame (LAG, LEAD, the numbering
 /// functions) ordered by keys: a ROWS frame, which it ignores, instead of
 /// DataFusion's default RANGE frame up to the current row, which needs
@@ -2169,6 +2226,7 @@ impl VisitorMut for Rewriter<'_> {
 
     fn pre_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<BqError> {
         name_anonymous_columns(select);
+        qualify_with_windows(select);
         for ast::NamedWindowDefinition(name, def) in &select.named_window {
             if let ast::NamedWindowExpr::WindowSpec(spec) = def
                 && spec.window_frame.is_some()

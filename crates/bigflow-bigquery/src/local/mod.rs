@@ -1845,6 +1845,33 @@ mod tests {
     }
 
     #[test]
+    fn qualify_without_its_own_analytic_function() {
+        // Valid GoogleSQL: the SELECT list has the analytic function.
+        let (_dir, w, ctx) = test_warehouse();
+        let r = w
+            .execute(
+                "SELECT x, COUNT(x) OVER (ORDER BY x ROWS UNBOUNDED PRECEDING) AS n \
+                 FROM UNNEST([1, 2, 3]) AS x QUALIFY x > 1 ORDER BY x",
+                &ctx,
+            )
+            .unwrap();
+        let rows = crate::format::to_json_rows(&r.batches).unwrap();
+        assert_eq!(
+            serde_json::Value::from(
+                rows.into_iter()
+                    .map(serde_json::Value::Object)
+                    .collect::<Vec<_>>()
+            ),
+            serde_json::json!([{"x": 2, "n": 2}, {"x": 3, "n": 3}])
+        );
+        // Without any, it is an error, as in BigQuery.
+        assert!(
+            w.execute("SELECT x FROM UNNEST([1, 2]) AS x QUALIFY x > 1", &ctx)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
         assert!(compatible(&DataType::Int32, &DataType::Float64));
