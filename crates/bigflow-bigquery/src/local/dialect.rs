@@ -1083,6 +1083,25 @@ fn extract(field: &ast::DateTimeField, value: &Expr) -> Expr {
     }
 }
 
+/// The text of a number literal, `-` included (`-1.5`).
+fn number_text(e: &Expr) -> Option<String> {
+    let (negative, number) = match e {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: n,
+        } => (true, n.as_ref()),
+        other => (false, other),
+    };
+    match number {
+        Expr::Value(v) => match &v.value {
+            Value::Number(text, _) if negative => Some(format!("-{text}")),
+            Value::Number(text, _) => Some(text.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Whether `e` calls an analytic function (`… OVER (…)`) before any
 /// subquery (whose analytic functions are its own; `false` then).
 fn has_window<T: ast::Visit>(e: &T) -> bool {
@@ -1469,6 +1488,21 @@ impl Rewriter<'_> {
                 Some(Expr::Function(g))
             }
             "ifnull" => Some(call("coalesce", args)),
+            // The elements of the non-NULL arrays, NULL without any.
+            "array_concat_agg" if args.len() == 1 && f.over.is_none() && f.filter.is_none() => {
+                let limited = matches!(&f.args, FunctionArguments::List(l)
+                    if l.clauses.iter().any(|c| matches!(c, ast::FunctionArgumentClause::Limit(_))));
+                if limited || f.null_treatment.is_some() {
+                    return Err(unsupported(
+                        "ARRAY_CONCAT_AGG with LIMIT or IGNORE/RESPECT NULLS".into(),
+                        span,
+                    ));
+                }
+                let mut g = f.clone();
+                g.name = ObjectName::from(vec![Ident::with_span(span, "array_agg")]);
+                g.filter = Some(Box::new(Expr::IsNotNull(Box::new(args[0].clone()))));
+                Some(call("flatten", vec![Expr::Function(g)]))
+            }
             // NULL when an argument is NULL (DataFusion's skips NULL arrays).
             "array_concat" if !args.is_empty() => {
                 let any_null = args
@@ -2449,30 +2483,32 @@ impl VisitorMut for Rewriter<'_> {
                 ..
             } => {
                 // A number literal cast to NUMERIC keeps all its digits (it
-                // would go through FLOAT64 otherwise), as in BigQuery.
-                if matches!(
-                    data_type,
-                    SqlType::Numeric(_)
-                        | SqlType::Decimal(_)
-                        | SqlType::BigNumeric(_)
-                        | SqlType::BigDecimal(_)
-                ) {
-                    let (negative, number) = match inner.as_ref() {
-                        Expr::UnaryOp {
-                            op: UnaryOperator::Minus,
-                            expr: n,
-                        } => (true, n.as_ref()),
-                        other => (false, other),
-                    };
-                    if let Expr::Value(v) = number
-                        && let Value::Number(text, _) = &v.value
-                    {
-                        let text = if negative {
-                            format!("-{text}")
-                        } else {
-                            text.clone()
-                        };
-                        **inner = string_lit(&text);
+                // would go through FLOAT64 otherwise), as in BigQuery; so do
+                // the elements of `ARRAY<NUMERIC>[…]` when all are literals.
+                let decimal = |t: &SqlType| {
+                    matches!(
+                        t,
+                        SqlType::Numeric(_)
+                            | SqlType::Decimal(_)
+                            | SqlType::BigNumeric(_)
+                            | SqlType::BigDecimal(_)
+                    )
+                };
+                if decimal(data_type)
+                    && let Some(text) = number_text(inner)
+                {
+                    **inner = string_lit(&text);
+                }
+                if let SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(elem)) = &*data_type
+                    && decimal(elem)
+                    && let Expr::Array(a) = inner.as_mut()
+                    && !a.elem.is_empty()
+                    && a.elem.iter().all(|e| number_text(e).is_some())
+                {
+                    for e in a.elem.iter_mut() {
+                        if let Some(text) = number_text(e) {
+                            *e = string_lit(&text);
+                        }
                     }
                 }
                 fix_type(data_type);

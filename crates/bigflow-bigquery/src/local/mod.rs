@@ -1872,6 +1872,57 @@ mod tests {
     }
 
     #[test]
+    fn array_concat_its_aggregate_and_decimal_array_literals() {
+        let (_dir, w, ctx) = test_warehouse();
+        let json = |sql: &str| {
+            let r = w
+                .execute(sql, &ctx)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            serde_json::Value::from(
+                crate::format::to_json_rows(&r.batches)
+                    .unwrap()
+                    .into_iter()
+                    .map(serde_json::Value::Object)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            json(
+                "SELECT ARRAY_CONCAT([1], CAST(NULL AS ARRAY<INT64>)) AS a, ARRAY_CONCAT([1], [2]) AS b"
+            ),
+            serde_json::json!([{"a": null, "b": [1, 2]}])
+        );
+        assert_eq!(
+            json(
+                "SELECT ARRAY_CONCAT_AGG(x ORDER BY n) AS a FROM UNNEST([STRUCT(2 AS n, [3, 4] AS x), \
+                 (1, [1, 2]), (3, CAST(NULL AS ARRAY<INT64>)), (4, [])])"
+            ),
+            serde_json::json!([{"a": [1, 2, 3, 4]}])
+        );
+        assert_eq!(
+            json("SELECT ARRAY_CONCAT_AGG(x) AS a FROM UNNEST([CAST(NULL AS ARRAY<INT64>)]) AS x"),
+            serde_json::json!([{"a": null}])
+        );
+        assert!(
+            w.execute("SELECT ARRAY_CONCAT_AGG(x) FROM (SELECT [[1]] AS x)", &ctx)
+                .is_err()
+        );
+        let r = w
+            .execute(
+                "SELECT CAST(x AS STRING) AS s FROM UNNEST(ARRAY<BIGNUMERIC>[1.00000000000000000000000000000000000001, -2.7]) AS x",
+                &ctx,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = crate::format::to_json_rows(&r.batches).unwrap();
+        assert!(
+            text[0]["s"]
+                .to_string()
+                .contains("1.00000000000000000000000000000000000001"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
         assert!(compatible(&DataType::Int32, &DataType::Float64));

@@ -620,6 +620,18 @@ fn converts_range(src: &DataType, dst: &DataType) -> bool {
 /// RANGE<DATETIME>), that [`converts_range`]: refused, as BigQuery does;
 /// so is access to the fields of a RANGE's struct, which has none in BigQuery.
 fn refuse_range_casts(e: &Expr, schema: &DFSchema) -> DfResult<()> {
+    // ARRAY_CONCAT_AGG (`flatten(array_agg(…))`) of arrays of arrays: BigQuery
+    // has none (`ARRAY[ARRAY[1]]` is an error there).
+    if let Expr::ScalarFunction(f) = e
+        && f.func.name() == "flatten"
+        && let Some(Ok(DataType::List(outer))) = f.args.first().map(|a| a.get_type(schema))
+        && let DataType::List(inner) = outer.data_type()
+        && matches!(inner.data_type(), DataType::List(_))
+    {
+        return Err(DataFusionError::Plan(
+            "nested arrays are not supported: an array's elements cannot be arrays".into(),
+        ));
+    }
     if let Expr::ScalarFunction(f) = e
         && f.func.name() == "get_field"
         && let Some(Ok(t)) = f.args.first().map(|a| a.get_type(schema))
