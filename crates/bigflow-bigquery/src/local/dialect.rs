@@ -1083,6 +1083,55 @@ fn extract(field: &ast::DateTimeField, value: &Expr) -> Expr {
     }
 }
 
+/// Removes the `LIMIT n` clause of an aggregate's arguments: `n`, a
+/// positive INT64 literal (a negative or NULL one is an error, as in
+/// BigQuery; 0 and expressions are refused as unsupported).
+fn take_limit(f: &mut Function, span: Span) -> Result<Option<i64>> {
+    let FunctionArguments::List(l) = &mut f.args else {
+        return Ok(None);
+    };
+    let Some(at) = l
+        .clauses
+        .iter()
+        .position(|c| matches!(c, ast::FunctionArgumentClause::Limit(_)))
+    else {
+        return Ok(None);
+    };
+    let ast::FunctionArgumentClause::Limit(e) = l.clauses.remove(at) else {
+        return Ok(None);
+    };
+    match constant_int(&e) {
+        Some(Some(n)) if n > 0 => Ok(Some(n)),
+        Some(Some(n)) if n < 0 => Err(BqError::Sql {
+            message: format!("the LIMIT of an aggregate must not be negative, got {n}"),
+            position: position(e.span()),
+        }),
+        Some(None) => Err(BqError::Sql {
+            message: "the LIMIT of an aggregate must not be NULL".into(),
+            position: position(e.span()),
+        }),
+        _ => Err(unsupported(
+            "LIMIT 0 or a LIMIT that is not an integer literal in an aggregate".into(),
+            span,
+        )),
+    }
+}
+
+/// `array` cut to its first `limit` elements (`array_slice` counts from 1).
+fn limited(array: Expr, limit: Option<i64>) -> Expr {
+    match limit {
+        None => array,
+        Some(n) => call(
+            "array_slice",
+            vec![
+                array,
+                Expr::value(Value::Number("1".into(), false)),
+                Expr::value(Value::Number(n.to_string(), false)),
+            ],
+        ),
+    }
+}
+
 /// The text of a number literal, `-` included (`-1.5`).
 fn number_text(e: &Expr) -> Option<String> {
     let (negative, number) = match e {
@@ -1490,18 +1539,27 @@ impl Rewriter<'_> {
             "ifnull" => Some(call("coalesce", args)),
             // The elements of the non-NULL arrays, NULL without any.
             "array_concat_agg" if args.len() == 1 && f.over.is_none() && f.filter.is_none() => {
-                let limited = matches!(&f.args, FunctionArguments::List(l)
-                    if l.clauses.iter().any(|c| matches!(c, ast::FunctionArgumentClause::Limit(_))));
-                if limited || f.null_treatment.is_some() {
+                if f.null_treatment.is_some() {
                     return Err(unsupported(
-                        "ARRAY_CONCAT_AGG with LIMIT or IGNORE/RESPECT NULLS".into(),
+                        "ARRAY_CONCAT_AGG with IGNORE/RESPECT NULLS".into(),
                         span,
                     ));
                 }
                 let mut g = f.clone();
+                let limit = take_limit(&mut g, span)?;
                 g.name = ObjectName::from(vec![Ident::with_span(span, "array_agg")]);
                 g.filter = Some(Box::new(Expr::IsNotNull(Box::new(args[0].clone()))));
-                Some(call("flatten", vec![Expr::Function(g)]))
+                Some(call("flatten", vec![limited(Expr::Function(g), limit)]))
+            }
+            // `ARRAY_AGG(… LIMIT n)`: the first n elements of the whole array.
+            "array_agg"
+                if f.over.is_none()
+                    && matches!(&f.args, FunctionArguments::List(l)
+                        if l.clauses.iter().any(|c| matches!(c, ast::FunctionArgumentClause::Limit(_)))) =>
+            {
+                let mut g = f.clone();
+                let limit = take_limit(&mut g, span)?;
+                Some(limited(Expr::Function(g), limit))
             }
             // NULL when an argument is NULL (DataFusion's skips NULL arrays).
             "array_concat" if !args.is_empty() => {

@@ -1907,6 +1907,18 @@ mod tests {
             w.execute("SELECT ARRAY_CONCAT_AGG(x) FROM (SELECT [[1]] AS x)", &ctx)
                 .is_err()
         );
+        // LIMIT: the first n elements (arrays) in the aggregate's order.
+        assert_eq!(
+            json(
+                "SELECT ARRAY_AGG(x ORDER BY x DESC LIMIT 2) AS a, \
+                 ARRAY_CONCAT_AGG([x, x] ORDER BY x LIMIT 2) AS c FROM UNNEST([3, 1, 2]) AS x"
+            ),
+            serde_json::json!([{"a": [3, 2], "c": [1, 1, 2, 2]}])
+        );
+        assert!(
+            w.execute("SELECT ARRAY_AGG(x LIMIT -1) FROM UNNEST([1]) AS x", &ctx)
+                .is_err()
+        );
         let r = w
             .execute(
                 "SELECT CAST(x AS STRING) AS s FROM UNNEST(ARRAY<BIGNUMERIC>[1.00000000000000000000000000000000000001, -2.7]) AS x",
