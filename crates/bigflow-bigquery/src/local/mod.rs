@@ -139,6 +139,17 @@ fn df_error(e: DataFusionError) -> BqError {
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
         .to_string();
+    // Arrow's decimal kernels widen the scale of a quotient or product before
+    // BigQuery's rounding to NUMERIC: their overflow may be of a value
+    // BigQuery has (INT64 overflow is `bq_int64_*`'s own error).
+    if matches!(root, DataFusionError::ArrowError(..)) && message.contains("Overflow happened on") {
+        return BqError::Unsupported {
+            construct: format!(
+                "NUMERIC arithmetic whose intermediate value leaves the engine's decimal range ({message})"
+            ),
+            position,
+        };
+    }
     // What the engine cannot do with valid GoogleSQL, found while running.
     let limits = [
         "Cannot access field",
@@ -1932,6 +1943,19 @@ mod tests {
                 .contains("1.00000000000000000000000000000000000001"),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn decimal_intermediate_overflow_is_unsupported_not_an_answer() {
+        // BigQuery answers this; Arrow's quotient overflows while widening.
+        let (_dir, w, ctx) = test_warehouse();
+        let e = w
+            .execute(
+                "SELECT CAST('99999999999999999999999999999.999999999' AS NUMERIC) / 2",
+                &ctx,
+            )
+            .unwrap_err();
+        assert!(matches!(e, BqError::Unsupported { .. }), "{e:?}");
     }
 
     #[test]
