@@ -174,8 +174,49 @@ fn cell(field: &Field, v: &Value, repeated_done: bool) -> Value {
             )
         }
         "DATETIME" => Value::String(text.replace(' ', "T")),
+        "RANGE" => field
+            .range_element_type
+            .as_ref()
+            .and_then(|e| crate::range::Element::from_name(&e.element_type))
+            .and_then(|e| range_cell(e, text))
+            .unwrap_or(Value::Null),
         _ => v.clone(),
     }
+}
+
+/// A RANGE cell, `[start, end)` with `UNBOUNDED` (or NULL) for an open
+/// side, as the struct of [`crate::range`] (days or µs; sentinels).
+fn range_cell(element: crate::range::Element, text: &str) -> Option<Value> {
+    use crate::range::{self, Element};
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(')')?;
+    let (start, end) = inner.split_once(',')?;
+    let bound = |b: &str, unbounded: i64| -> Option<i64> {
+        let b = b.trim();
+        if b.eq_ignore_ascii_case("UNBOUNDED") || b.eq_ignore_ascii_case("NULL") {
+            return Some(unbounded);
+        }
+        if let Ok(v) = range::parse_bound(element, b) {
+            return v;
+        }
+        // A TIMESTAMP as µs, or as float seconds.
+        (element == Element::Timestamp).then_some(())?;
+        b.parse::<i64>().ok().or_else(|| {
+            b.parse::<f64>()
+                .ok()
+                .map(|s| (s * 1_000_000.0).round() as i64)
+        })
+    };
+    let (lo, hi) = match element {
+        Element::Date => (
+            i64::from(range::UNBOUNDED_START_DAYS),
+            i64::from(range::UNBOUNDED_END_DAYS),
+        ),
+        _ => (range::UNBOUNDED_START_MICROS, range::UNBOUNDED_END_MICROS),
+    };
+    let mut object = Map::new();
+    object.insert(range::START.into(), Value::from(bound(start, lo)?));
+    object.insert(range::END.into(), Value::from(bound(end, hi)?));
+    Some(Value::Object(object))
 }
 
 /// REST rows as one Arrow batch.
@@ -676,6 +717,32 @@ mod tests {
             json!(1_577_842_200_000_000_i64)
         );
         assert_eq!(cell(&field, &json!("soon"), false), Value::Null);
+    }
+
+    #[test]
+    fn ranges_come_as_text() {
+        use arrow::array::{Array, AsArray};
+        let field = Field::range("r", "DATE");
+        let rows = vec![
+            json!({"f": [{"v": "[2020-01-01, UNBOUNDED)"}]}),
+            json!({"f": [{"v": null}]}),
+        ];
+        let (schema, batches) = to_batches(std::slice::from_ref(&field), &rows).unwrap();
+        assert!(crate::range::element_of(schema.field(0).data_type()).is_some());
+        let text = crate::range::to_text(batches[0].column(0));
+        let text = text.as_string::<i32>();
+        assert_eq!(text.value(0), "[2020-01-01, UNBOUNDED)");
+        assert!(text.is_null(1));
+        let ts = Field::range("r", "TIMESTAMP");
+        assert_eq!(
+            cell(
+                &ts,
+                &json!("[2020-01-01 00:00:00 UTC, 1577836801000000)"),
+                false
+            ),
+            json!({"__bq_range_start": 1_577_836_800_000_000_i64, "__bq_range_end": 1_577_836_801_000_000_i64})
+        );
+        assert_eq!(cell(&ts, &json!("2020"), false), Value::Null);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Printing query results: a text table, JSON rows or CSV.
 
 use std::fmt;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use serde_json::{Map, Value};
@@ -36,10 +37,17 @@ pub struct Table<'a>(pub &'a QueryResult);
 
 impl fmt::Display for Table<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // RANGE values as BigQuery writes them: `[2020-01-01, UNBOUNDED)`.
         let batches: Vec<RecordBatch> = if self.0.batches.is_empty() {
-            vec![RecordBatch::new_empty(self.0.schema.clone())]
+            vec![RecordBatch::new_empty(Arc::new(crate::range::text_schema(
+                &self.0.schema,
+            )))]
         } else {
-            self.0.batches.clone()
+            self.0
+                .batches
+                .iter()
+                .map(crate::range::ranges_as_text)
+                .collect()
         };
         match arrow::util::pretty::pretty_format_batches(&batches) {
             Ok(t) => write!(f, "{t}"),
@@ -48,7 +56,8 @@ impl fmt::Display for Table<'_> {
     }
 }
 
-/// Rows as JSON objects (NULLs kept as `null`, column order kept).
+/// Rows as JSON objects (NULLs kept as `null`, column order kept; a
+/// RANGE as BigQuery's REST API writes it, the text `[start, end)`).
 pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>> {
     let mut buf = Vec::new();
     {
@@ -56,7 +65,8 @@ pub fn to_json_rows(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>> 
             .with_explicit_nulls(true)
             .build::<_, arrow::json::writer::JsonArray>(&mut buf);
         for b in batches {
-            w.write(b).map_err(|e| BqError::Engine(e.to_string()))?;
+            w.write(&crate::range::ranges_as_text(b))
+                .map_err(|e| BqError::Engine(e.to_string()))?;
         }
         w.finish().map_err(|e| BqError::Engine(e.to_string()))?;
     }
@@ -84,11 +94,14 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
                     .with_header(true)
                     .build(&mut buf);
                 if result.batches.is_empty() {
-                    w.write(&RecordBatch::new_empty(result.schema.clone()))
-                        .map_err(|e| BqError::Engine(e.to_string()))?;
+                    w.write(&RecordBatch::new_empty(Arc::new(
+                        crate::range::text_schema(&result.schema),
+                    )))
+                    .map_err(|e| BqError::Engine(e.to_string()))?;
                 }
                 for b in &result.batches {
-                    w.write(b).map_err(|e| BqError::Engine(e.to_string()))?;
+                    w.write(&crate::range::ranges_as_text(b))
+                        .map_err(|e| BqError::Engine(e.to_string()))?;
                 }
             }
             String::from_utf8_lossy(&buf).to_string()
@@ -98,8 +111,6 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
 
@@ -146,6 +157,38 @@ mod tests {
                 .parse::<Format>()
                 .unwrap_err()
                 .contains("table, json, csv")
+        );
+    }
+
+    #[test]
+    fn ranges_are_written_as_bigquery_writes_them() {
+        use crate::range::{Element, build};
+        let ranges = build(Element::Date, &[Some((Some(18262), None)), None]);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "r",
+            ranges.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![ranges]).unwrap();
+        let r = QueryResult {
+            schema,
+            batches: vec![batch],
+            affected_rows: None,
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&r, Format::Json).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{"r": "[2020-01-01, UNBOUNDED)"}, {"r": null}])
+        );
+        assert_eq!(
+            render(&r, Format::Csv).unwrap(),
+            "r\n\"[2020-01-01, UNBOUNDED)\"\n\"\"\n"
+        );
+        assert!(
+            render(&r, Format::Table)
+                .unwrap()
+                .contains("[2020-01-01, UNBOUNDED)")
         );
     }
 

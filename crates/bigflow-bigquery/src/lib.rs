@@ -22,6 +22,7 @@ pub mod error;
 pub mod format;
 pub mod local;
 pub mod names;
+pub mod range;
 pub mod schema;
 pub mod template;
 

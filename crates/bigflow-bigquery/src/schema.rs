@@ -18,6 +18,7 @@
 //! | TIME | Time64(µs) |
 //! | TIMESTAMP | Timestamp(µs, UTC) |
 //! | STRUCT (RECORD) | Struct |
+//! | RANGE<T> (`rangeElementType`) | Struct of two T (see [`crate::range`]) |
 //! | mode REPEATED / ARRAY<T> | List |
 
 use std::sync::Arc;
@@ -44,6 +45,22 @@ pub struct Field {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The element type of a RANGE column (`{"type": "DATE"}`), as
+    /// BigQuery's REST schema writes it.
+    #[serde(
+        default,
+        rename = "rangeElementType",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub range_element_type: Option<RangeElementType>,
+}
+
+/// The element type of a RANGE column: DATE, DATETIME or TIMESTAMP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeElementType {
+    /// DATE, DATETIME or TIMESTAMP.
+    #[serde(rename = "type")]
+    pub element_type: String,
 }
 
 fn nullable() -> String {
@@ -63,6 +80,26 @@ impl Field {
             mode: nullable(),
             fields: Vec::new(),
             description: None,
+            range_element_type: None,
+        }
+    }
+
+    /// A `RANGE<element>` column (element: DATE, DATETIME or TIMESTAMP).
+    pub fn range(name: &str, element: &str) -> Field {
+        let mut f = Field::new(name, "RANGE");
+        f.range_element_type = Some(RangeElementType {
+            element_type: element.to_ascii_uppercase(),
+        });
+        f
+    }
+
+    /// The type as BigQuery's SQL writes it: `INT64`, `RANGE<DATE>`, …
+    pub fn type_name(&self) -> String {
+        match &self.range_element_type {
+            Some(e) if self.field_type.eq_ignore_ascii_case("RANGE") => {
+                format!("RANGE<{}>", e.element_type)
+            }
+            _ => self.field_type.clone(),
         }
     }
 
@@ -96,6 +133,16 @@ fn scalar_type(field: &Field) -> Result<DataType> {
         "DATETIME" => DataType::Timestamp(TimeUnit::Microsecond, None),
         "TIME" => DataType::Time64(TimeUnit::Microsecond),
         "TIMESTAMP" => timestamp_type(),
+        "RANGE" => {
+            let element = field
+                .range_element_type
+                .as_ref()
+                .and_then(|e| crate::range::Element::from_name(&e.element_type))
+                .ok_or_else(|| {
+                    bad("a RANGE needs rangeElementType DATE, DATETIME or TIMESTAMP".into())
+                })?;
+            element.range_type()
+        }
         "STRUCT" | "RECORD" => {
             if field.fields.is_empty() {
                 return Err(bad("a STRUCT needs sub-fields".into()));
@@ -110,7 +157,7 @@ fn scalar_type(field: &Field) -> Result<DataType> {
         }
         other => {
             return Err(bad(format!(
-                "unknown BigQuery type '{other}' (STRING, BYTES, INT64, FLOAT64, NUMERIC, BIGNUMERIC, BOOL, DATE, DATETIME, TIME, TIMESTAMP, STRUCT, JSON)"
+                "unknown BigQuery type '{other}' (STRING, BYTES, INT64, FLOAT64, NUMERIC, BIGNUMERIC, BOOL, DATE, DATETIME, TIME, TIMESTAMP, STRUCT, JSON, RANGE)"
             )));
         }
     })
@@ -185,6 +232,9 @@ pub fn bq_type_of(data_type: &DataType) -> Option<(&'static str, Vec<Field>, boo
         DataType::Timestamp(_, Some(_)) => ("TIMESTAMP", vec![], false),
         DataType::Time32(_) | DataType::Time64(_) => ("TIME", vec![], false),
         DataType::Null => ("STRING", vec![], false),
+        DataType::Struct(_) if crate::range::element_of(data_type).is_some() => {
+            ("RANGE", vec![], false)
+        }
         DataType::Struct(fields) => {
             let sub = fields
                 .iter()
@@ -213,7 +263,17 @@ pub fn from_arrow_field(field: &ArrowField) -> Option<Field> {
     } else {
         "REQUIRED"
     };
-    Some(Field::new(field.name(), t).mode(mode).fields(sub))
+    let mut f = Field::new(field.name(), t).mode(mode).fields(sub);
+    let mut inner = field.data_type();
+    while let DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) = inner {
+        inner = item.data_type();
+    }
+    if let Some(e) = crate::range::element_of(inner) {
+        f.range_element_type = Some(RangeElementType {
+            element_type: e.name().to_string(),
+        });
+    }
+    Some(f)
 }
 
 /// The BigQuery schema of an Arrow schema (query results → `write_tmp`).
@@ -253,6 +313,28 @@ mod tests {
         assert_eq!(back[0].mode, "REQUIRED");
         assert_eq!(back[1].mode, "REPEATED");
         assert_eq!(back[2].fields[0].field_type, "FLOAT64");
+    }
+
+    #[test]
+    fn range_columns_round_trip() {
+        let json = r#"[{"name":"r","type":"RANGE","rangeElementType":{"type":"DATE"}},
+            {"name":"rs","type":"RANGE","mode":"REPEATED","rangeElementType":{"type":"TIMESTAMP"}}]"#;
+        let fields: Vec<Field> = serde_json::from_str(json).unwrap();
+        assert_eq!(fields[0], Field::range("r", "DATE"));
+        assert_eq!(fields[0].type_name(), "RANGE<DATE>");
+        let schema = to_arrow_schema(&fields).unwrap();
+        assert_eq!(
+            crate::range::element_of(schema.field(0).data_type()),
+            Some(crate::range::Element::Date)
+        );
+        let back = from_arrow_schema(&schema).unwrap();
+        assert_eq!(back, fields);
+        assert_eq!(
+            serde_json::to_value(&back[0]).unwrap(),
+            serde_json::json!({"name": "r", "type": "RANGE", "rangeElementType": {"type": "DATE"}})
+        );
+        let e = to_arrow_schema(&[Field::new("r", "RANGE")]).unwrap_err();
+        assert!(e.to_string().contains("rangeElementType"), "{e}");
     }
 
     #[test]

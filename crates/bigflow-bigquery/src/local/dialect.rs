@@ -382,6 +382,107 @@ fn typed_array_literals(sql: &str) -> Option<String> {
     rewrite(&tokens, &mut out).then_some(out)
 }
 
+/// The struct type that stands for `RANGE<element>` in the SQL given to
+/// the parser (see [`crate::range`]).
+fn range_struct_text(element: &str) -> String {
+    format!(
+        "STRUCT<{} {element}, {} {element}>",
+        crate::range::START,
+        crate::range::END
+    )
+}
+
+/// `RANGE<T>` (a type sqlparser does not know) → the struct type of
+/// [`crate::range`], and the literal `RANGE<T> '…'` → `bq_range_cast('…',
+/// CAST(NULL AS <that type>))`, in the SQL's tokens; `Ok(None)` when the
+/// SQL names no RANGE type; an error for a RANGE of another element type.
+fn range_types(sql: &str) -> Result<Option<String>> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    static DIALECT: BigQueryDialect = BigQueryDialect {};
+    if !has_range_type(sql) {
+        return Ok(None);
+    }
+    let Ok(tokens) = Tokenizer::new(&DIALECT, sql)
+        .with_unescape(false)
+        .tokenize_with_location()
+    else {
+        return Ok(None);
+    };
+    let solid = |mut i: usize| {
+        while i < tokens.len() && matches!(tokens[i].token, Token::Whitespace(_)) {
+            i += 1;
+        }
+        i
+    };
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut changed = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i].token;
+        let is_range = matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("RANGE"));
+        let lt = solid(i + 1);
+        if !is_range || tokens.get(lt).map(|t| &t.token) != Some(&Token::Lt) {
+            out.push_str(&t.to_string());
+            i += 1;
+            continue;
+        }
+        let at = position(tokens[i].span);
+        let el = solid(lt + 1);
+        let element = match tokens.get(el).map(|t| &t.token) {
+            Some(Token::Word(w)) => w.value.clone(),
+            other => {
+                return Err(BqError::Sql {
+                    message: format!(
+                        "RANGE<…> takes DATE, DATETIME or TIMESTAMP, got {}",
+                        other.map(|t| t.to_string()).unwrap_or_default()
+                    ),
+                    position: at,
+                });
+            }
+        };
+        let Some(element) = crate::range::Element::from_name(&element) else {
+            return Err(BqError::Sql {
+                message: format!(
+                    "RANGE<{element}> is not a type: a RANGE's elements are DATE, DATETIME or TIMESTAMP"
+                ),
+                position: at,
+            });
+        };
+        let gt = solid(el + 1);
+        let closing = tokens.get(gt).map(|t| &t.token);
+        let rest = match closing {
+            Some(Token::Gt) => "",
+            Some(Token::ShiftRight) => ">",
+            _ => {
+                return Err(BqError::Sql {
+                    message: "RANGE<…> is not closed with `>`".into(),
+                    position: at,
+                });
+            }
+        };
+        let ty = range_struct_text(element.name());
+        let lit = solid(gt + 1);
+        match tokens.get(lit).map(|t| &t.token) {
+            Some(Token::SingleQuotedString(_) | Token::DoubleQuotedString(_))
+                if rest.is_empty() =>
+            {
+                out.push_str(&format!(
+                    "bq_range_cast({}, CAST(NULL AS {ty}))",
+                    tokens[lit].token
+                ));
+                i = lit + 1;
+            }
+            _ => {
+                out.push_str(&ty);
+                out.push_str(rest);
+                i = gt + 1;
+            }
+        }
+        changed = true;
+    }
+    Ok(changed.then_some(out))
+}
+
 /// Whether a query divides (`/`) or names a NUMERIC type: the warehouse's
 /// analyzer rule changes the types DataFusion gives those expressions.
 pub fn divides_or_decimals(query: &Query) -> bool {
@@ -423,6 +524,8 @@ pub fn divides_or_decimals(query: &Query) -> bool {
 
 /// Parses BigQuery SQL into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    let ranges = range_types(sql)?;
+    let sql = ranges.as_deref().unwrap_or(sql);
     let rewritten = typed_array_literals(sql);
     let sql = rewritten.as_deref().unwrap_or(sql);
     let statements = parser(sql)
@@ -1090,6 +1193,132 @@ fn extract(field: &ast::DateTimeField, value: &Expr) -> Expr {
     }
 }
 
+/// The text of a number literal, `-` included (`-1.5`).
+fn number_text(e: &Expr) -> Option<String> {
+    let (negative, number) = match e {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: n,
+        } => (true, n.as_ref()),
+        other => (false, other),
+    };
+    match number {
+        Expr::Value(v) => match &v.value {
+            Value::Number(text, _) if negative => Some(format!("-{text}")),
+            Value::Number(text, _) => Some(text.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `e` calls an analytic function (`… OVER (…)`) before any
+/// subquery (whose analytic functions are its own; `false` then).
+fn has_window<T: ast::Visit>(e: &T) -> bool {
+    use ast::Visitor;
+    struct Finds;
+    impl Visitor for Finds {
+        type Break = bool;
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<bool> {
+            match e {
+                Expr::Function(f) if f.over.is_some() => ControlFlow::Break(true),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<bool> {
+            ControlFlow::Break(false)
+        }
+    }
+    e.visit(&mut Finds) == ControlFlow::Break(true)
+}
+
+/// `QUALIFY p` without an analytic function of its own, in a SELECT that
+/// has one (valid GoogleSQL): `QUALIFY (p) AND ROW_NUMBER() OVER () > 0`,
+/// the same filter, since DataFusion's planner looks for an analytic
+/// function after it has replaced those of the SELECT list by columns.
+fn qualify_with_windows(select: &mut ast::Select) {
+    let Some(q) = &select.qualify else {
+        return;
+    };
+    if has_window(q) || !select.projection.iter().any(has_window) {
+        return;
+    }
+    let mut row_number = call("row_number", vec![]);
+    if let Expr::Function(f) = &mut row_number {
+        f.args = FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![],
+            clauses: vec![],
+        });
+        f.over = Some(ast::WindowType::WindowSpec(ast::WindowSpec {
+            window_name: None,
+            partition_by: vec![],
+            order_by: vec![],
+            window_frame: None,
+        }));
+    }
+    let always = Expr::BinaryOp {
+        left: Box::new(row_number),
+        op: ast::BinaryOperator::Gt,
+        right: Box::new(Expr::value(Value::Number("0".into(), false))),
+    };
+    select.qualify = Some(Expr::BinaryOp {
+        left: Box::new(Expr::Nested(Box::new(q.clone()))),
+        op: ast::BinaryOperator::And,
+        right: Box::new(always),
+    });
+}
+
+/// An analytic function without a frame (LAG, LEAD, the numbering
+/// functions) ordered by keys: a ROWS frame, which it ignores, instead of
+/// DataFusion's default RANGE frame up to the current row, which needs
+/// ORDER BY keys DataFusion can search by value (a RANGE key is not one).
+fn frameless(f: &mut Function) {
+    if let Some(ast::WindowType::WindowSpec(spec)) = &mut f.over
+        && spec.window_frame.is_none()
+        && spec.window_name.is_none()
+        && !spec.order_by.is_empty()
+    {
+        spec.window_frame = Some(ast::WindowFrame {
+            units: ast::WindowFrameUnits::Rows,
+            start_bound: ast::WindowFrameBound::Preceding(None),
+            end_bound: Some(ast::WindowFrameBound::CurrentRow),
+        });
+    }
+}
+
+/// The element of `CAST(NULL AS <range struct>)`, the type argument of
+/// `bq_range_cast`.
+fn range_cast_element(e: &Expr) -> Option<crate::range::Element> {
+    let Expr::Cast { data_type, .. } = e else {
+        return None;
+    };
+    range_sql_element(data_type)
+}
+
+/// The element of a RANGE's struct type in the SQL (types already fixed
+/// by [`fix_type`] or not).
+fn range_sql_element(t: &SqlType) -> Option<crate::range::Element> {
+    use crate::range::Element;
+    let SqlType::Struct(fields, _) = t else {
+        return None;
+    };
+    let [start, end] = fields.as_slice() else {
+        return None;
+    };
+    if start.field_name.as_ref().map(|n| n.value.as_str()) != Some(crate::range::START)
+        || end.field_name.as_ref().map(|n| n.value.as_str()) != Some(crate::range::END)
+    {
+        return None;
+    }
+    match &start.field_type {
+        SqlType::Date => Some(Element::Date),
+        SqlType::Datetime(_) | SqlType::Timestamp(_, TimezoneInfo::None) => Some(Element::DateTime),
+        SqlType::Timestamp(_, _) => Some(Element::Timestamp),
+        _ => None,
+    }
+}
+
 fn unsupported(construct: String, span: Span) -> BqError {
     BqError::Unsupported {
         construct,
@@ -1488,9 +1717,11 @@ impl Rewriter<'_> {
                         position: position(default.span()),
                     });
                 }
+                frameless(f);
                 None
             }
             "row_number" | "rank" | "dense_rank" | "ntile" if f.over.is_some() => {
+                frameless(f);
                 Some(cast(Expr::Function(f.clone()), SqlType::BigInt(None)))
             }
             "row_number" | "rank" | "dense_rank" | "ntile" | "percent_rank" | "cume_dist"
@@ -1521,6 +1752,28 @@ impl Rewriter<'_> {
                 Some(Expr::Function(g))
             }
             "ifnull" => Some(call("coalesce", args)),
+            // NULL when an argument is NULL (DataFusion's skips NULL arrays).
+            "array_concat" if !args.is_empty() => {
+                let any_null = args
+                    .iter()
+                    .map(|a| Expr::IsNull(Box::new(a.clone())))
+                    .reduce(|a, b| Expr::BinaryOp {
+                        left: Box::new(a),
+                        op: ast::BinaryOperator::Or,
+                        right: Box::new(b),
+                    })
+                    .unwrap_or(Expr::value(Value::Boolean(false)));
+                Some(Expr::Case {
+                    case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![CaseWhen {
+                        condition: any_null,
+                        result: Expr::value(Value::Null),
+                    }],
+                    else_result: Some(Box::new(call("array_concat", args))),
+                })
+            }
             "if" => {
                 if args.len() != 3 {
                     return Err(bad_args("(condition, then, else)"));
@@ -1694,8 +1947,25 @@ impl Rewriter<'_> {
                 }
                 Some(Expr::Function(g))
             }
-            "range" => {
-                return Err(unsupported("RANGE values".into(), span));
+            "range" if args.len() == 2 => Some(call("bq_range", args)),
+            "range" => return Err(bad_args("(start, end)")),
+            "range_start" | "range_end" | "range_contains" | "range_overlaps"
+            | "range_intersect" => Some(call(&format!("bq_{name}"), args)),
+            // A RANGE literal (see `range_types`): checked here, with its position.
+            "bq_range_cast" if args.len() == 2 && is_string_literal(&args[0]) => {
+                if let (Expr::Value(v), Some(element)) = (&args[0], range_cast_element(&args[1]))
+                    && let Value::SingleQuotedString(text) | Value::DoubleQuotedString(text) =
+                        &v.value
+                {
+                    crate::range::parse_literal(element, text).map_err(|e| match e {
+                        BqError::Sql { message, .. } => BqError::Sql {
+                            message,
+                            position: position(v.span),
+                        },
+                        other => other,
+                    })?;
+                }
+                None
             }
             "mod" if args.len() == 2 => Some(Expr::Nested(Box::new(Expr::BinaryOp {
                 left: Box::new(args[0].clone()),
@@ -2907,6 +3177,7 @@ impl VisitorMut for Rewriter<'_> {
         }
         self.from_aliases.push(aliases);
         name_anonymous_columns(select);
+        qualify_with_windows(select);
         for ast::NamedWindowDefinition(name, def) in &select.named_window {
             if let ast::NamedWindowExpr::WindowSpec(spec) = def
                 && spec.window_frame.is_some()
@@ -3119,6 +3390,27 @@ impl VisitorMut for Rewriter<'_> {
                     position: position(inner.span()),
                 });
             }
+            // CAST(v AS RANGE<T>) of a value (a STRING, a RANGE): checked
+            // and converted by `bq_range_cast`; CAST(NULL AS RANGE<T>) is
+            // the engine's own cast to the struct type.
+            Expr::Cast {
+                data_type,
+                expr: inner,
+                kind,
+                ..
+            } if range_sql_element(data_type).is_some() && !is_null_literal(inner) => {
+                let udf = if matches!(kind, CastKind::SafeCast | CastKind::TryCast) {
+                    "bq_safe_range_cast"
+                } else {
+                    "bq_range_cast"
+                };
+                let mut ty = data_type.clone();
+                fix_type(&mut ty);
+                Some(call(
+                    udf,
+                    vec![(**inner).clone(), cast(Expr::value(Value::Null), ty)],
+                ))
+            }
             Expr::Cast {
                 data_type,
                 expr: inner,
@@ -3136,23 +3428,6 @@ impl VisitorMut for Rewriter<'_> {
                             | SqlType::BigNumeric(_)
                             | SqlType::BigDecimal(_)
                     )
-                };
-                let number_text = |e: &Expr| {
-                    let (negative, number) = match e {
-                        Expr::UnaryOp {
-                            op: UnaryOperator::Minus,
-                            expr: n,
-                        } => (true, n.as_ref()),
-                        other => (false, other),
-                    };
-                    match number {
-                        Expr::Value(v) => match &v.value {
-                            Value::Number(text, _) if negative => Some(format!("-{text}")),
-                            Value::Number(text, _) => Some(text.clone()),
-                            _ => None,
-                        },
-                        _ => None,
-                    }
                 };
                 if decimal(data_type) {
                     if let Some(text) = number_text(inner) {

@@ -618,6 +618,24 @@ pub fn out_of_range(array: &dyn Array) -> Option<String> {
         DataType::List(_) => out_of_range(array.as_list::<i32>().values()),
         DataType::LargeList(_) => out_of_range(array.as_list::<i64>().values()),
         DataType::FixedSizeList(..) => out_of_range(array.as_fixed_size_list().values()),
+        // A RANGE: its bounds, not the sentinels of its unbounded sides.
+        DataType::Struct(_) if crate::range::element_of(array.data_type()).is_some() => {
+            let s = array.as_struct();
+            let element = crate::range::element_of(array.data_type())?;
+            let (lo, hi) = match element {
+                crate::range::Element::Date => (i64::from(MIN_DATE_DAYS), i64::from(MAX_DATE_DAYS)),
+                _ => (MIN_TIMESTAMP_MICROS, MAX_TIMESTAMP_MICROS),
+            };
+            (0..s.len())
+                .filter(|i| s.is_valid(*i))
+                .flat_map(|i| {
+                    let (a, b) = crate::range::bounds(s, i);
+                    [a, b]
+                })
+                .flatten()
+                .find(|v| bad(*v, lo, hi))
+                .map(|v| crate::range::bound_text(element, Some(v)))
+        }
         DataType::Struct(_) => array
             .as_struct()
             .columns()

@@ -18,6 +18,7 @@ mod json;
 pub mod limits;
 mod literals;
 mod overflow;
+mod ranges;
 pub mod storage;
 mod typed;
 
@@ -139,6 +140,17 @@ fn df_error(e: DataFusionError) -> BqError {
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
         .to_string();
+    // Arrow's decimal kernels widen the scale of a quotient or product before
+    // BigQuery's rounding to NUMERIC: their overflow may be of a value
+    // BigQuery has (INT64 overflow is `bq_int64_*`'s own error).
+    if matches!(root, DataFusionError::ArrowError(..)) && message.contains("Overflow happened on") {
+        return BqError::Unsupported {
+            construct: format!(
+                "NUMERIC arithmetic whose intermediate value leaves the engine's decimal range ({message})"
+            ),
+            position,
+        };
+    }
     // What the engine cannot do with valid GoogleSQL, found while running.
     let limits = [
         "Cannot access field",
@@ -291,6 +303,10 @@ fn compatible(src: &DataType, dst: &DataType) -> bool {
     if src == dst || matches!(src, Null) {
         return true;
     }
+    // A RANGE takes only a RANGE of its element type.
+    if crate::range::element_of(src).is_some() || crate::range::element_of(dst).is_some() {
+        return false;
+    }
     match (src, dst) {
         (
             Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32,
@@ -322,6 +338,9 @@ fn compatible(src: &DataType, dst: &DataType) -> bool {
 }
 
 fn bq_name(t: &DataType) -> String {
+    if crate::range::contains_range(t) {
+        return typed::type_name(t);
+    }
     crate::schema::bq_type_of(t)
         .map(|(name, _, repeated)| {
             if repeated {
@@ -597,7 +616,11 @@ impl LocalWarehouse {
             .build();
         let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
-        for f in typed::udfs().into_iter().chain(json::udfs()) {
+        for f in typed::udfs()
+            .into_iter()
+            .chain(json::udfs())
+            .chain(ranges::udfs())
+        {
             ctx.register_udf(f);
         }
         overflow::register(&ctx);
@@ -1465,6 +1488,19 @@ fn sql_type_to_field(name: &str, t: &SqlType) -> std::result::Result<Field, Stri
             }
             Ok(f.mode("REPEATED"))
         }
+        SqlType::Struct(fields, _)
+            if fields.len() == 2
+                && fields[0].field_name.as_ref().map(|n| n.value.as_str())
+                    == Some(crate::range::START) =>
+        {
+            let element = match &fields[0].field_type {
+                SqlType::Date => "DATE",
+                SqlType::Datetime(_) => "DATETIME",
+                SqlType::Timestamp(_, _) => "TIMESTAMP",
+                _ => return Err(t.to_string()),
+            };
+            Ok(Field::range(name, element))
+        }
         SqlType::Struct(fields, _) => {
             let sub = fields
                 .iter()
@@ -1656,6 +1692,21 @@ impl Backend for LocalWarehouse {
                 return Err(input(format!("row {} is not a JSON object: {r}", i + 1)));
             }
         }
+        // RANGE values as text or {start, end}, as BigQuery takes them.
+        let converted;
+        let rows = if m.schema.iter().any(|f| f.range_element_type.is_some()) {
+            converted = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    crate::range::row_to_stored(&m.schema, r)
+                        .map_err(|why| input(format!("row {}: {why}", i + 1)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            converted.as_slice()
+        } else {
+            rows
+        };
         let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
             .with_strict_mode(true)
             .build_decoder()
@@ -2019,6 +2070,109 @@ mod tests {
             one("SELECT SPLIT_SUBSTR('www.abc.com', '.', -2)"),
             "abc.com"
         );
+    }
+
+    #[test]
+    fn qualify_without_its_own_analytic_function() {
+        // Valid GoogleSQL: the SELECT list has the analytic function.
+        let (_dir, w, ctx) = test_warehouse();
+        let r = w
+            .execute(
+                "SELECT x, COUNT(x) OVER (ORDER BY x ROWS UNBOUNDED PRECEDING) AS n \
+                 FROM UNNEST([1, 2, 3]) AS x QUALIFY x > 1 ORDER BY x",
+                &ctx,
+            )
+            .unwrap();
+        let rows = crate::format::to_json_rows(&r.batches).unwrap();
+        assert_eq!(
+            serde_json::Value::from(
+                rows.into_iter()
+                    .map(serde_json::Value::Object)
+                    .collect::<Vec<_>>()
+            ),
+            serde_json::json!([{"x": 2, "n": 2}, {"x": 3, "n": 3}])
+        );
+        // Without any, it is an error, as in BigQuery.
+        assert!(
+            w.execute("SELECT x FROM UNNEST([1, 2]) AS x QUALIFY x > 1", &ctx)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn array_concat_its_aggregate_and_decimal_array_literals() {
+        let (_dir, w, ctx) = test_warehouse();
+        let json = |sql: &str| {
+            let r = w
+                .execute(sql, &ctx)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            serde_json::Value::from(
+                crate::format::to_json_rows(&r.batches)
+                    .unwrap()
+                    .into_iter()
+                    .map(serde_json::Value::Object)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            json(
+                "SELECT ARRAY_CONCAT([1], CAST(NULL AS ARRAY<INT64>)) AS a, ARRAY_CONCAT([1], [2]) AS b"
+            ),
+            serde_json::json!([{"a": null, "b": [1, 2]}])
+        );
+        assert_eq!(
+            json(
+                "SELECT ARRAY_CONCAT_AGG(x ORDER BY n) AS a FROM UNNEST([STRUCT(2 AS n, [3, 4] AS x), \
+                 (1, [1, 2]), (3, CAST(NULL AS ARRAY<INT64>)), (4, [])])"
+            ),
+            serde_json::json!([{"a": [1, 2, 3, 4]}])
+        );
+        assert_eq!(
+            json("SELECT ARRAY_CONCAT_AGG(x) AS a FROM UNNEST([CAST(NULL AS ARRAY<INT64>)]) AS x"),
+            serde_json::json!([{"a": null}])
+        );
+        assert!(
+            w.execute("SELECT ARRAY_CONCAT_AGG(x) FROM (SELECT [[1]] AS x)", &ctx)
+                .is_err()
+        );
+        // LIMIT: the first n elements (arrays) in the aggregate's order.
+        assert_eq!(
+            json(
+                "SELECT ARRAY_AGG(x ORDER BY x DESC LIMIT 2) AS a, \
+                 ARRAY_CONCAT_AGG([x, x] ORDER BY x LIMIT 2) AS c FROM UNNEST([3, 1, 2]) AS x"
+            ),
+            serde_json::json!([{"a": [3, 2], "c": [1, 1, 2, 2]}])
+        );
+        assert!(
+            w.execute("SELECT ARRAY_AGG(x LIMIT -1) FROM UNNEST([1]) AS x", &ctx)
+                .is_err()
+        );
+        let r = w
+            .execute(
+                "SELECT CAST(x AS STRING) AS s FROM UNNEST(ARRAY<BIGNUMERIC>[1.00000000000000000000000000000000000001, -2.7]) AS x",
+                &ctx,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = crate::format::to_json_rows(&r.batches).unwrap();
+        assert!(
+            text[0]["s"]
+                .to_string()
+                .contains("1.00000000000000000000000000000000000001"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn decimal_intermediate_overflow_is_unsupported_not_an_answer() {
+        // BigQuery answers this; Arrow's quotient overflows while widening.
+        let (_dir, w, ctx) = test_warehouse();
+        let e = w
+            .execute(
+                "SELECT CAST('99999999999999999999999999999.999999999' AS NUMERIC) / 2",
+                &ctx,
+            )
+            .unwrap_err();
+        assert!(matches!(e, BqError::Unsupported { .. }), "{e:?}");
     }
 
     #[test]

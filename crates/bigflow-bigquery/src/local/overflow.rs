@@ -17,7 +17,7 @@
 //! DataFusion's differs: `/` of INT64/FLOAT64 values divides as FLOAT64
 //! (`bq_divide`: by zero and on overflow an error); `CAST(s AS BOOL)` of a
 //! STRING takes only `true`/`false`; FLOAT64 → INT64 casts round half away
-//! from zero; FLOAT64/DATETIME/TIMESTAMP → STRING casts write BigQuery's
+//! from zero; FLOAT64/DATETIME/TIMESTAMP/RANGE → STRING casts write BigQuery's
 //! text; NUMERIC arithmetic stays NUMERIC(38, 9).
 
 use std::collections::HashSet;
@@ -489,7 +489,7 @@ impl CheckedInt64 {
                         matches!(
                             t,
                             DataType::Float64 | DataType::Float32 | DataType::Timestamp(..)
-                        )
+                        ) || crate::range::element_of(&t).is_some()
                     }) =>
             {
                 let text = call(&self.to_string, vec![*c.expr]);
@@ -562,6 +562,7 @@ impl AnalyzerRule for CheckedInt64 {
                 let name = names.save(&expr);
                 expr.transform_up(|e| {
                     refuse_bytes_as_text(&e, &schema)?;
+                    refuse_range_casts(&e, &schema)?;
                     Ok(self.rewrite(e, &schema))
                 })
                 .map(|t| t.update_data(|e| name.restore(e)))
@@ -576,6 +577,75 @@ impl AnalyzerRule for CheckedInt64 {
         })
         .data()
     }
+}
+
+/// Whether a cast from `src` to `dst` changes a RANGE into something else or
+/// something else into a RANGE (also inside arrays and structs): BigQuery
+/// has no such conversion (a RANGE casts only to itself and to STRING, and
+/// from STRING), where Arrow would convert field by field.
+fn converts_range(src: &DataType, dst: &DataType) -> bool {
+    use crate::range::element_of;
+    if src == dst || *src == DataType::Null {
+        return false;
+    }
+    if let (Some(a), Some(b)) = (element_of(src), element_of(dst)) {
+        return a != b;
+    }
+    if element_of(dst).is_some() {
+        return !matches!(
+            src,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        );
+    }
+    if element_of(src).is_some() {
+        return !matches!(
+            dst,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        );
+    }
+    match (src, dst) {
+        (
+            DataType::List(a) | DataType::LargeList(a) | DataType::FixedSizeList(a, _),
+            DataType::List(b) | DataType::LargeList(b) | DataType::FixedSizeList(b, _),
+        ) => converts_range(a.data_type(), b.data_type()),
+        (DataType::Struct(a), DataType::Struct(b)) => a
+            .iter()
+            .zip(b.iter())
+            .any(|(x, y)| converts_range(x.data_type(), y.data_type())),
+        _ => false,
+    }
+}
+
+/// Casts, written or implied (a UNION or comparison of RANGE<DATE> and
+/// RANGE<DATETIME>), that [`converts_range`]: refused, as BigQuery does;
+/// so is access to the fields of a RANGE's struct, which has none in BigQuery.
+fn refuse_range_casts(e: &Expr, schema: &DFSchema) -> DfResult<()> {
+    if let Expr::ScalarFunction(f) = e
+        && f.func.name() == "get_field"
+        && let Some(Ok(t)) = f.args.first().map(|a| a.get_type(schema))
+        && crate::range::element_of(&t).is_some()
+    {
+        return Err(DataFusionError::Plan(format!(
+            "a {} has no fields: RANGE_START and RANGE_END give its bounds",
+            super::typed::type_name(&t)
+        )));
+    }
+    let (inner, dst) = match e {
+        Expr::Cast(c) => (&c.expr, c.field.data_type()),
+        Expr::TryCast(c) => (&c.expr, c.field.data_type()),
+        _ => return Ok(()),
+    };
+    let Ok(src) = inner.get_type(schema) else {
+        return Ok(());
+    };
+    if converts_range(&src, dst) {
+        return Err(DataFusionError::Plan(format!(
+            "no conversion from {} to {}",
+            super::typed::type_name(&src),
+            super::typed::type_name(dst)
+        )));
+    }
+    Ok(())
 }
 
 /// String functions DataFusion runs on BYTES by casting them to STRING

@@ -42,6 +42,9 @@ fn exec_err(msg: String) -> DataFusionError {
 
 /// A type's BigQuery name, for messages.
 pub fn type_name(t: &DataType) -> String {
+    if let Some(e) = crate::range::element_of(t) {
+        return format!("RANGE<{}>", e.name());
+    }
     match t {
         DataType::Null => "NULL".into(),
         DataType::Boolean => "BOOL".into(),
@@ -468,6 +471,8 @@ pub fn float_to_string(v: f64) -> String {
 /// (`2006-01-02 03:04:05+00`); anything else by Arrow's cast.
 pub fn to_bq_string(a: &ArrayRef) -> DfResult<ArrayRef> {
     match a.data_type() {
+        // `[2020-01-01, UNBOUNDED)`.
+        t if crate::range::element_of(t).is_some() => Ok(crate::range::to_text(a)),
         DataType::Float64 | DataType::Float32 => {
             let f = cast(a, &DataType::Float64)?;
             let out: StringArray = f
@@ -1052,6 +1057,16 @@ impl ScalarUDFImpl for InArray {
                 )));
             }
         };
+        // RANGEs compare as values (see `crate::range`).
+        let range = crate::range::element_of(value).or(crate::range::element_of(&elem));
+        if let Some(e) = range
+            && [value, &elem]
+                .iter()
+                .all(|t| **t == DataType::Null || crate::range::element_of(t) == Some(e))
+        {
+            let t = e.range_type();
+            return Ok(vec![t.clone(), DataType::new_list(t, true)]);
+        }
         if matches!(value, DataType::Struct(_) | DataType::List(_))
             || matches!(elem, DataType::Struct(_) | DataType::List(_))
         {
@@ -1113,7 +1128,15 @@ impl ScalarUDFImpl for InArray {
                 continue;
             }
             let items = list.value(i);
-            let found = arrow::compute::kernels::cmp::eq(&items, &Scalar::new(value.slice(i, 1)))?;
+            let found = if crate::range::element_of(value.data_type()).is_some() {
+                let one = value.slice(i, 1);
+                let cmp = arrow::array::make_comparator(&items, &one, Default::default())?;
+                (0..items.len())
+                    .map(|j| Some(items.is_valid(j) && cmp(j, 0).is_eq()))
+                    .collect::<BooleanArray>()
+            } else {
+                arrow::compute::kernels::cmp::eq(&items, &Scalar::new(value.slice(i, 1)))?
+            };
             out.push(if found.true_count() > 0 {
                 Some(true)
             } else if items.null_count() > 0 {

@@ -30,6 +30,8 @@ pub fn type_matches(ty: &Ty, dt: &DataType) -> Result<(), String> {
             }
             true
         }
+        (Ty::Other(s), dt) if s.starts_with("RANGE<") => bigflow_bigquery::range::element_of(dt)
+            .is_some_and(|e| *s == format!("RANGE<{}>", e.name())),
         (Ty::Scalar(s), dt) => match s.as_str() {
             "INT64" => dt == &DataType::Int64,
             "DOUBLE" | "FLOAT64" => dt == &DataType::Float64,
@@ -282,9 +284,46 @@ pub fn compare_value(ty: &Ty, expected: &V, array: &ArrayRef, row: usize) -> Res
                 Err(format!("expected bytes {b:?}, got {got:?}"))
             }
         }
+        V::Raw(text) if matches!(ty, Ty::Other(s) if s.starts_with("RANGE<")) => {
+            compare_range(text, array, row)
+        }
         V::Raw(text) => compare_scalar(ty, text, array, row),
         V::Null => unreachable!("handled above"),
     }
+}
+
+/// A RANGE `[start, end)` (NULL for an unbounded side) against row `row`
+/// of a RANGE array: each bound as a value of the element type.
+fn compare_range(text: &str, array: &ArrayRef, row: usize) -> Result<(), String> {
+    use bigflow_bigquery::range;
+    let element = range::element_of(array.data_type())
+        .ok_or_else(|| format!("expected a RANGE, got {}", array.data_type()))?;
+    let got = range::text(element, range::bounds(array.as_struct(), row));
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| format!("cannot read expected RANGE {text}"))?;
+    let (start, end) = inner
+        .split_once(',')
+        .ok_or_else(|| format!("cannot read expected RANGE {text}"))?;
+    let (s, e) = range::bounds(array.as_struct(), row);
+    let element_ty = Ty::Scalar(element.name().to_string());
+    for (want, have) in [(start.trim(), s), (end.trim(), e)] {
+        let ok = match (want == "NULL", have) {
+            (true, None) => true,
+            (false, Some(v)) => {
+                let one = range::build(element, &[Some((Some(v), None))]);
+                let value = one.as_struct().column(0).clone();
+                compare_scalar(&element_ty, want, &value, 0).is_ok()
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("expected {text}, got {got}"));
+        }
+    }
+    Ok(())
 }
 
 fn shown(array: &ArrayRef, row: usize) -> String {

@@ -198,6 +198,40 @@ fn replace_word(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// The start of the reason a case is skipped for its default time zone.
+const ZONE_DEPENDENT: &str = "depends on the suite's default time zone";
+
+/// The TIMESTAMP and RANGE<TIMESTAMP> columns of a prepared table, from
+/// its expected rows' type; `None` when they cannot be told.
+fn timestamp_columns(expected: &Expected) -> Option<Vec<String>> {
+    let Expected::Value(Ty::Array(Some(row)), _) = expected else {
+        return None;
+    };
+    let Ty::Struct(fields) = &**row else {
+        return None;
+    };
+    let mut columns = Vec::new();
+    for (name, ty) in fields {
+        let mut names = Vec::new();
+        ty.names(&mut names);
+        if names.iter().any(|n| n.contains("TIMESTAMP")) {
+            columns.push(name.clone()?);
+        }
+    }
+    Some(columns)
+}
+
+/// Whether `sql` has a `*` other than `COUNT(*)` (a `SELECT *`, `t.*`, a
+/// product: it may read every column).
+fn reads_star(sql: &str) -> bool {
+    let compact: String = sql
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    compact.replace("count(*)", "").contains('*')
+}
+
 /// Why a case is not run, if it is not.
 fn skip_reason(case: &Case, non_bq_columns: &BTreeSet<String>) -> Option<String> {
     if let Some(f) = case
@@ -275,10 +309,9 @@ fn skip_reason(case: &Case, non_bq_columns: &BTreeSet<String>) -> Option<String>
         }
     }
     if case.time_zone.is_none() && depends_on_default_zone(&sql) {
-        return Some(
-            "depends on the suite's default time zone America/Los_Angeles (BigQuery's is UTC)"
-                .into(),
-        );
+        return Some(format!(
+            "{ZONE_DEPENDENT} America/Los_Angeles (BigQuery's is UTC)"
+        ));
     }
     if let Expected::Value(ty, _) = &case.expected {
         let mut names = Vec::new();
@@ -303,10 +336,9 @@ fn skip_reason(case: &Case, non_bq_columns: &BTreeSet<String>) -> Option<String>
     None
 }
 
-/// Conversions between TIMESTAMP and civil time that use the default time
-/// zone: the functions that convert, and TIMESTAMP literals or casts of
-/// text without an explicit zone.
-fn depends_on_default_zone(sql: &str) -> bool {
+/// Whether `sql` (lowercase) converts between TIMESTAMP and civil time or
+/// text, in the default time zone.
+fn converts_in_zone(sql: &str) -> bool {
     let converts = [
         "date(",
         "datetime(",
@@ -323,19 +355,80 @@ fn depends_on_default_zone(sql: &str) -> bool {
         "as time)",
         "as string)",
     ];
+    converts.iter().any(|f| sql.contains(f)) || sql.contains("extract(")
+}
+
+/// `sql` (lowercase) without its casts of a quoted literal to DATE,
+/// DATETIME, TIME or STRING (`cast('2014-01-01' as date)`), which read text,
+/// not a TIMESTAMP, so use no time zone.
+fn without_literal_casts(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("cast(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 5..];
+        let trimmed = after.trim_start();
+        // The end of a quoted literal or of NULL at the start of `trimmed`.
+        let literal_end = match trimmed.chars().next() {
+            Some(q @ ('\'' | '"')) => trimmed[1..].find(q).map(|e| e + 2),
+            _ if trimmed.starts_with("null")
+                && trimmed[4..].starts_with(|c: char| c.is_whitespace()) =>
+            {
+                Some(4)
+            }
+            _ => None,
+        };
+        let skip = literal_end.and_then(|end| {
+            let tail = trimmed[end..].trim_start().strip_prefix("as")?.trim_start();
+            ["date)", "datetime)", "time)", "string)"]
+                .iter()
+                .find(|t| tail.starts_with(*t))
+                .map(|t| sql.len() - (tail.len() - t.len()))
+        });
+        match skip {
+            Some(next) => rest = &sql[next..],
+            None => {
+                out.push_str("cast(");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Conversions between TIMESTAMP and civil time that use the default time
+/// zone: the functions that convert, and TIMESTAMP literals or casts of
+/// text without an explicit zone.
+fn depends_on_default_zone(sql: &str) -> bool {
     if !mentions(sql, "timestamp") && !sql.contains("timestamp_val") {
         return false;
     }
-    if converts.iter().any(|f| sql.contains(f)) || sql.contains("extract(") {
+    if converts_in_zone(sql) {
         return true;
     }
     // A quoted date-time without a zone read as a TIMESTAMP.
-    quoted_strings(sql).iter().any(|q| {
+    let zoneless = |q: &str| {
         let b = q.as_bytes();
         b.len() >= 10
             && b[..4].iter().all(u8::is_ascii_digit)
             && b[4] == b'-'
             && !(q.contains("utc") || q.contains('+') || q[10..].contains('-') || q.contains('/'))
+    };
+    if quoted_strings(sql).iter().any(|q| zoneless(q)) {
+        return true;
+    }
+    // A bound of a RANGE<TIMESTAMP> literal without a zone.
+    sql.match_indices("range<timestamp>").any(|(at, m)| {
+        let rest = sql[at + m.len()..].trim_start();
+        let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            return false;
+        };
+        let literal = rest[1..].split(quote).next().unwrap_or("");
+        literal
+            .trim_matches(|c| c == '[' || c == ')')
+            .split(',')
+            .any(|bound| zoneless(bound.trim()))
     })
 }
 
@@ -621,6 +714,9 @@ pub fn run_file(path: &Path, target: Target<'_>) -> FileResult {
     let mut non_bq_columns: BTreeSet<String> = BTreeSet::new();
     // Tables whose preparation failed or was skipped: why.
     let mut unavailable: BTreeMap<String, Outcome> = BTreeMap::new();
+    // Tables prepared with TIMESTAMP values that depend on the suite's
+    // default time zone: the columns holding them (cases reading one are skipped).
+    let mut zone_columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut results = Vec::new();
     for case in &cases {
         if case.prepare {
@@ -632,7 +728,20 @@ pub fn run_file(path: &Path, target: Target<'_>) -> FileResult {
                 },
                 &BTreeSet::new(),
             );
-            if let Some(why) = skip {
+            let zone_only = skip
+                .as_deref()
+                .is_some_and(|why| why.starts_with(ZONE_DEPENDENT));
+            // Only TIMESTAMP literals read in the zone: the other columns hold
+            // BigQuery's values.
+            // (`CAST('2014-01-01' AS DATE)` reads a literal, not a TIMESTAMP.)
+            let literals_only =
+                !converts_in_zone(&without_literal_casts(&case.sql.to_ascii_lowercase()));
+            if zone_only
+                && literals_only
+                && let Some(columns) = timestamp_columns(&case.expected)
+            {
+                zone_columns.insert(table.to_ascii_lowercase(), columns);
+            } else if let Some(why) = skip {
                 unavailable.insert(
                     table,
                     Outcome::Skipped(format!(
@@ -641,7 +750,8 @@ pub fn run_file(path: &Path, target: Target<'_>) -> FileResult {
                 );
                 continue;
             }
-            if case.protos && case.sql.to_ascii_lowercase().contains("proto") {
+            let lower = case.sql.to_ascii_lowercase();
+            if case.protos && (lower.contains("proto") || lower.contains("zetasql_test__")) {
                 unavailable.insert(table, Outcome::Skipped("table of protocol buffers".into()));
                 continue;
             }
@@ -682,6 +792,22 @@ pub fn run_file(path: &Path, target: Target<'_>) -> FileResult {
             Outcome::Skipped(why)
         } else if let Some((_, o)) = unavailable.iter().find(|(t, _)| mentions(&case.sql, t)) {
             o.clone()
+        } else if let Some(why) = zone_columns.iter().find_map(|(t, columns)| {
+            if !mentions(&case.sql, t) {
+                return None;
+            }
+            let read = columns.iter().find(|c| mentions(&case.sql, c));
+            match read {
+                Some(c) => Some(format!(
+                    "reads {t}.{c}, prepared with TIMESTAMP values read in the suite's default time zone America/Los_Angeles (BigQuery's is UTC)"
+                )),
+                None if reads_star(&case.sql) => Some(format!(
+                    "may read all columns of {t}, some prepared with TIMESTAMP values read in the suite's default time zone America/Los_Angeles (BigQuery's is UTC)"
+                )),
+                None => None,
+            }
+        }) {
+            Outcome::Skipped(why)
         } else {
             let sql = substitute_parameters(&case.sql, &case.parameters);
             if is_dml(&sql) {
@@ -850,6 +976,25 @@ pub fn markdown_pair(ours: &[FileResult], peer: &[FileResult], peer_name: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn casts_of_literals_read_text() {
+        let sql = "select cast('2014-01-01' as date) as d, cast( \"1\" as string), cast(ts as date), cast(null as date)";
+        assert_eq!(
+            without_literal_casts(sql),
+            "select  as d, , cast(ts as date), "
+        );
+        assert!(!converts_in_zone(&without_literal_casts(
+            "select cast('2014-01-01' as date)"
+        )));
+    }
+
+    #[test]
+    fn count_star_reads_no_column() {
+        assert!(reads_star("SELECT * FROM t"));
+        assert!(reads_star("SELECT t.* FROM t"));
+        assert!(!reads_star("SELECT COUNT( * ) FROM t"));
+    }
 
     #[test]
     fn words_and_parameters() {
