@@ -189,7 +189,9 @@ fn read_owned_lines(path: &str, start: u64, end: u64) -> std::io::Result<Vec<u8>
     let skip = if start == 0 {
         0
     } else {
-        buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |p| p + 1)
+        buf.iter()
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |p| p + 1)
     };
     buf.drain(..skip);
     Ok(buf)
@@ -244,7 +246,9 @@ fn limit(input: &str, output: &str) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let ranges: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
-            .map(|i| s.spawn(move || read_owned_lines(input, len * i / threads, len * (i + 1) / threads)))
+            .map(|i| {
+                s.spawn(move || read_owned_lines(input, len * i / threads, len * (i + 1) / threads))
+            })
             .collect();
         handles
             .into_iter()

@@ -205,7 +205,11 @@ fn split_expected(body: &str) -> Option<(String, String)> {
         }
         // `\--` at the start of a line is a literal `--` (a SQL comment),
         // escaped so that it does not end the statement.
-        sql.push(line.strip_prefix('\\').filter(|l| l.starts_with("--")).unwrap_or(line));
+        sql.push(
+            line.strip_prefix('\\')
+                .filter(|l| l.starts_with("--"))
+                .unwrap_or(line),
+        );
     }
     None
 }
