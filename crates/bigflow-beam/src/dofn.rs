@@ -314,20 +314,61 @@ impl<D: DoFn> Receiver<D::In> for ParDoOp<D> {
     }
 }
 
-/// What the element-wise closures of `map`, `flat_map`, `filter` do.
-pub(crate) enum ElementFn<T, U> {
-    Map(Arc<dyn Fn(&T) -> Result<U> + Send + Sync>),
-    FlatMap(Arc<dyn Fn(&T) -> Result<Vec<U>> + Send + Sync>),
-}
-
-/// The operator of `map`/`flat_map`/`try_map`.
-pub(crate) struct MapOp<T, U> {
+/// The operator of `map`/`try_map`: one output per element. Generic over
+/// the closure, so the call is direct (and inlined) rather than dynamic.
+pub(crate) struct MapOp<T, U, F> {
     pub label: String,
-    pub f: ElementFn<T, U>,
+    pub f: Arc<F>,
     pub out: Box<dyn Receiver<U>>,
+    pub _t: PhantomData<fn(&T)>,
 }
 
-impl<T: Element, U: Element> Receiver<T> for MapOp<T, U> {
+impl<T, U, F> Receiver<T> for MapOp<T, U, F>
+where
+    T: Element,
+    U: Element,
+    F: Fn(&T) -> Result<U> + Send + Sync + 'static,
+{
+    fn start_bundle(&mut self) -> Result<()> {
+        self.out.start_bundle()
+    }
+    fn receive(&mut self, wv: WindowedValue<T>) -> Result<()> {
+        self.receive_ref(&wv)
+    }
+    #[inline]
+    fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()> {
+        let f = &*self.f;
+        let u = guarded(|| f(&wv.value)).map_err(|e| element_error(&self.label, &wv.value, e))?;
+        self.out.receive(WindowedValue {
+            value: u,
+            timestamp: wv.timestamp,
+            window: wv.window,
+        })
+    }
+    fn finish_bundle(&mut self) -> Result<()> {
+        self.out.finish_bundle()
+    }
+    fn teardown(&mut self) {
+        self.out.teardown()
+    }
+}
+
+/// The operator of `flat_map`: any number of outputs per element, passed on
+/// as the closure's iterator yields them (no collection per element).
+pub(crate) struct FlatMapOp<T, U, I, F> {
+    pub label: String,
+    pub f: Arc<F>,
+    pub out: Box<dyn Receiver<U>>,
+    pub _t: PhantomData<fn(&T) -> I>,
+}
+
+impl<T, U, I, F> Receiver<T> for FlatMapOp<T, U, I, F>
+where
+    T: Element,
+    U: Element,
+    I: IntoIterator<Item = U> + 'static,
+    F: Fn(&T) -> I + Send + Sync + 'static,
+{
     fn start_bundle(&mut self) -> Result<()> {
         self.out.start_bundle()
     }
@@ -335,30 +376,28 @@ impl<T: Element, U: Element> Receiver<T> for MapOp<T, U> {
         self.receive_ref(&wv)
     }
     fn receive_ref(&mut self, wv: &WindowedValue<T>) -> Result<()> {
-        let (timestamp, window) = (wv.timestamp, wv.window);
-        match &self.f {
-            ElementFn::Map(f) => {
-                let u = guarded(|| f(&wv.value))
-                    .map_err(|e| element_error(&self.label, &wv.value, e))?;
-                self.out.receive(WindowedValue {
-                    value: u,
-                    timestamp,
-                    window,
-                })
-            }
-            ElementFn::FlatMap(f) => {
-                let us = guarded(|| f(&wv.value))
-                    .map_err(|e| element_error(&self.label, &wv.value, e))?;
-                for u in us {
-                    self.out.receive(WindowedValue {
-                        value: u,
-                        timestamp,
-                        window,
-                    })?;
+        let (f, out) = (&*self.f, &mut self.out);
+        // A failure downstream is its own (already labelled); only what the
+        // closure and its iterator do is this transform's.
+        let mut downstream = None;
+        let r = guarded(|| {
+            for value in f(&wv.value) {
+                let next = WindowedValue {
+                    value,
+                    timestamp: wv.timestamp,
+                    window: wv.window,
+                };
+                if let Err(e) = out.receive(next) {
+                    downstream = Some(e);
+                    break;
                 }
-                Ok(())
             }
+            Ok(())
+        });
+        if let Some(e) = downstream {
+            return Err(e);
         }
+        r.map_err(|e| element_error(&self.label, &wv.value, e))
     }
     fn finish_bundle(&mut self) -> Result<()> {
         self.out.finish_bundle()

@@ -27,7 +27,7 @@ use anyhow::{Result, anyhow};
 
 use crate::coders::{Coded, CoderError};
 use crate::combiners::{CombineFn, Count};
-use crate::dofn::{DoFn, ElementFn, FilterOp, MapOp, ParDoOp, RewindowOp, TagSpec, TupleTag};
+use crate::dofn::{DoFn, FilterOp, FlatMapOp, MapOp, ParDoOp, RewindowOp, TagSpec, TupleTag};
 use crate::graph::{
     Bundle, Element, Env, Graph, Maker, Node, Primitive, Receiver, RootOp, RunControl, run_bundles,
     vec_bundles,
@@ -351,11 +351,14 @@ impl<T: Element> PCollection<T> {
         self.derive(node)
     }
 
-    fn element_fn<U: Element>(
+    /// A `map`-like node whose operator `op` makes from the shared closure
+    /// `f`, its label and its output.
+    fn element_fn<U: Element, F: Send + Sync + 'static>(
         &self,
         label: &str,
         kind: &'static str,
-        f: ElementFn<T, U>,
+        f: F,
+        op: fn(String, Arc<F>, Box<dyn Receiver<U>>) -> Box<dyn Receiver<T>>,
     ) -> PCollection<U> {
         let f = Arc::new(f);
         let l = label.to_string();
@@ -363,17 +366,7 @@ impl<T: Element> PCollection<T> {
             label,
             kind,
             serde_json::json!({"fn": "closure"}),
-            move |env, node| {
-                let f = match &*f {
-                    ElementFn::Map(g) => ElementFn::Map(g.clone()),
-                    ElementFn::FlatMap(g) => ElementFn::FlatMap(g.clone()),
-                };
-                Ok(Box::new(MapOp {
-                    label: l.clone(),
-                    f,
-                    out: env.output::<U>(node)?,
-                }))
-            },
+            move |env, node| Ok(op(l.clone(), f.clone(), env.output::<U>(node)?)),
         )
     }
 
@@ -383,29 +376,38 @@ impl<T: Element> PCollection<T> {
         label: &str,
         f: impl Fn(&T) -> U + Send + Sync + 'static,
     ) -> PCollection<U> {
-        self.element_fn(label, "Map", ElementFn::Map(Arc::new(move |x| Ok(f(x)))))
+        self.try_map(label, move |x| Ok(f(x)))
     }
 
     /// One output per element; an error fails the run naming the element.
-    pub fn try_map<U: Element>(
-        &self,
-        label: &str,
-        f: impl Fn(&T) -> Result<U> + Send + Sync + 'static,
-    ) -> PCollection<U> {
-        self.element_fn(label, "Map", ElementFn::Map(Arc::new(f)))
+    pub fn try_map<U: Element, F>(&self, label: &str, f: F) -> PCollection<U>
+    where
+        F: Fn(&T) -> Result<U> + Send + Sync + 'static,
+    {
+        self.element_fn(label, "Map", f, |label, f, out| {
+            Box::new(MapOp {
+                label,
+                f,
+                out,
+                _t: PhantomData,
+            })
+        })
     }
 
     /// Any number of outputs per element (Beam's `FlatMap`).
-    pub fn flat_map<U: Element, I: IntoIterator<Item = U>>(
-        &self,
-        label: &str,
-        f: impl Fn(&T) -> I + Send + Sync + 'static,
-    ) -> PCollection<U> {
-        self.element_fn(
-            label,
-            "FlatMap",
-            ElementFn::FlatMap(Arc::new(move |x| Ok(f(x).into_iter().collect()))),
-        )
+    pub fn flat_map<U: Element, I, F>(&self, label: &str, f: F) -> PCollection<U>
+    where
+        I: IntoIterator<Item = U> + 'static,
+        F: Fn(&T) -> I + Send + Sync + 'static,
+    {
+        self.element_fn(label, "FlatMap", f, |label, f, out| {
+            Box::new(FlatMapOp {
+                label,
+                f,
+                out,
+                _t: PhantomData,
+            })
+        })
     }
 
     /// The elements for which `f` is true.

@@ -410,6 +410,46 @@ impl DoFn for FailOn {
     }
 }
 
+/// `flat_map` passes its iterator's items on as they come: a panic inside the
+/// iterator is the transform's (named with its element), a failure
+/// downstream keeps the downstream transform's name.
+#[test]
+fn flat_map_failures_name_the_transform_that_failed() {
+    let p = TestPipeline::new();
+    p.create("Xs", vec![3i64, 5]).flat_map("Expand", |x| {
+        let x = *x;
+        (0..x).map(move |i| {
+            if x == 5 && i == 4 {
+                panic!("lazy boom")
+            } else {
+                i
+            }
+        })
+    });
+    let e = p.run().unwrap_err().to_string();
+    assert!(e.contains("transform 'Expand' failed on element 5"), "{e}");
+    assert!(e.contains("panicked: lazy boom"), "{e}");
+
+    let p = TestPipeline::new();
+    p.create("Xs", vec![3i64])
+        .flat_map("Expand", |x| 0..*x)
+        .try_map("Check", |i| {
+            if *i == 2 {
+                anyhow::bail!("two")
+            }
+            Ok(*i)
+        });
+    let e = p.run().unwrap_err().to_string();
+    assert_eq!(e, "transform 'Check' failed on element 2: two");
+
+    let p = TestPipeline::new();
+    let out = p
+        .create("Xs", vec![0i64, 1, 3])
+        .flat_map("Expand", |x| 0..*x);
+    assert_that(&out, equal_to(vec![0i64, 0, 1, 2]));
+    p.run().expect("flat_map of ranges");
+}
+
 #[test]
 fn dofn_errors_and_panics_name_the_transform_and_element() {
     for panics in [false, true] {

@@ -127,6 +127,7 @@ where
                 limit,
                 scratch: Vec::new(),
                 batches: (0..parts).map(|_| Batch::default()).collect(),
+                _t: PhantomData,
             }))
         }),
         root: Arc::new(CombineRoot::<K, C> {
@@ -405,7 +406,8 @@ impl<K: Element, V: Element> RootOp for GbkRoot<K, V> {
 struct CombineSink<K, C: CombineFn> {
     shuffle: Arc<Shuffle>,
     combine: C,
-    local: Vec<(Window, KeyMap<K, C::Acc>)>,
+    /// Accumulators by window, then by the key's encoding.
+    local: Vec<(Window, KeyMap<C::Acc>)>,
     last: usize,
     /// Estimated bytes of the table: encoded keys plus a fixed cost per entry.
     bytes: usize,
@@ -413,11 +415,58 @@ struct CombineSink<K, C: CombineFn> {
     /// Encodes a key (reused).
     scratch: Vec<u8>,
     batches: Vec<Batch>,
+    _t: PhantomData<fn(K)>,
+}
+
+/// A key's encoding, the table's key: Beam groups keys by their encoded
+/// bytes, as the shuffle after the table does. Short encodings (most keys)
+/// are stored in the entry itself, so a lookup compares a few machine words
+/// instead of following a pointer to the key's heap copy, and the flush
+/// writes them to the shuffle as they are.
+#[derive(Clone, PartialEq, Eq)]
+enum EncodedKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl Hash for EncodedKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The bytes alone: the variant and padding follow from them.
+        state.write(self.as_bytes())
+    }
+}
+
+/// Encodings up to this long are stored inline (the entry stays 24 bytes).
+const INLINE_KEY: usize = 22;
+
+impl EncodedKey {
+    #[inline]
+    fn new(encoded: &[u8]) -> EncodedKey {
+        if encoded.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..encoded.len()].copy_from_slice(encoded);
+            EncodedKey::Inline {
+                len: encoded.len() as u8,
+                bytes,
+            }
+        } else {
+            EncodedKey::Heap(encoded.into())
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            EncodedKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            EncodedKey::Heap(b) => b,
+        }
+    }
 }
 
 /// foldhash is several times faster than SipHash here, and these maps
 /// never see keys chosen to collide from a network.
-type KeyMap<K, A> = HashMap<K, A, foldhash::fast::RandomState>;
+type KeyMap<A> = HashMap<EncodedKey, A, foldhash::fast::RandomState>;
 
 /// What an accumulator table entry costs besides its key's bytes.
 const ENTRY_OVERHEAD: usize = 48;
@@ -432,7 +481,7 @@ impl<K: Element + Hash + Eq, C: CombineFn> CombineSink<K, C> {
             for (k, acc) in map.drain() {
                 key.clear();
                 window.encode(key);
-                k.encode(key);
+                key.extend_from_slice(k.as_bytes());
                 let p = partition_of(key, parts);
                 let batch = &mut self.batches[p];
                 batch.push(key, |v| acc.encode(v));
@@ -455,30 +504,38 @@ impl<K: Element + Hash + Eq, C: CombineFn> CombineSink<K, C> {
         Ok(())
     }
 
-    /// Accounts a new key; flushes when the table is full.
+    /// Adds `v` to the accumulator of `k` in `window`; flushes when the
+    /// table is full.
     #[inline]
-    fn added(&mut self, bytes: usize) -> Result<()> {
-        self.bytes += bytes + ENTRY_OVERHEAD + std::mem::size_of::<(K, C::Acc)>();
+    fn add(&mut self, window: Window, k: &K, v: C::In) -> Result<()> {
+        self.scratch.clear();
+        k.encode(&mut self.scratch);
+        let key = EncodedKey::new(&self.scratch);
+        let combine = &self.combine;
+        let map = window_map(&mut self.local, &mut self.last, window);
+        if let Some(acc) = map.get_mut(&key) {
+            combine.add_input(acc, v);
+            return Ok(());
+        }
+        let mut acc = combine.create();
+        combine.add_input(&mut acc, v);
+        map.insert(key, acc);
+        self.bytes +=
+            self.scratch.len() + ENTRY_OVERHEAD + std::mem::size_of::<(EncodedKey, C::Acc)>();
         if self.bytes > self.limit {
             self.flush()?;
         }
         Ok(())
     }
-
-    fn key_bytes(scratch: &mut Vec<u8>, k: &K) -> usize {
-        scratch.clear();
-        k.encode(scratch);
-        scratch.len()
-    }
 }
 
 /// The map of `window` in `local`, remembering it in `last`.
 #[inline]
-fn window_map<'a, K, A>(
-    local: &'a mut Vec<(Window, KeyMap<K, A>)>,
+fn window_map<'a, A>(
+    local: &'a mut Vec<(Window, KeyMap<A>)>,
     last: &mut usize,
     window: Window,
-) -> &'a mut KeyMap<K, A> {
+) -> &'a mut KeyMap<A> {
     if local.get(*last).is_none_or(|(w, _)| *w != window) {
         *last = match local.iter().position(|(w, _)| *w == window) {
             Some(i) => i,
@@ -497,31 +554,11 @@ impl<K: Element + Hash + Eq, C: CombineFn> Receiver<(K, C::In)> for CombineSink<
     }
     fn receive(&mut self, wv: WindowedValue<(K, C::In)>) -> Result<()> {
         let (k, v) = wv.value;
-        let combine = &self.combine;
-        let map = window_map(&mut self.local, &mut self.last, wv.window);
-        if let Some(acc) = map.get_mut(&k) {
-            combine.add_input(acc, v);
-            return Ok(());
-        }
-        let mut acc = combine.create();
-        combine.add_input(&mut acc, v);
-        let n = Self::key_bytes(&mut self.scratch, &k);
-        map.insert(k, acc);
-        self.added(n)
+        self.add(wv.window, &k, v)
     }
     fn receive_ref(&mut self, wv: &WindowedValue<(K, C::In)>) -> Result<()> {
         let (k, v) = &wv.value;
-        let combine = &self.combine;
-        let map = window_map(&mut self.local, &mut self.last, wv.window);
-        if let Some(acc) = map.get_mut(k) {
-            combine.add_input(acc, v.clone());
-            return Ok(());
-        }
-        let mut acc = combine.create();
-        combine.add_input(&mut acc, v.clone());
-        let n = Self::key_bytes(&mut self.scratch, k);
-        map.insert(k.clone(), acc);
-        self.added(n)
+        self.add(wv.window, k, v.clone())
     }
     fn finish_bundle(&mut self) -> Result<()> {
         Ok(())
