@@ -159,6 +159,49 @@ fn handwritten(input: &str, output: &str) -> Result<()> {
     Ok(())
 }
 
+/// The limit's key: a word of up to 22 bytes is copied into the entry (a
+/// lookup compares a few machine words, without following a pointer into
+/// the text); a longer one is borrowed from the text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Word<'a> {
+    Short { len: u8, bytes: [u8; 22] },
+    Long(&'a str),
+}
+
+impl<'a> Word<'a> {
+    #[inline]
+    fn new(w: &'a str) -> Word<'a> {
+        if w.len() <= 22 {
+            let mut bytes = [0u8; 22];
+            bytes[..w.len()].copy_from_slice(w.as_bytes());
+            Word::Short {
+                len: w.len() as u8,
+                bytes,
+            }
+        } else {
+            Word::Long(w)
+        }
+    }
+
+    #[inline]
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` at a character boundary: valid UTF-8.
+            Word::Short { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Word::Long(w) => w,
+        }
+    }
+}
+
+impl std::hash::Hash for Word<'_> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_str().as_bytes())
+    }
+}
+
 /// The lines that start in `[start, end)` of `path`: read from `start - 1`
 /// (to see whether a line starts at `start`) to the end of the last such line.
 fn read_owned_lines(path: &str, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
@@ -238,8 +281,10 @@ type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 /// The limit: the fastest plain word count we know how to write for this
 /// machine. One thread per core, each reading its own byte range of the file
 /// into memory in parallel (a thread owns the lines that start in its range),
-/// keys borrowed from that memory, a multiply-rotate hash with a folded
-/// multiply to finish, one map per thread merged at the end; the same tokens
+/// short keys stored in the map's entries and long ones borrowed from that
+/// memory (as the DirectRunner's combine table keeps short keys inline), a
+/// multiply-rotate hash with a folded multiply to finish, one map per thread
+/// merged at the end; the same tokens
 /// (`words`) and the same output as the others.
 fn limit(input: &str, output: &str) -> Result<()> {
     let len = std::fs::metadata(input)?.len();
@@ -259,17 +304,18 @@ fn limit(input: &str, output: &str) -> Result<()> {
         .iter()
         .map(|r| std::str::from_utf8(r))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let maps: Vec<HashMap<&str, i64, FxBuild>> = std::thread::scope(|s| {
+    let maps: Vec<HashMap<Word<'_>, i64, FxBuild>> = std::thread::scope(|s| {
         let handles: Vec<_> = texts
             .iter()
             .map(|slice| {
                 s.spawn(move || {
-                    let mut counts: HashMap<&str, i64, FxBuild> = HashMap::default();
+                    let mut counts: HashMap<Word<'_>, i64, FxBuild> = HashMap::default();
                     for word in words(slice) {
-                        match counts.get_mut(word) {
+                        let key = Word::new(word);
+                        match counts.get_mut(&key) {
                             Some(c) => *c += 1,
                             None => {
-                                counts.insert(word, 1);
+                                counts.insert(key, 1);
                             }
                         }
                     }
@@ -291,7 +337,7 @@ fn limit(input: &str, output: &str) -> Result<()> {
     }
     let mut lines: Vec<String> = total
         .into_iter()
-        .map(|(w, c)| format!("{w}: {c}"))
+        .map(|(w, c)| format!("{}: {c}", w.as_str()))
         .collect();
     lines.sort_unstable();
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(output)?);
