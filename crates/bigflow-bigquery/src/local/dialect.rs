@@ -547,7 +547,12 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
                 .unwrap_or_default();
             if matches!(
                 found.as_str(),
-                "ASSERT_ROWS_MODIFIED" | "PIVOT" | "UNPIVOT" | "TABLESAMPLE" | "MATCH_RECOGNIZE"
+                "ASSERT_ROWS_MODIFIED"
+                    | "PIVOT"
+                    | "UNPIVOT"
+                    | "TABLESAMPLE"
+                    | "MATCH_RECOGNIZE"
+                    | "CORRESPONDING"
             ) {
                 return BqError::Unsupported {
                     construct: found,
@@ -3589,6 +3594,17 @@ mod tests {
             BqError::Sql { position, .. } => assert_eq!(position.map(|p| p.line), Some(2)),
             other => panic!("{other}"),
         }
+    }
+
+    /// BigQuery SQL the parser lacks is refused as unsupported, not called a
+    /// syntax error.
+    #[test]
+    fn set_operations_by_name_are_unsupported() {
+        let e = parse("SELECT 1 AS a UNION ALL CORRESPONDING SELECT 2 AS a").unwrap_err();
+        assert!(
+            matches!(&e, BqError::Unsupported { construct, .. } if construct == "CORRESPONDING"),
+            "{e}"
+        );
     }
 
     #[test]
