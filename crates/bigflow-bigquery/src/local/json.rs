@@ -1139,16 +1139,30 @@ fn kinds_at(a: &ArrayRef, row: usize) -> Vec<Kind> {
 
 /// The value a path of `JSON_SET` creates below a missing place: an object
 /// for a name, an array for an index.
-fn created(path: &[Step], value: Json) -> Json {
-    match path.split_first() {
+fn created(path: &[Step], value: Json) -> DfResult<Json> {
+    Ok(match path.split_first() {
         None => value,
-        Some((Step::Member(k), rest)) => Json::Object(vec![(k.clone(), created(rest, value))]),
+        Some((Step::Member(k), rest)) => Json::Object(vec![(k.clone(), created(rest, value)?)]),
         Some((Step::Index(i), rest)) => {
+            check_padding("JSON_SET", *i)?;
             let mut items = vec![Json::Null; *i];
-            items.push(created(rest, value));
+            items.push(created(rest, value)?);
             Json::Array(items)
         }
+    })
+}
+
+/// The most NULLs JSON_SET or JSON_ARRAY_INSERT pads an array with to reach
+/// an index: a path like `$.a[999999999]` must fail, not fill the memory.
+const MAX_JSON_PADDING: usize = 1_000_000;
+
+fn check_padding(f: &str, index: usize) -> DfResult<()> {
+    if index > MAX_JSON_PADDING {
+        return Err(exec_err(format!(
+            "{f}: the array index {index} is too large (at most {MAX_JSON_PADDING})"
+        )));
     }
+    Ok(())
 }
 
 /// JSON_SET of one path.
@@ -1163,7 +1177,7 @@ fn set(doc: &mut Json, path: &[Step], value: Json, create: bool) -> DfResult<()>
                 Some((_, v)) => set(v, rest, value, create),
                 None => {
                     if create {
-                        members.push((k.clone(), created(rest, value)));
+                        members.push((k.clone(), created(rest, value)?));
                     }
                     Ok(())
                 }
@@ -1174,11 +1188,9 @@ fn set(doc: &mut Json, path: &[Step], value: Json, create: bool) -> DfResult<()>
                 return set(&mut items[*i], rest, value, create);
             }
             if create {
-                if *i > 1_000_000 {
-                    return Err(exec_err("JSON_SET: the array index is too large"));
-                }
+                check_padding("JSON_SET", *i)?;
                 items.resize(*i, Json::Null);
-                items.push(created(rest, value));
+                items.push(created(rest, value)?);
             }
             Ok(())
         }
@@ -1618,9 +1630,7 @@ fn insert(doc: &mut Json, path: &[Step], values: Vec<Json>, append: bool, f: &st
     match lookup_mut(doc, parent) {
         Some(Json::Array(items)) => {
             if *at > items.len() {
-                if *at > 1_000_000 {
-                    return Err(exec_err(format!("{f}: the array index is too large")));
-                }
+                check_padding(f, *at)?;
                 items.resize(*at, Json::Null);
             }
             let tail = items.split_off(*at);

@@ -1951,6 +1951,19 @@ mod tests {
             one("SELECT JSON_SET(JSON '{\"a\": 1}', '$.b[1]', 'x')"),
             "{\"a\":1,\"b\":[null,\"x\"]}"
         );
+        // A far index fails instead of padding the memory full, whether the
+        // array exists or JSON_SET creates it.
+        for q in [
+            "SELECT JSON_SET(JSON '{}', '$.a[999999999]', 1)",
+            "SELECT JSON_SET(JSON '{\"a\": []}', '$.a[999999999]', 1)",
+            "SELECT JSON_ARRAY_INSERT(JSON '[]', '$[999999999]', 1)",
+        ] {
+            let e = w.execute(q, &ctx).unwrap_err().to_string();
+            assert!(
+                e.contains("the array index 999999999 is too large"),
+                "{q}: {e}"
+            );
+        }
         // Field access of JSON: a literal, a column, a subscript.
         assert_eq!(one("SELECT (JSON '{\"a\": {\"b\": [5, 6]}}').a.b[1]"), "6");
         assert_eq!(
