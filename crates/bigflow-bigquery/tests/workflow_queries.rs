@@ -99,7 +99,7 @@ const CASES: &[Case] = &[
             "7 | NULL | 1",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("FULL JOIN ... USING (customer_id): the USING column is NULL for the row only `orders` has (customer 7) instead of COALESCE(c.customer_id, o.customer_id) = 7, so that row also sorts first"),
     },
     Case {
         name: "self_join_referrer",
@@ -162,7 +162,7 @@ const CASES: &[Case] = &[
                   month_start DATE, week_start DATE, month_end DATE",
         rows: &["2024-02-29 | 2024-02-29 | 14 | 1 | 2 | 2024-03-01 | 2024-03-11 | 2024-02-29"],
         ordered: false,
-        known_gap: None,
+        known_gap: Some("DATE_TRUNC(d, WEEK(MONDAY)) is refused: `unsupported ... function WEEK`"),
     },
     Case {
         name: "partition_date_literal_filter",
@@ -204,7 +204,7 @@ const CASES: &[Case] = &[
             "110 | 2024-03-10 23:00:00 UTC | 2024-03-11 | 2024-03-11 02:30",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("TIMESTAMP_TRUNC(ts, DAY, 'Europe/Warsaw') is refused: `unsupported ... function TIMESTAMP_TRUNC`"),
     },
     Case {
         name: "format_and_parse_date",
@@ -281,7 +281,7 @@ const CASES: &[Case] = &[
             "100 | 2024-03-05 11:30:00 UTC | 2024-03-31 03:30:00 | 2024-03-05 17:00:00 | 1709596800 | 2024-03-05 10:00:00+00",
         ],
         ordered: false,
-        known_gap: None,
+        known_gap: Some("UNIX_SECONDS is refused: `unsupported ... function UNIX_SECONDS`"),
     },
     // ------------------------------------------------------------- regexps
     Case {
@@ -302,7 +302,7 @@ const CASES: &[Case] = &[
             "https://shop.example.com/home | shop.example.com | NULL | false | https://shop.example.com/home",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("REGEXP_EXTRACT is refused: `unsupported ... function REGEXP_EXTRACT`"),
     },
     Case {
         name: "regexp_email_domain_and_words",
@@ -321,7 +321,7 @@ const CASES: &[Case] = &[
             "Frank | example.net | [frank, example, net]",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("REGEXP_EXTRACT (and REGEXP_EXTRACT_ALL) are refused: `unsupported ... function REGEXP_EXTRACT`"),
     },
     Case {
         name: "regexp_extract_all_with_group",
@@ -336,7 +336,7 @@ const CASES: &[Case] = &[
             "u1 | 2024-03-05 11:30:00 UTC | [utm_source]",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("REGEXP_EXTRACT_ALL is refused: `unsupported ... function REGEXP_EXTRACT_ALL`"),
     },
     Case {
         name: "regexp_replace_backreferences",
@@ -385,7 +385,7 @@ const CASES: &[Case] = &[
             "110 | [{sku: P1, qty: 1, price: 19.99}, {sku: P4, qty: 4, price: 7.25}] | 48.99",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("STRUCT(i.sku, i.qty, p.price) gets fields c0, c1, c2 instead of sku, qty, price (names are not inferred from path expressions); the values are right"),
     },
     Case {
         name: "unnest_with_offset",
@@ -443,7 +443,7 @@ const CASES: &[Case] = &[
         columns: "name STRING, vat_rate FLOAT64",
         rows: &["Alice | 0.23", "Bob | 0.19", "Carol | 0.23", "Frank | 0.19"],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("`JOIN UNNEST(ARRAY<STRUCT<...>>[...]) AS v ON ...` after a table is refused: `JOIN UNNEST after a join (move the join into a subquery)`"),
     },
     Case {
         name: "select_as_struct_subquery",
@@ -460,7 +460,7 @@ const CASES: &[Case] = &[
             "Eve | {n: 0, last_order: NULL}",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("a scalar `(SELECT AS STRUCT COUNT(*) AS n, MAX(...) AS last_order ...)` subquery is refused: `Too many columns! The subquery should only return one column`"),
     },
     Case {
         name: "struct_fields_and_column_names",
@@ -474,7 +474,7 @@ const CASES: &[Case] = &[
         columns: "id INT64, status STRING, f0_ INT64, f1_ STRING",
         rows: &["2 | returned | 1060 | RETURNED"],
         ordered: false,
-        known_gap: None,
+        known_gap: Some("STRUCT(customer_id AS id, status): the field `status` is not named after its column, so `meta.status` fails: `Field status not found in struct`"),
     },
     Case {
         name: "array_subquery_of_structs",
@@ -494,7 +494,7 @@ const CASES: &[Case] = &[
             "Frank | []",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("the correlated `ARRAY(SELECT AS STRUCT ... WHERE o.customer_id = c.customer_id ...)` fails: `invalid SQL: Unrecognized name: customer_id`"),
     },
     // ---------------------------------------------------- window functions
     Case {
@@ -753,7 +753,7 @@ const CASES: &[Case] = &[
             "US | 1 | 1 | 1.0 | 99.99",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("SAFE_DIVIDE(NUMERIC, INT64) gives FLOAT64; BigQuery gives NUMERIC (116.833333333 for PL); the values agree within FLOAT64 precision"),
     },
     Case {
         name: "null_handling_functions",
@@ -807,7 +807,7 @@ const CASES: &[Case] = &[
             "B.de | example.org | 00002 | false | 3 | Bob has id 2",
         ],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("FORMAT('%s has id %d', ...) is refused: `unsupported ... function FORMAT`"),
     },
     // ------------------------------------------------------ JSON in STRINGs
     Case {
@@ -983,7 +983,7 @@ const CASES: &[Case] = &[
         columns: "name STRING, spent NUMERIC",
         rows: &["Carol | 200", "Bob | 155.5", "Alice | 150.5"],
         ordered: true,
-        known_gap: None,
+        known_gap: Some("CREATE TEMP TABLE in a script is refused: `unsupported ... CREATE TEMP TABLE`"),
     },
     Case {
         name: "create_or_replace_table_as_partitioned",
@@ -1079,7 +1079,9 @@ fn cell(a: &dyn Array, i: usize) -> String {
         DataType::Timestamp(unit, tz) => {
             let micros = match unit {
                 TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(i) * 1_000_000,
-                TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(i) * 1000,
+                TimeUnit::Millisecond => {
+                    a.as_primitive::<TimestampMillisecondType>().value(i) * 1000
+                }
                 TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(i),
                 TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().value(i) / 1000,
             };
@@ -1145,10 +1147,15 @@ fn check(wh: &LocalWarehouse, ctx: &QueryContext, case: &Case) -> Option<String>
         Ok(r) => r,
         Err(e) => return Some(format!("error: {e}")),
     };
-    let expected_columns = case.columns.split_whitespace().collect::<Vec<_>>().join(" ");
+    let expected_columns = case
+        .columns
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let actual_columns = columns(&result);
+    let mut differences = Vec::new();
     if actual_columns != expected_columns {
-        return Some(format!(
+        differences.push(format!(
             "columns differ\n  expected: {expected_columns}\n  actual:   {actual_columns}"
         ));
     }
@@ -1177,7 +1184,7 @@ fn check(wh: &LocalWarehouse, ctx: &QueryContext, case: &Case) -> Option<String>
                     .all(|((a, e), f)| same_cell(e, a, *f))
         });
     if agree {
-        return None;
+        return (!differences.is_empty()).then(|| differences.join("\n  "));
     }
     let show = |rows: &[Vec<String>]| {
         rows.iter()
@@ -1185,12 +1192,13 @@ fn check(wh: &LocalWarehouse, ctx: &QueryContext, case: &Case) -> Option<String>
             .collect::<Vec<_>>()
             .join("\n")
     };
-    Some(format!(
+    differences.push(format!(
         "rows differ{}\n  expected:\n{}\n  actual:\n{}",
         if case.ordered { " (in order)" } else { "" },
         show(&expected),
         show(&actual)
-    ))
+    ));
+    Some(differences.join("\n  "))
 }
 
 #[test]
