@@ -13,6 +13,8 @@
 //!   Writes each query's answer as a JSON array of rows to `OUT_DIR/<query>.json`
 //!   and prints one JSON line: `{"load": s, "peak_rss_mib": m, "queries":
 //!   {"q01": {"seconds": [..], "rows": n} | {"error": "..."}}}`.
+//!   `TPCH_EXPLAIN=q01,q06` also prints those queries' plans with their
+//!   metrics (`LocalWarehouse::explain`) on stderr.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -191,6 +193,13 @@ fn tpch(args: &[String]) -> Result<(), Error> {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
+    // `TPCH_EXPLAIN=q01,q06`: those queries' plans with their metrics
+    // (after the timed runs) on stderr.
+    let explain: Vec<String> = std::env::var("TPCH_EXPLAIN")
+        .unwrap_or_default()
+        .split(',')
+        .map(|q| q.trim().to_string())
+        .collect();
     let mut report = serde_json::Map::new();
     for file in &files {
         let name = query_name(file);
@@ -212,6 +221,9 @@ fn tpch(args: &[String]) -> Result<(), Error> {
             }
         }
         eprintln!("ours {name}: {entry}");
+        if explain.iter().any(|q| q == &name) {
+            eprintln!("{}", wh.explain(&sql, &ctx, true)?);
+        }
         report.insert(name, entry);
     }
     println!(

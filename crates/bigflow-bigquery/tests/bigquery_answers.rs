@@ -490,3 +490,27 @@ fn log_takes_the_base_second() {
     let e = error("SELECT LOG(-1, 10)");
     assert!(e.contains("must be positive"), "{e}");
 }
+
+/// Comparisons whose operands cannot be NaN (a NUMERIC against a FLOAT64
+/// literal, as in `l_discount BETWEEN 0.05 AND 0.07`) are planned as plain
+/// comparisons; the answers are the same as with NaN-aware ones, and a NaN
+/// made by arithmetic (`inf - inf`) or a cast from STRING is still unordered.
+#[test]
+fn comparisons_of_values_that_cannot_be_nan() {
+    assert_eq!(
+        run(
+            "SELECT x > 0.05, x BETWEEN 0.06 - 0.01 AND 0.06 + 0.01, 1 + 0.5 > x, CAST(x AS FLOAT64) * 2 >= 0.1 \
+             FROM UNNEST([NUMERIC '0.06', NUMERIC '0.01']) AS x ORDER BY x DESC"
+        )
+        .unwrap(),
+        "Boolean,Boolean,Boolean,Boolean | true,true,true,true;false,false,true,false"
+    );
+    assert_eq!(
+        run(
+            "SELECT IEEE_DIVIDE(1, 0) - IEEE_DIVIDE(1, 0) > 0, CAST(s AS FLOAT64) >= 0.5, \
+             CAST(s AS FLOAT64) != 0.5 FROM UNNEST(['nan']) AS s"
+        )
+        .unwrap(),
+        "Boolean,Boolean,Boolean | false,false,true"
+    );
+}

@@ -582,19 +582,47 @@ impl LocalWarehouse {
         self.storage.root()
     }
 
+    /// The physical plan DataFusion runs for one SELECT query, as text:
+    /// with `analyze`, after running it, with each operator's rows, time
+    /// and memory (DataFusion's `EXPLAIN ANALYZE`). For engineers finding
+    /// why a query is slow; BigQuery itself has no EXPLAIN statement.
+    pub fn explain(&self, sql: &str, ctx: &QueryContext, analyze: bool) -> Result<String> {
+        limits::on_large_stack(|| {
+            let q = Self::single_query(sql, "explain")?;
+            self.block_on(async {
+                let (df, _) = self.plan_query(q, ctx).await?;
+                let batches = df
+                    .explain(false, analyze)
+                    .map_err(df_error)?
+                    .collect()
+                    .await
+                    .map_err(df_error)?;
+                let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .map_err(|e| BqError::Engine(e.to_string()))?;
+                Ok(text.to_string())
+            })
+        })
+        .map_err(|e| dialect::within(e, sql))
+    }
+
     /// Tables of a dataset.
     pub fn list_tables(&self, project: &str, dataset: &str) -> Vec<String> {
         self.storage.list_tables(project, dataset)
     }
 
     fn session(&self) -> SessionContext {
-        let mut config = SessionConfig::new()
-            .with_information_schema(false)
-            .with_target_partitions(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2),
-            );
+        // DataFusion's tuning knobs (`DATAFUSION_EXECUTION_BATCH_SIZE`, …)
+        // may be set in the environment; the settings below, which give
+        // BigQuery's meaning, are not.
+        let base = SessionConfig::from_env().unwrap_or_else(|e| {
+            tracing::warn!("ignoring the DATAFUSION_* settings of the environment: {e}");
+            SessionConfig::new()
+        });
+        let mut config = base.with_information_schema(false).with_target_partitions(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        );
         let opts = config.options_mut();
         opts.sql_parser.enable_ident_normalization = false;
         opts.sql_parser.map_string_types_to_utf8view = false;
@@ -603,6 +631,14 @@ impl LocalWarehouse {
         opts.sql_parser.default_null_ordering = "nulls_min".into();
         opts.execution.time_zone = Some("UTC".into());
         opts.execution.parquet.schema_force_view_types = false;
+        // Filters are evaluated while the Parquet files are decoded, so the
+        // other columns of rows a filter (or a join's dynamic filter) drops
+        // are never decoded: TPC-H SF1 27 % faster (geometric mean; Q17, Q18
+        // 2-3x). Filters keep the order they are written in (reordering
+        // them made scans with unselective filters slower).
+        if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
+            opts.execution.parquet.pushdown_filters = true;
+        }
         // JSON field access (`json.a`, `json['a']`) ahead of DataFusion's
         // STRUCT field access.
         let mut planners: Vec<Arc<dyn datafusion::logical_expr::planner::ExprPlanner>> =

@@ -305,6 +305,47 @@ impl Default for CheckedInt64 {
     }
 }
 
+/// Whether `e` may be a FLOAT64 NaN: `false` only where it cannot (a value
+/// of a type without NaN, a literal that is not NaN, a cast of an INT64 or
+/// NUMERIC, or `+`, `-`, `*` of finite values, which may overflow to an
+/// infinity but never give NaN).
+fn may_be_nan(e: &Expr, schema: &DFSchema) -> bool {
+    fn exact(t: &DataType) -> bool {
+        t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+    }
+    fn finite(e: &Expr, schema: &DFSchema) -> bool {
+        match e {
+            Expr::Literal(v, _) => match v {
+                ScalarValue::Float64(f) => f.is_none_or(f64::is_finite),
+                ScalarValue::Float32(f) => f.is_none_or(f32::is_finite),
+                ScalarValue::Null => true,
+                v => exact(&v.data_type()),
+            },
+            Expr::Cast(datafusion::logical_expr::Cast { expr, .. })
+            | Expr::TryCast(datafusion::logical_expr::TryCast { expr, .. }) => {
+                match expr.get_type(schema) {
+                    Ok(t) if t.is_floating() => finite(expr, schema),
+                    Ok(t) => exact(&t),
+                    Err(_) => false,
+                }
+            }
+            e => e.get_type(schema).is_ok_and(|t| exact(&t)),
+        }
+    }
+    if e.get_type(schema).is_ok_and(|t| !t.is_floating()) {
+        return false;
+    }
+    match e {
+        Expr::Literal(..) | Expr::Cast(_) | Expr::TryCast(_) => !finite(e, schema),
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) =>
+        {
+            !(finite(left, schema) && finite(right, schema))
+        }
+        _ => true,
+    }
+}
+
 fn is_float_or_int(t: &DataType) -> bool {
     t.is_integer() || t.is_floating() || *t == DataType::Null
 }
@@ -352,7 +393,13 @@ impl CheckedInt64 {
     }
 
     /// `l op r` where a NaN operand makes the comparison false (true for `!=`).
-    fn nan_aware(&self, l: Expr, op: Operator, r: Expr) -> Expr {
+    /// Where neither operand can be NaN (a NUMERIC or INT64 column compared
+    /// with a FLOAT64 literal, say) it stays a plain comparison, which
+    /// DataFusion can push into the Parquet scan.
+    fn nan_aware(&self, l: Expr, op: Operator, r: Expr, schema: &DFSchema) -> Expr {
+        if !may_be_nan(&l, schema) && !may_be_nan(&r, schema) {
+            return Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r)));
+        }
         let isnan = |e: &Expr| {
             Expr::ScalarFunction(ScalarFunction::new_udf(
                 self.isnan.clone(),
@@ -443,7 +490,7 @@ impl CheckedInt64 {
                     .iter()
                     .any(|e| e.get_type(schema).is_ok_and(|t| t.is_floating())) =>
             {
-                Transformed::yes(self.nan_aware(*left, op, *right))
+                Transformed::yes(self.nan_aware(*left, op, *right, schema))
             }
             Expr::Between(b)
                 if [&b.expr, &b.low, &b.high]
@@ -451,8 +498,8 @@ impl CheckedInt64 {
                     .any(|e| e.get_type(schema).is_ok_and(|t| t.is_floating())) =>
             {
                 let within = Expr::and(
-                    self.nan_aware((*b.expr).clone(), Operator::GtEq, *b.low),
-                    self.nan_aware(*b.expr, Operator::LtEq, *b.high),
+                    self.nan_aware((*b.expr).clone(), Operator::GtEq, *b.low, schema),
+                    self.nan_aware(*b.expr, Operator::LtEq, *b.high, schema),
                 );
                 Transformed::yes(if b.negated {
                     datafusion::logical_expr::not(within)
