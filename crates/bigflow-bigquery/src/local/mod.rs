@@ -2189,6 +2189,47 @@ mod tests {
     }
 
     #[test]
+    fn numeric_with_float64_literals_stays_numeric() {
+        let (_dir, w, ctx) = test_warehouse();
+        let types = |sql: &str| {
+            let r = w.execute(sql, &ctx).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            r.batches[0]
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect::<Vec<_>>()
+        };
+        let max = "CAST('99999999999999999999999999999.999999999' AS NUMERIC)";
+        // A FLOAT64 literal coerces to NUMERIC (DataFusion made DECIMAL(38, 15)
+        // of both, where NUMERIC's largest values overflow).
+        let sql = format!("SELECT x FROM (SELECT {max} x UNION ALL SELECT 3.5 UNION ALL SELECT 0)");
+        assert_eq!(types(&sql), [DataType::Decimal128(38, 9)]);
+        let mut values = column_text(&w, &ctx, &sql);
+        values.sort();
+        assert_eq!(
+            values,
+            [
+                "0.000000000",
+                "3.500000000",
+                "99999999999999999999999999999.999999999"
+            ]
+        );
+        let sql = format!("SELECT x FROM UNNEST([{max}, 1.25]) x");
+        assert_eq!(types(&sql), [DataType::Decimal128(38, 9)]);
+        // With a FLOAT64 value that is not a literal, the common type is FLOAT64.
+        let sql = format!(
+            "SELECT {max} x UNION ALL SELECT f FROM (SELECT CAST(2.5 AS FLOAT64) f)"
+        );
+        assert_eq!(types(&sql), [DataType::Float64]);
+        let sql = format!("SELECT [{max}, f] FROM (SELECT CAST(2.5 AS FLOAT64) f)");
+        assert_eq!(
+            types(&sql),
+            [DataType::new_list(DataType::Float64, true)]
+        );
+    }
+
+    #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
         assert!(compatible(&DataType::Int32, &DataType::Float64));

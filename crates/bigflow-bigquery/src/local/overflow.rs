@@ -544,13 +544,168 @@ impl CheckedInt64 {
     }
 }
 
+/// Whether `t` is a decimal type DataFusion's coercion makes of NUMERIC
+/// with FLOAT64 (it takes a FLOAT64 as DECIMAL(30, 15), so NUMERIC and
+/// FLOAT64 values meet as DECIMAL(38, 15), where NUMERIC's largest values
+/// overflow): BigQuery has no such type (NUMERIC(P, S) has S ≤ 9).
+fn coerced_decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal128(_, s) if *s > 9)
+}
+
+/// Whether `e` is a literal (possibly negated or cast).
+fn is_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(..) => true,
+        Expr::Negative(x) => is_literal(x),
+        Expr::Cast(c) => is_literal(&c.expr),
+        Expr::TryCast(c) => is_literal(&c.expr),
+        Expr::Alias(a) => is_literal(&a.expr),
+        _ => false,
+    }
+}
+
+/// BigQuery's common type of values DataFusion coerced to a
+/// [`coerced_decimal`]: NUMERIC when every FLOAT64 among them is a literal
+/// (a FLOAT64 literal coerces to NUMERIC), else FLOAT64.
+fn numeric_or_float<'a>(
+    sources: impl IntoIterator<Item = (&'a Expr, &'a DFSchema)>,
+) -> DataType {
+    let float_value = sources.into_iter().any(|(e, schema)| {
+        !is_literal(e) && e.get_type(schema).is_ok_and(|t| t.is_floating())
+    });
+    if float_value {
+        DataType::Float64
+    } else {
+        DataType::Decimal128(38, 9)
+    }
+}
+
+/// `e` as a `to` value (a cast unless it is one already).
+fn recast(e: Expr, to: &DataType, schema: &DFSchema) -> Expr {
+    if e.get_type(schema).is_ok_and(|t| t == *to) {
+        e
+    } else {
+        datafusion::logical_expr::cast(e, to.clone())
+    }
+}
+
+/// `e` with its operands that DataFusion cast to a [`coerced_decimal`]
+/// cast to BigQuery's common type instead ([`numeric_or_float`]). The
+/// operands of a UNION's inputs are seen at the UNION ([`uncoerce_union`]).
+fn uncoerce_decimals(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    if matches!(e, Expr::Alias(_)) {
+        return Ok(Transformed::no(e));
+    }
+    let mut sources = Vec::new();
+    e.apply_children(|c| {
+        if let Expr::Cast(cast) = c
+            && coerced_decimal(cast.field.data_type())
+        {
+            sources.push((*cast.expr).clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if sources.is_empty() {
+        return Ok(Transformed::no(e));
+    }
+    let to = numeric_or_float(sources.iter().map(|e| (e, schema)));
+    e.map_children(|c| match c {
+        Expr::Cast(cast) if coerced_decimal(cast.field.data_type()) => {
+            Ok(Transformed::yes(recast(*cast.expr, &to, schema)))
+        }
+        c => Ok(Transformed::no(c)),
+    })
+}
+
+/// A UNION whose columns DataFusion coerced to a [`coerced_decimal`],
+/// with BigQuery's common type instead ([`numeric_or_float`]).
+fn uncoerce_union(
+    u: datafusion::logical_expr::Union,
+) -> DfResult<Transformed<datafusion::logical_expr::Union>> {
+    use datafusion::logical_expr::{Projection, Union};
+    let columns: Vec<usize> = (0..u.schema.fields().len())
+        .filter(|&i| coerced_decimal(u.schema.field(i).data_type()))
+        .collect();
+    if columns.is_empty() {
+        return Ok(Transformed::no(u));
+    }
+    // Input `n`'s expression for column `i`, without the coercion's cast.
+    let source = |input: &LogicalPlan, i: usize| -> Option<(Expr, Arc<DFSchema>)> {
+        let LogicalPlan::Projection(p) = input else {
+            return None;
+        };
+        let mut e = p.expr.get(i)?;
+        if let Expr::Alias(a) = e {
+            e = &a.expr;
+        }
+        if let Expr::Cast(c) = e
+            && coerced_decimal(c.field.data_type())
+        {
+            e = &c.expr;
+        }
+        Some((e.clone(), p.input.schema().clone()))
+    };
+    let mut targets = Vec::with_capacity(columns.len());
+    for &i in &columns {
+        let sources: Vec<_> = u.inputs.iter().filter_map(|p| source(p, i)).collect();
+        targets.push(numeric_or_float(sources.iter().map(|(e, s)| (e, s.as_ref()))));
+    }
+    let mut inputs = Vec::with_capacity(u.inputs.len());
+    for input in u.inputs {
+        let (exprs, below) = match Arc::unwrap_or_clone(input) {
+            LogicalPlan::Projection(p) => (p.expr, p.input),
+            other => {
+                let exprs = other.schema().columns().into_iter().map(Expr::Column).collect();
+                (exprs, Arc::new(other))
+            }
+        };
+        let schema = below.schema().clone();
+        let mut exprs = exprs;
+        for (&i, to) in columns.iter().zip(&targets) {
+            let Some(e) = exprs.get_mut(i) else { continue };
+            let (name, mut inner) = match e.clone() {
+                Expr::Alias(a) => (Some(a.name), *a.expr),
+                other => (None, other),
+            };
+            if let Expr::Cast(c) = &inner
+                && coerced_decimal(c.field.data_type())
+            {
+                inner = (*c.expr).clone();
+            }
+            let name = name.unwrap_or_else(|| u.schema.field(i).name().clone());
+            *e = recast(inner, to, &schema).alias(name);
+        }
+        inputs.push(Arc::new(LogicalPlan::Projection(Projection::try_new(
+            exprs, below,
+        )?)));
+    }
+    Ok(Transformed::yes(Union::try_new(inputs)?))
+}
+
 impl AnalyzerRule for CheckedInt64 {
     fn name(&self) -> &str {
         "bigflow_checked_int64"
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        // Whether a UNION's column changed type: the nodes above it are
+        // typed again.
+        let retyped = std::cell::Cell::new(false);
         plan.transform_up_with_subqueries(|plan| {
+            let plan = if retyped.get() {
+                plan.recompute_schema()?
+            } else {
+                plan
+            };
+            let plan = match plan {
+                LogicalPlan::Union(u) => {
+                    let t = uncoerce_union(u)?;
+                    retyped.set(retyped.get() || t.transformed);
+                    LogicalPlan::Union(t.data)
+                }
+                other => other,
+            };
             // The columns expressions of this node may refer to.
             let schema = merge_schema(&plan.inputs());
             let plan = match plan {
@@ -563,7 +718,8 @@ impl AnalyzerRule for CheckedInt64 {
                 expr.transform_up(|e| {
                     refuse_bytes_as_text(&e, &schema)?;
                     refuse_range_casts(&e, &schema)?;
-                    Ok(self.rewrite(e, &schema))
+                    uncoerce_decimals(e, &schema)?
+                        .transform_data(|e| Ok(self.rewrite(e, &schema)))
                 })
                 .map(|t| t.update_data(|e| name.restore(e)))
             })?;
