@@ -93,6 +93,11 @@ impl std::fmt::Debug for LocalWarehouse {
 
 /// The text of an error DataFusion wrapped around a function's refusal of
 /// its arguments: `Some((function, cause))`.
+/// How the warehouse's analyzer rules begin the message of a planning
+/// error that is the query's mistake (BigQuery refuses the query too), not
+/// the engine's limit.
+pub(crate) const INVALID_QUERY: &str = "invalid query: ";
+
 fn coercion_refusal(message: &str) -> Option<(&str, &str)> {
     let rest = message.split_once("Function '")?.1;
     let (function, rest) = rest.split_once("' user-defined coercion failed with: ")?;
@@ -140,6 +145,13 @@ fn df_error(e: DataFusionError) -> BqError {
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
         .to_string();
+    // The warehouse's analyzer rules refusing what BigQuery refuses.
+    if let Some(m) = message.strip_prefix(INVALID_QUERY) {
+        return BqError::Sql {
+            message: m.to_string(),
+            position,
+        };
+    }
     // Arrow's decimal kernels widen the scale of a quotient or product before
     // BigQuery's rounding to NUMERIC: their overflow may be of a value
     // BigQuery has (INT64 overflow is `bq_int64_*`'s own error).
@@ -2192,7 +2204,9 @@ mod tests {
     fn numeric_with_float64_literals_stays_numeric() {
         let (_dir, w, ctx) = test_warehouse();
         let types = |sql: &str| {
-            let r = w.execute(sql, &ctx).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let r = w
+                .execute(sql, &ctx)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             r.batches[0]
                 .schema()
                 .fields()
@@ -2218,14 +2232,81 @@ mod tests {
         let sql = format!("SELECT x FROM UNNEST([{max}, 1.25]) x");
         assert_eq!(types(&sql), [DataType::Decimal128(38, 9)]);
         // With a FLOAT64 value that is not a literal, the common type is FLOAT64.
-        let sql = format!(
-            "SELECT {max} x UNION ALL SELECT f FROM (SELECT CAST(2.5 AS FLOAT64) f)"
-        );
+        let sql = format!("SELECT {max} x UNION ALL SELECT f FROM (SELECT CAST(2.5 AS FLOAT64) f)");
         assert_eq!(types(&sql), [DataType::Float64]);
         let sql = format!("SELECT [{max}, f] FROM (SELECT CAST(2.5 AS FLOAT64) f)");
+        assert_eq!(types(&sql), [DataType::new_list(DataType::Float64, true)]);
+    }
+
+    #[test]
+    fn float64_order_puts_nan_first_in_sorts_and_windows() {
+        let (_dir, w, ctx) = test_warehouse();
+        let values = "UNNEST([CAST('nan' AS FLOAT64), 1.0, CAST('-inf' AS FLOAT64), NULL, \
+                      CAST('inf' AS FLOAT64), -0.0, 0.0, -CAST('nan' AS FLOAT64)])";
+        let one = |sql: &str| column_text(&w, &ctx, sql).join(" ");
         assert_eq!(
-            types(&sql),
-            [DataType::new_list(DataType::Float64, true)]
+            one(&format!(
+                "SELECT x FROM {values} x WHERE x IS NULL OR x != 0 ORDER BY x"
+            )),
+            "NULL NaN NaN -inf 1.0 inf"
+        );
+        assert_eq!(
+            one(&format!(
+                "SELECT x FROM {values} x WHERE x IS NULL OR x != 0 ORDER BY x DESC"
+            )),
+            "inf 1.0 -inf NaN NaN NULL"
+        );
+        // NaN values are peers, -0 and 0 too.
+        assert_eq!(
+            one(&format!(
+                "SELECT RANK() OVER (ORDER BY x) FROM {values} x ORDER BY x, 1"
+            )),
+            "1 2 2 4 5 5 7 8"
+        );
+        // A RANGE frame with an offset: NaN ± 1 is NaN (its peers only).
+        assert_eq!(
+            one(&format!(
+                "SELECT COUNT(*) OVER (ORDER BY x RANGE BETWEEN UNBOUNDED PRECEDING AND 1 FOLLOWING) \
+                 FROM {values} x ORDER BY x, 1"
+            )),
+            "1 3 3 4 7 7 7 8"
+        );
+    }
+
+    #[test]
+    fn int64_range_frames_beyond_int64_bound_the_frame() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join(" ");
+        // `key ± 2` leaves INT64's range: the frame is bounded by the
+        // values there are, not wrapped around.
+        assert_eq!(
+            one(
+                "SELECT COUNT(*) OVER (ORDER BY x RANGE BETWEEN 2 PRECEDING AND 2 FOLLOWING) \
+                 FROM UNNEST([9223372036854775807, 9223372036854775806, -9223372036854775807, \
+                 -9223372036854775808, 1, NULL]) x ORDER BY x"
+            ),
+            "1 2 2 1 2 2"
+        );
+        // Other frames of the same window share its sort.
+        assert_eq!(
+            one(
+                "SELECT COUNT(*) OVER (ORDER BY x RANGE BETWEEN 9223372036854775807 PRECEDING AND CURRENT ROW) \
+                 + 10 * COUNT(*) OVER (ORDER BY x) FROM UNNEST([9223372036854775807, -9223372036854775808]) x \
+                 ORDER BY x"
+            ),
+            "11 21"
+        );
+        // The key of a RANGE frame with an offset must be numeric.
+        let e = w
+            .execute(
+                "SELECT COUNT(*) OVER (ORDER BY b RANGE BETWEEN 0 PRECEDING AND CURRENT ROW) \
+                 FROM UNNEST([true]) b",
+                &ctx,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, BqError::Sql { message, .. } if message.contains("must be numeric")),
+            "{e:?}"
         );
     }
 

@@ -271,6 +271,38 @@ fn neg_udf() -> ScalarUDF {
     )
 }
 
+/// The key FLOAT64 values sort by in BigQuery's order (NULL, NaN, -inf,
+/// …, +inf ascending) under Arrow's total order, which puts NaN last: a NaN
+/// becomes a negative NaN (below -inf in that order, also when an offset
+/// of a RANGE frame is added to it), -0 becomes 0 (its peer in BigQuery).
+fn float_order_udf() -> ScalarUDF {
+    fn key(v: f64) -> f64 {
+        if v.is_nan() { -f64::NAN } else { v + 0.0 }
+    }
+    create_udf(
+        FLOAT_ORDER,
+        vec![DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| match &args[0] {
+            ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+                Ok(ColumnarValue::Scalar(ScalarValue::Float64(v.map(key))))
+            }
+            other => {
+                let a = other.to_array(1)?;
+                let a = a.as_primitive_opt::<Float64Type>().ok_or_else(|| {
+                    DataFusionError::Internal(format!("{FLOAT_ORDER}: not FLOAT64"))
+                })?;
+                Ok(ColumnarValue::Array(Arc::new(
+                    a.unary::<_, Float64Type>(key),
+                )))
+            }
+        }),
+    )
+}
+
+const FLOAT_ORDER: &str = "bq_float_order";
+
 /// The analyzer rule of the module documentation.
 #[derive(Debug)]
 pub struct CheckedInt64 {
@@ -285,6 +317,7 @@ pub struct CheckedInt64 {
     round: Arc<ScalarUDF>,
     to_string: Arc<ScalarUDF>,
     isnan: Arc<ScalarUDF>,
+    float_order: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedInt64 {
@@ -301,6 +334,7 @@ impl Default for CheckedInt64 {
             round: datafusion::functions::math::round(),
             to_string: Arc::new(super::typed::to_string_udf()),
             isnan: datafusion::functions::math::isnan(),
+            float_order: Arc::new(float_order_udf()),
         }
     }
 }
@@ -315,40 +349,94 @@ fn is_string(t: &DataType) -> bool {
 
 impl CheckedInt64 {
     /// BigQuery's order of FLOAT64 values: NULL, NaN, -inf, …, +inf
-    /// ascending (Arrow's puts NaN last): each FLOAT64 key is preceded by
-    /// its rank among NULL/NaN/number.
-    fn nan_first(
+    /// ascending (Arrow's puts NaN last): each FLOAT64 key is sorted by
+    /// [`float_order_udf`]'s key.
+    fn float_order(
         &self,
-        sort: datafusion::logical_expr::Sort,
+        keys: Vec<datafusion::logical_expr::SortExpr>,
         schema: &DFSchema,
-    ) -> datafusion::logical_expr::Sort {
-        use datafusion::logical_expr::{SortExpr, lit, when};
-        let mut keys = Vec::with_capacity(sort.expr.len());
-        for k in sort.expr {
-            let float = k.expr.get_type(schema).is_ok_and(|t| t.is_floating());
-            if float {
-                let isnan = Expr::ScalarFunction(ScalarFunction::new_udf(
-                    self.isnan.clone(),
-                    vec![datafusion::logical_expr::cast(
-                        k.expr.clone(),
-                        DataType::Float64,
-                    )],
-                ));
-                let null_rank = if k.nulls_first == k.asc { 0 } else { 3 };
-                if let Ok(rank) = when(k.expr.clone().is_null(), lit(null_rank))
-                    .when(isnan, lit(1))
-                    .otherwise(lit(2))
-                {
-                    keys.push(SortExpr::new(rank, k.asc, k.nulls_first));
+    ) -> Transformed<Vec<datafusion::logical_expr::SortExpr>> {
+        let mut changed = false;
+        let keys = keys
+            .into_iter()
+            .map(|mut k| {
+                let keyed =
+                    matches!(&k.expr, Expr::ScalarFunction(f) if f.func.name() == FLOAT_ORDER);
+                if !keyed && k.expr.get_type(schema).is_ok_and(|t| t.is_floating()) {
+                    k.expr = Expr::ScalarFunction(ScalarFunction::new_udf(
+                        self.float_order.clone(),
+                        vec![datafusion::logical_expr::cast(k.expr, DataType::Float64)],
+                    ));
+                    changed = true;
                 }
+                k
+            })
+            .collect();
+        if changed {
+            Transformed::yes(keys)
+        } else {
+            Transformed::no(keys)
+        }
+    }
+
+    /// A window function's ORDER BY in BigQuery's order ([`Self::float_order`]);
+    /// a RANGE frame with offsets needs a numeric key (an error otherwise,
+    /// as in BigQuery). With `widen` (the window node has such a frame
+    /// over an INT64 key, see [`int64_range_offsets`]) the INT64 key is
+    /// compared as NUMERIC(38, 0), so that `key ± offset` beyond INT64's
+    /// range bounds the frame as BigQuery's does instead of wrapping
+    /// around (all functions of the node alike: they share one sort).
+    fn window_order(&self, e: Expr, schema: &DFSchema, widen: bool) -> DfResult<Transformed<Expr>> {
+        use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+        let Expr::WindowFunction(mut w) = e else {
+            return Ok(Transformed::no(e));
+        };
+        let mut changed = false;
+        let frame = &mut w.params.window_frame;
+        if range_offsets(frame)
+            && let [key] = w.params.order_by.as_slice()
+        {
+            let t = key.expr.get_type(schema)?;
+            if !(t.is_integer()
+                || t.is_floating()
+                || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)))
+            {
+                return Err(DataFusionError::Plan(format!(
+                    "{}ORDER BY key must be numeric in a RANGE-based window with OFFSET PRECEDING or OFFSET FOLLOWING boundaries, but has type {}",
+                    super::INVALID_QUERY,
+                    super::bq_name(&t)
+                )));
             }
-            keys.push(k);
         }
-        datafusion::logical_expr::Sort {
-            expr: keys,
-            input: sort.input,
-            fetch: sort.fetch,
+        if widen && let [key] = w.params.order_by.as_mut_slice() {
+            let t = key.expr.get_type(schema)?;
+            if t == DataType::Int64 {
+                let wide = DataType::Decimal128(38, 0);
+                let widen = |b: &mut WindowFrameBound| -> DfResult<()> {
+                    match b {
+                        WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) => {
+                            *v = v.cast_to(&wide)?;
+                        }
+                        WindowFrameBound::CurrentRow => {}
+                    }
+                    Ok(())
+                };
+                if frame.units == WindowFrameUnits::Range {
+                    widen(&mut frame.start_bound)?;
+                    widen(&mut frame.end_bound)?;
+                }
+                key.expr = datafusion::logical_expr::cast(key.expr.clone(), wide.clone());
+                changed = true;
+            }
         }
+        let order = self.float_order(std::mem::take(&mut w.params.order_by), schema);
+        w.params.order_by = order.data;
+        let e = Expr::WindowFunction(w);
+        Ok(if changed || order.transformed {
+            Transformed::yes(e)
+        } else {
+            Transformed::no(e)
+        })
     }
 
     /// `l op r` where a NaN operand makes the comparison false (true for `!=`).
@@ -381,6 +469,7 @@ impl CheckedInt64 {
             self.string_to_bool.clone(),
             self.safe_string_to_bool.clone(),
             self.to_string.clone(),
+            self.float_order.clone(),
         ]
     }
 
@@ -544,6 +633,32 @@ impl CheckedInt64 {
     }
 }
 
+/// Whether `frame` is a RANGE frame with an offset (`n PRECEDING`, `n FOLLOWING`).
+fn range_offsets(frame: &datafusion::logical_expr::WindowFrame) -> bool {
+    use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+    let offset = |b: &WindowFrameBound| matches!(b, WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) if !v.is_null());
+    frame.units == WindowFrameUnits::Range
+        && (offset(&frame.start_bound) || offset(&frame.end_bound))
+}
+
+/// Whether a window node has a function whose RANGE frame has an offset
+/// over an INT64 key (see [`CheckedInt64::window_order`]).
+fn int64_range_offsets(plan: &LogicalPlan, schema: &DFSchema) -> bool {
+    let LogicalPlan::Window(w) = plan else {
+        return false;
+    };
+    w.window_expr.iter().any(|e| {
+        let mut e = e;
+        while let Expr::Alias(a) = e {
+            e = &a.expr;
+        }
+        matches!(e, Expr::WindowFunction(f)
+            if range_offsets(&f.params.window_frame)
+                && matches!(f.params.order_by.as_slice(),
+                    [k] if k.expr.get_type(schema).is_ok_and(|t| t == DataType::Int64)))
+    })
+}
+
 /// Whether `t` is a decimal type DataFusion's coercion makes of NUMERIC
 /// with FLOAT64 (it takes a FLOAT64 as DECIMAL(30, 15), so NUMERIC and
 /// FLOAT64 values meet as DECIMAL(38, 15), where NUMERIC's largest values
@@ -567,12 +682,10 @@ fn is_literal(e: &Expr) -> bool {
 /// BigQuery's common type of values DataFusion coerced to a
 /// [`coerced_decimal`]: NUMERIC when every FLOAT64 among them is a literal
 /// (a FLOAT64 literal coerces to NUMERIC), else FLOAT64.
-fn numeric_or_float<'a>(
-    sources: impl IntoIterator<Item = (&'a Expr, &'a DFSchema)>,
-) -> DataType {
-    let float_value = sources.into_iter().any(|(e, schema)| {
-        !is_literal(e) && e.get_type(schema).is_ok_and(|t| t.is_floating())
-    });
+fn numeric_or_float<'a>(sources: impl IntoIterator<Item = (&'a Expr, &'a DFSchema)>) -> DataType {
+    let float_value = sources
+        .into_iter()
+        .any(|(e, schema)| !is_literal(e) && e.get_type(schema).is_ok_and(|t| t.is_floating()));
     if float_value {
         DataType::Float64
     } else {
@@ -649,14 +762,21 @@ fn uncoerce_union(
     let mut targets = Vec::with_capacity(columns.len());
     for &i in &columns {
         let sources: Vec<_> = u.inputs.iter().filter_map(|p| source(p, i)).collect();
-        targets.push(numeric_or_float(sources.iter().map(|(e, s)| (e, s.as_ref()))));
+        targets.push(numeric_or_float(
+            sources.iter().map(|(e, s)| (e, s.as_ref())),
+        ));
     }
     let mut inputs = Vec::with_capacity(u.inputs.len());
     for input in u.inputs {
         let (exprs, below) = match Arc::unwrap_or_clone(input) {
             LogicalPlan::Projection(p) => (p.expr, p.input),
             other => {
-                let exprs = other.schema().columns().into_iter().map(Expr::Column).collect();
+                let exprs = other
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
                 (exprs, Arc::new(other))
             }
         };
@@ -709,9 +829,13 @@ impl AnalyzerRule for CheckedInt64 {
             // The columns expressions of this node may refer to.
             let schema = merge_schema(&plan.inputs());
             let plan = match plan {
-                LogicalPlan::Sort(sort) => LogicalPlan::Sort(self.nan_first(sort, &schema)),
+                LogicalPlan::Sort(sort) => {
+                    let expr = self.float_order(sort.expr, &schema).data;
+                    LogicalPlan::Sort(datafusion::logical_expr::Sort { expr, ..sort })
+                }
                 other => other,
             };
+            let widen = int64_range_offsets(&plan, &schema);
             let names = NamePreserver::new(&plan);
             let t = plan.map_expressions(|expr| {
                 let name = names.save(&expr);
@@ -719,6 +843,7 @@ impl AnalyzerRule for CheckedInt64 {
                     refuse_bytes_as_text(&e, &schema)?;
                     refuse_range_casts(&e, &schema)?;
                     uncoerce_decimals(e, &schema)?
+                        .transform_data(|e| self.window_order(e, &schema, widen))?
                         .transform_data(|e| Ok(self.rewrite(e, &schema)))
                 })
                 .map(|t| t.update_data(|e| name.restore(e)))
