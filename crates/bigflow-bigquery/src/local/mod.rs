@@ -2311,6 +2311,61 @@ mod tests {
     }
 
     #[test]
+    fn sums_beyond_their_type_are_errors() {
+        let (_dir, w, ctx) = test_warehouse();
+        let max = "CAST('99999999999999999999999999999.999999999' AS NUMERIC)";
+        for sql in [
+            format!("SELECT SUM(v) FROM UNNEST([{max}, 10]) v"),
+            format!("SELECT SUM(v) OVER () FROM UNNEST([{max}, 10]) v"),
+            format!(
+                "SELECT SUM(v) OVER (ORDER BY v ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM UNNEST([{max}, 10]) v"
+            ),
+            format!("SELECT k, SUM(v) FROM UNNEST([{max}, 10]) v, UNNEST([1]) k GROUP BY k"),
+            "SELECT SUM(DISTINCT v) OVER () FROM UNNEST([1.79769e+308, 1.79769e+307]) v".into(),
+        ] {
+            let e = w.execute(&sql, &ctx).unwrap_err();
+            assert!(e.to_string().contains("overflow"), "{sql}: {e}");
+        }
+        // Without overflow: the sums, NaN for DISTINCT's NaNs.
+        assert_eq!(
+            column_text(
+                &w,
+                &ctx,
+                &format!("SELECT SUM(v) FROM UNNEST([{max}, -10]) v")
+            ),
+            ["99999999999999999999999999989.999999999"]
+        );
+        assert_eq!(
+            column_text(
+                &w,
+                &ctx,
+                "SELECT SUM(DISTINCT v) OVER () FROM UNNEST([1.5, 1.5, CAST('nan' AS FLOAT64)]) v LIMIT 1"
+            ),
+            ["NaN"]
+        );
+        // A sliding FLOAT64 sum gives back what a large value absorbed.
+        assert_eq!(
+            column_text(
+                &w,
+                &ctx,
+                "SELECT SUM(v) OVER (ORDER BY i ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+                 FROM UNNEST([1.79769e+308, 1, 2]) v WITH OFFSET i ORDER BY i"
+            ),
+            ["1.79769e308", "1.79769e308", "3.0"]
+        );
+        // An integer literal beyond INT64 is the query's error.
+        let e = w.execute("SELECT 18446744073709551615", &ctx).unwrap_err();
+        assert!(
+            matches!(&e, BqError::Sql { message, .. } if message.contains("Invalid integer literal")),
+            "{e:?}"
+        );
+        assert_eq!(
+            column_text(&w, &ctx, "SELECT -9223372036854775808"),
+            ["-9223372036854775808"]
+        );
+    }
+
+    #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
         assert!(compatible(&DataType::Int32, &DataType::Float64));

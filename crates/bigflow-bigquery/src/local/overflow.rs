@@ -842,6 +842,7 @@ impl AnalyzerRule for CheckedInt64 {
                 expr.transform_up(|e| {
                     refuse_bytes_as_text(&e, &schema)?;
                     refuse_range_casts(&e, &schema)?;
+                    refuse_uint64_literals(&e)?;
                     uncoerce_decimals(e, &schema)?
                         .transform_data(|e| self.window_order(e, &schema, widen))?
                         .transform_data(|e| Ok(self.rewrite(e, &schema)))
@@ -858,6 +859,18 @@ impl AnalyzerRule for CheckedInt64 {
         })
         .data()
     }
+}
+
+/// An integer literal beyond INT64 (DataFusion's UINT64 between 2^63 and
+/// 2^64) is the query's error, as in BigQuery, which has no UINT64.
+fn refuse_uint64_literals(e: &Expr) -> DfResult<()> {
+    if let Expr::Literal(ScalarValue::UInt64(Some(v)), _) = e {
+        return Err(DataFusionError::Plan(format!(
+            "{}Invalid integer literal: {v}",
+            super::INVALID_QUERY
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a cast from `src` to `dst` changes a RANGE into something else or
@@ -1015,6 +1028,10 @@ impl AggregateUDFImpl for CheckedSum {
             _ if is_float64_sum(&args) && !args.is_distinct => {
                 Ok(Box::new(FloatSumAccumulator::default()))
             }
+            _ if is_float64_sum(&args) => Ok(Box::new(DistinctFloatSumAccumulator::default())),
+            _ if is_numeric_sum(&args) => {
+                Ok(Box::new(CheckedNumeric(self.inner.accumulator(args)?)))
+            }
             _ => self.inner.accumulator(args),
         }
     }
@@ -1033,6 +1050,10 @@ impl AggregateUDFImpl for CheckedSum {
     ) -> DfResult<Box<dyn GroupsAccumulator>> {
         if is_int64_sum(&args) {
             Ok(Box::new(SumGroups::default()))
+        } else if is_numeric_sum(&args) {
+            Ok(Box::new(CheckedNumericGroups(
+                self.inner.create_groups_accumulator(args)?,
+            )))
         } else {
             self.inner.create_groups_accumulator(args)
         }
@@ -1042,7 +1063,11 @@ impl AggregateUDFImpl for CheckedSum {
         if is_int64_sum(&args) && !args.is_distinct {
             Ok(Box::new(SumAccumulator::default()))
         } else if is_float64_sum(&args) && !args.is_distinct {
-            Ok(Box::new(FloatSumAccumulator::default()))
+            Ok(Box::new(ExactFloatSumAccumulator::default()))
+        } else if is_numeric_sum(&args) {
+            Ok(Box::new(CheckedNumeric(
+                self.inner.create_sliding_accumulator(args)?,
+            )))
         } else {
             self.inner.create_sliding_accumulator(args)
         }
@@ -1067,6 +1092,397 @@ impl AggregateUDFImpl for CheckedSum {
 
 fn is_float64_sum(args: &AccumulatorArgs) -> bool {
     args.return_field.data_type() == &DataType::Float64
+}
+
+fn is_numeric_sum(args: &AccumulatorArgs) -> bool {
+    matches!(args.return_field.data_type(), DataType::Decimal128(38, _))
+}
+
+/// NUMERIC's largest magnitude in units of its scale: 10^38 - 1.
+const NUMERIC_MAX: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+
+fn numeric_overflow() -> DataFusionError {
+    DataFusionError::Execution(
+        "numeric overflow: SUM of NUMERIC values beyond NUMERIC's range".into(),
+    )
+}
+
+/// `v`, or the overflow error when it is a NUMERIC beyond NUMERIC's range
+/// (DataFusion's decimal sum keeps 38 digits' overflow as a value).
+fn checked_numeric(v: ScalarValue) -> DfResult<ScalarValue> {
+    match &v {
+        ScalarValue::Decimal128(Some(x), ..) if !(-NUMERIC_MAX..=NUMERIC_MAX).contains(x) => {
+            Err(numeric_overflow())
+        }
+        _ => Ok(v),
+    }
+}
+
+fn checked_numerics(a: ArrayRef) -> DfResult<ArrayRef> {
+    if let Some(d) = a.as_primitive_opt::<arrow::datatypes::Decimal128Type>()
+        && d.iter()
+            .flatten()
+            .any(|x| !(-NUMERIC_MAX..=NUMERIC_MAX).contains(&x))
+    {
+        return Err(numeric_overflow());
+    }
+    Ok(a)
+}
+
+/// A NUMERIC `SUM` (DataFusion's, also in a window) whose result beyond
+/// NUMERIC's range is an error, as in BigQuery.
+#[derive(Debug)]
+struct CheckedNumeric(Box<dyn Accumulator>);
+
+impl Accumulator for CheckedNumeric {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.0.update_batch(values)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.0.retract_batch(values)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.0.supports_retract_batch()
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        checked_numeric(self.0.evaluate()?)
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        self.0.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.0.merge_batch(states)
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+/// [`CheckedNumeric`] of `SUM … GROUP BY`.
+struct CheckedNumericGroups(Box<dyn GroupsAccumulator>);
+
+impl GroupsAccumulator for CheckedNumericGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.0
+            .update_batch(values, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        checked_numerics(self.0.evaluate(emit_to)?)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        self.0.state(emit_to)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.0.merge_batch(values, group_indices, total_num_groups)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> DfResult<Vec<ArrayRef>> {
+        self.0.convert_to_state(values, opt_filter)
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+/// A FLOAT64 `SUM(DISTINCT …)` (also in a window), with
+/// [`FloatSumAccumulator`]'s infinities, NaNs and overflow error; its
+/// state is the list of distinct values, as DataFusion's.
+#[derive(Debug, Default)]
+struct DistinctFloatSumAccumulator {
+    /// The bits of each distinct value (NaNs as one NaN, -0 as 0).
+    values: HashSet<u64>,
+}
+
+impl DistinctFloatSumAccumulator {
+    fn values(&self) -> Float64Array {
+        self.values
+            .iter()
+            .map(|b| Some(f64::from_bits(*b)))
+            .collect()
+    }
+}
+
+impl Accumulator for DistinctFloatSumAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let Some(values) = values
+            .first()
+            .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        else {
+            return Err(DataFusionError::Internal(
+                "SUM: expected FLOAT64 values".into(),
+            ));
+        };
+        self.values.extend(values.iter().flatten().map(|v| {
+            if v.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                (v + 0.0).to_bits()
+            }
+        }));
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        let mut sum = FloatSumAccumulator::default();
+        sum.update_batch(&[Arc::new(self.values())])?;
+        sum.evaluate()
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let values: Vec<ScalarValue> = self
+            .values
+            .iter()
+            .map(|b| ScalarValue::Float64(Some(f64::from_bits(*b))))
+            .collect();
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &values,
+            &DataType::Float64,
+        ))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        let Some(lists) = states.first().and_then(|a| a.as_list_opt::<i32>()) else {
+            return Err(DataFusionError::Internal(
+                "SUM(DISTINCT): expected a list state".into(),
+            ));
+        };
+        for list in lists.iter().flatten() {
+            self.update_batch(&[list])?;
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.values.capacity() * size_of::<u64>()
+    }
+}
+
+/// An exact sum of finite FLOAT64 values, added and removed in any order:
+/// a two's complement integer in units of 2^-1074 (the smallest FLOAT64),
+/// wide enough for 2^64 of the largest values.
+#[derive(Debug, Clone)]
+struct ExactSum {
+    /// Little-endian 64-bit limbs.
+    limbs: [u64; ExactSum::LIMBS],
+}
+
+impl Default for ExactSum {
+    fn default() -> Self {
+        ExactSum {
+            limbs: [0; ExactSum::LIMBS],
+        }
+    }
+}
+
+impl ExactSum {
+    /// 2^-1074 … 2^1024 is 2098 bits; with 64 bits of headroom and a sign.
+    const LIMBS: usize = 35;
+
+    /// Adds (`negate`: subtracts) `v`, a finite value.
+    fn add(&mut self, v: f64, negate: bool) {
+        let bits = v.to_bits();
+        let exponent = ((bits >> 52) & 0x7ff) as usize;
+        let fraction = bits & ((1 << 52) - 1);
+        // v = mantissa × 2^(shift - 1074)
+        let (mantissa, shift) = if exponent == 0 {
+            (fraction, 0)
+        } else {
+            (fraction | (1 << 52), exponent - 1)
+        };
+        if mantissa == 0 {
+            return;
+        }
+        let subtract = (bits >> 63 == 1) != negate;
+        let (limb, offset) = (shift / 64, shift % 64);
+        let wide = u128::from(mantissa) << offset;
+        let parts = [wide as u64, (wide >> 64) as u64];
+        let mut carry = false;
+        for (i, part) in parts.iter().enumerate() {
+            let slot = &mut self.limbs[limb + i];
+            (*slot, carry) = if subtract {
+                let (a, b1) = slot.overflowing_sub(*part);
+                let (a, b2) = a.overflowing_sub(u64::from(carry));
+                (a, b1 || b2)
+            } else {
+                let (a, c1) = slot.overflowing_add(*part);
+                let (a, c2) = a.overflowing_add(u64::from(carry));
+                (a, c1 || c2)
+            };
+        }
+        let mut i = limb + 2;
+        while carry && i < Self::LIMBS {
+            let slot = &mut self.limbs[i];
+            (*slot, carry) = if subtract {
+                slot.overflowing_sub(1)
+            } else {
+                slot.overflowing_add(1)
+            };
+            i += 1;
+        }
+    }
+
+    /// The sum rounded to the nearest FLOAT64 (ties to even); infinite
+    /// beyond FLOAT64's range.
+    fn value(&self) -> f64 {
+        let negative = self.limbs[Self::LIMBS - 1] >> 63 == 1;
+        let mut m = self.limbs;
+        if negative {
+            // Two's complement negation.
+            let mut carry = true;
+            for limb in &mut m {
+                (*limb, carry) = (!*limb).overflowing_add(u64::from(carry));
+            }
+        }
+        let Some(top) = (0..Self::LIMBS).rev().find(|&i| m[i] != 0) else {
+            return 0.0;
+        };
+        // The highest set bit.
+        let high = top * 64 + 63 - m[top].leading_zeros() as usize;
+        let bit = |i: usize| (m[i / 64] >> (i % 64)) & 1;
+        let magnitude = if high < 53 {
+            // Exact: a multiple of 2^-1074 below 2^-1021.
+            (m[0] as f64) * f64::from_bits(1)
+        } else {
+            let low = high - 52;
+            let mut mantissa = 0u64;
+            for i in (low..=high).rev() {
+                mantissa = (mantissa << 1) | bit(i);
+            }
+            let round = bit(low - 1) == 1;
+            let sticky = (0..low - 1).any(|i| bit(i) == 1);
+            let mut exponent = low as i64 - 1074;
+            if round && (sticky || mantissa & 1 == 1) {
+                mantissa += 1;
+                if mantissa == 1 << 53 {
+                    mantissa >>= 1;
+                    exponent += 1;
+                }
+            }
+            // mantissa × 2^exponent, in two exact steps.
+            let pow2 = |k: i64| f64::from_bits(((k + 1023) as u64) << 52);
+            if exponent + 52 > 1023 {
+                f64::INFINITY
+            } else {
+                let half = exponent / 2;
+                (mantissa as f64) * pow2(half) * pow2(exponent - half)
+            }
+        };
+        if negative { -magnitude } else { magnitude }
+    }
+}
+
+/// A FLOAT64 `SUM` over a sliding window frame: as
+/// [`FloatSumAccumulator`], but the finite values are summed exactly, so
+/// that removing a large value from the frame gives back the small ones
+/// it had absorbed (BigQuery sums each frame afresh).
+#[derive(Debug, Default)]
+struct ExactFloatSumAccumulator {
+    finite: ExactSum,
+    positive_infinities: u64,
+    negative_infinities: u64,
+    nans: u64,
+    count: u64,
+}
+
+impl ExactFloatSumAccumulator {
+    fn apply(&mut self, values: &[ArrayRef], retract: bool) -> DfResult<()> {
+        let Some(values) = values
+            .first()
+            .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        else {
+            return Err(DataFusionError::Internal(
+                "SUM: expected FLOAT64 values".into(),
+            ));
+        };
+        let step = |n: &mut u64| {
+            *n = if retract { n.saturating_sub(1) } else { *n + 1 };
+        };
+        for v in values.iter().flatten() {
+            if v.is_nan() {
+                step(&mut self.nans);
+            } else if v == f64::INFINITY {
+                step(&mut self.positive_infinities);
+            } else if v == f64::NEG_INFINITY {
+                step(&mut self.negative_infinities);
+            } else {
+                self.finite.add(v, retract);
+            }
+            step(&mut self.count);
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for ExactFloatSumAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.apply(values, false)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.apply(values, true)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        let v = if self.count == 0 {
+            None
+        } else if self.nans > 0 || (self.positive_infinities > 0 && self.negative_infinities > 0) {
+            Some(f64::NAN)
+        } else if self.positive_infinities > 0 {
+            Some(f64::INFINITY)
+        } else if self.negative_infinities > 0 {
+            Some(f64::NEG_INFINITY)
+        } else {
+            let sum = self.finite.value();
+            if !sum.is_finite() {
+                return Err(DataFusionError::Execution(
+                    "double overflow: SUM of FLOAT64 values beyond FLOAT64's range".into(),
+                ));
+            }
+            Some(sum)
+        };
+        Ok(ScalarValue::Float64(v))
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.update_batch(states)
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>()
+    }
 }
 
 /// A FLOAT64 `SUM` (also over a sliding window frame): infinities and NaNs
@@ -1380,4 +1796,90 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(log_udf());
     ctx.add_analyzer_rule(Arc::new(rule));
     ctx.register_udaf(CheckedSum::udaf());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(values: &[(f64, bool)]) -> f64 {
+        let mut s = ExactSum::default();
+        for &(v, retract) in values {
+            s.add(v, retract);
+        }
+        s.value()
+    }
+
+    #[test]
+    fn exact_sums_give_back_what_large_values_absorbed() {
+        let max = f64::MAX;
+        assert_eq!(exact(&[]), 0.0);
+        assert_eq!(exact(&[(1.5, false), (-2.25, false)]), -0.75);
+        // 1 + 2 once the largest value has left the frame.
+        assert_eq!(
+            exact(&[(max, false), (1.0, false), (max, true), (2.0, false)]),
+            3.0
+        );
+        assert_eq!(exact(&[(-max, false), (1.0, false), (-max, true)]), 1.0);
+        // Rounded once, to the nearest (ties to even).
+        assert_eq!(exact(&[(max, false), (-2.0, false)]), max);
+        assert_eq!(exact(&[(1.0, false), (f64::EPSILON / 2.0, false)]), 1.0);
+        assert_eq!(
+            exact(&[
+                (1.0, false),
+                (f64::EPSILON / 2.0, false),
+                (f64::EPSILON / 4.0, false)
+            ]),
+            1.0 + f64::EPSILON
+        );
+        assert_eq!(exact(&[(0.1, false), (0.2, false)]), 0.30000000000000004);
+        // Subnormal values and their sums are exact.
+        let tiny = f64::from_bits(1);
+        assert_eq!(
+            exact(&[(tiny, false), (tiny, false), (tiny, false)]),
+            3.0 * tiny
+        );
+        assert_eq!(
+            exact(&[(f64::MIN_POSITIVE, false), (-tiny, false)]),
+            f64::MIN_POSITIVE - tiny
+        );
+        // Beyond FLOAT64: infinite (the accumulator's overflow error).
+        assert_eq!(exact(&[(max, false), (max, false)]), f64::INFINITY);
+        assert_eq!(exact(&[(-max, false), (-max, false)]), f64::NEG_INFINITY);
+        assert_eq!(exact(&[(max, false), (max, false), (max, true)]), max);
+    }
+
+    #[test]
+    fn float_order_keys() {
+        let udf = float_order_udf();
+        let args = datafusion::logical_expr::ScalarFunctionArgs {
+            args: vec![ColumnarValue::Array(Arc::new(Float64Array::from(vec![
+                Some(f64::NAN),
+                Some(-0.0),
+                None,
+                Some(f64::NEG_INFINITY),
+            ])))],
+            arg_fields: vec![Arc::new(arrow::datatypes::Field::new(
+                "x",
+                DataType::Float64,
+                true,
+            ))],
+            number_rows: 4,
+            return_field: Arc::new(arrow::datatypes::Field::new("k", DataType::Float64, true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        };
+        let ColumnarValue::Array(out) = udf.invoke_with_args(args).unwrap() else {
+            panic!("an array");
+        };
+        let out = out.as_primitive::<Float64Type>();
+        // NaN sorts below -inf in Arrow's total order, -0 is 0.
+        assert!(out.value(0).is_nan());
+        assert_eq!(
+            out.value(0).total_cmp(&f64::NEG_INFINITY),
+            std::cmp::Ordering::Less
+        );
+        assert_eq!(out.value(1).to_bits(), 0.0f64.to_bits());
+        assert!(out.is_null(2));
+        assert_eq!(out.value(3), f64::NEG_INFINITY);
+    }
 }
