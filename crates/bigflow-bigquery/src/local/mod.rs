@@ -2366,6 +2366,46 @@ mod tests {
     }
 
     #[test]
+    fn windows_that_name_a_window() {
+        let (_dir, w, ctx) = test_warehouse();
+        let rows = |sql: &str| {
+            let r = w
+                .execute(sql, &ctx)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut out = Vec::new();
+            for b in &r.batches {
+                for i in 0..b.num_rows() {
+                    let row: Vec<String> = b
+                        .columns()
+                        .iter()
+                        .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
+                        .collect();
+                    out.push(row.join(","));
+                }
+            }
+            out.sort();
+            out.join(" ")
+        };
+        let data = "FROM UNNEST([1, 2, 3, 4]) x";
+        // `OVER (w …)` keeps w's PARTITION BY and ORDER BY, with its own frame.
+        assert_eq!(
+            rows(&format!(
+                "SELECT x, FIRST_VALUE(x) OVER (w ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) {data} \
+                 WINDOW w AS (PARTITION BY MOD(x, 2) ORDER BY x DESC)"
+            )),
+            "1,3 2,4 3,3 4,4"
+        );
+        // A named window naming another.
+        assert_eq!(
+            rows(&format!(
+                "SELECT x, SUM(x) OVER w2 {data} \
+                 WINDOW w1 AS (PARTITION BY MOD(x, 2)), w2 AS (w1 ORDER BY x)"
+            )),
+            "1,1 2,2 3,4 4,6"
+        );
+    }
+
+    #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
         assert!(compatible(&DataType::Int32, &DataType::Float64));

@@ -864,7 +864,10 @@ impl AnalyzerRule for CheckedInt64 {
 /// An integer literal beyond INT64 (DataFusion's UINT64 between 2^63 and
 /// 2^64) is the query's error, as in BigQuery, which has no UINT64.
 fn refuse_uint64_literals(e: &Expr) -> DfResult<()> {
-    if let Expr::Literal(ScalarValue::UInt64(Some(v)), _) = e {
+    // (The planner's own UINT64 literals, e.g. of window frames, are small.)
+    if let Expr::Literal(ScalarValue::UInt64(Some(v)), _) = e
+        && i64::try_from(*v).is_err()
+    {
         return Err(DataFusionError::Plan(format!(
             "{}Invalid integer literal: {v}",
             super::INVALID_QUERY
