@@ -2406,6 +2406,33 @@ mod tests {
     }
 
     #[test]
+    fn min_and_max_of_float64_with_nan_are_nan() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join(" ");
+        let values =
+            "UNNEST([1.0, CAST('nan' AS FLOAT64), CAST('-inf' AS FLOAT64), 3.0]) x WITH OFFSET k";
+        assert_eq!(one(&format!("SELECT MIN(x) FROM {values}")), "NaN");
+        assert_eq!(one(&format!("SELECT MAX(x) FROM {values}")), "NaN");
+        assert_eq!(
+            one(&format!(
+                "SELECT MAX(x) FROM {values} GROUP BY MOD(k, 2) ORDER BY MOD(k, 2)"
+            )),
+            "1.0 NaN"
+        );
+        assert_eq!(
+            one(&format!(
+                "SELECT MIN(x) OVER (ORDER BY k ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+                 FROM {values} ORDER BY k"
+            )),
+            "1.0 NaN NaN -inf"
+        );
+        assert_eq!(
+            one(&format!("SELECT MIN(x) FROM {values} WHERE NOT IS_NAN(x)")),
+            "-inf"
+        );
+    }
+
+    #[test]
     fn compatible_types() {
         use arrow::datatypes::TimeUnit;
         assert!(compatible(&DataType::Int32, &DataType::Float64));

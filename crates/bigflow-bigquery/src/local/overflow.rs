@@ -1093,6 +1093,259 @@ impl AggregateUDFImpl for CheckedSum {
     }
 }
 
+/// DataFusion's `min` or `max`, with BigQuery's answer for FLOAT64 values
+/// with a NaN: NaN (DataFusion's skips NaN or not depending on the plan).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NanMinMax<T> {
+    inner: T,
+}
+
+impl<T: AggregateUDFImpl + PartialEq + Eq + std::hash::Hash + 'static> NanMinMax<T> {
+    /// As an aggregate function, named as `inner` (registering it replaces DataFusion's).
+    pub fn udaf(inner: T) -> AggregateUDF {
+        AggregateUDF::new_from_impl(NanMinMax { inner })
+    }
+}
+
+fn is_float64_arg(args: &AccumulatorArgs) -> bool {
+    args.return_field.data_type() == &DataType::Float64
+}
+
+impl<T: AggregateUDFImpl + PartialEq + Eq + std::hash::Hash> AggregateUDFImpl for NanMinMax<T> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        let nan = is_float64_arg(&args);
+        let inner = self.inner.accumulator(args)?;
+        Ok(if nan {
+            Box::new(NanAccumulator { inner, nans: 0 })
+        } else {
+            inner
+        })
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        self.inner.groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DfResult<Box<dyn GroupsAccumulator>> {
+        let nan = is_float64_arg(&args);
+        let inner = self.inner.create_groups_accumulator(args)?;
+        Ok(if nan {
+            Box::new(NanGroups {
+                inner,
+                nans: Vec::new(),
+            })
+        } else {
+            inner
+        })
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        let nan = is_float64_arg(&args);
+        let inner = self.inner.create_sliding_accumulator(args)?;
+        Ok(if nan {
+            Box::new(NanAccumulator { inner, nans: 0 })
+        } else {
+            inner
+        })
+    }
+
+    // Not `is_descending`: DataFusion would take the first value of a
+    // sorted input instead, NaN or not.
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        self.inner.order_sensitivity()
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        self.inner.reverse_expr()
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+
+    fn set_monotonicity(&self, data_type: &DataType) -> datafusion::logical_expr::SetMonotonicity {
+        self.inner.set_monotonicity(data_type)
+    }
+}
+
+/// The NaNs among FLOAT64 values.
+fn nans(values: &[ArrayRef]) -> usize {
+    values
+        .first()
+        .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        .map_or(0, |a| a.iter().flatten().filter(|v| v.is_nan()).count())
+}
+
+/// [`NanMinMax`]'s accumulator: the NaNs in the frame decide.
+#[derive(Debug)]
+struct NanAccumulator {
+    inner: Box<dyn Accumulator>,
+    nans: usize,
+}
+
+impl Accumulator for NanAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.nans += nans(values);
+        self.inner.update_batch(values)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.nans = self.nans.saturating_sub(nans(values));
+        self.inner.retract_batch(values)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.inner.supports_retract_batch()
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        if self.nans > 0 {
+            return Ok(ScalarValue::Float64(Some(f64::NAN)));
+        }
+        self.inner.evaluate()
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let mut state = self.inner.state()?;
+        if self.nans > 0
+            && let Some(first) = state.first_mut()
+        {
+            *first = ScalarValue::Float64(Some(f64::NAN));
+        }
+        Ok(state)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.nans += nans(states);
+        self.inner.merge_batch(states)
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size() + size_of::<usize>()
+    }
+}
+
+/// [`NanMinMax`] with `GROUP BY`: whether each group has seen a NaN.
+struct NanGroups {
+    inner: Box<dyn GroupsAccumulator>,
+    nans: Vec<bool>,
+}
+
+impl NanGroups {
+    fn see(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total: usize,
+    ) {
+        self.nans.resize(total, false);
+        let Some(values) = values
+            .first()
+            .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        else {
+            return;
+        };
+        for (i, &g) in groups.iter().enumerate() {
+            if values.is_valid(i)
+                && values.value(i).is_nan()
+                && filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+            {
+                self.nans[g] = true;
+            }
+        }
+    }
+
+    /// `values` with NaN for the groups that have seen one.
+    fn with_nans(&mut self, values: ArrayRef, emit_to: EmitTo) -> ArrayRef {
+        let nans = emit_to.take_needed(&mut self.nans);
+        let Some(floats) = values.as_primitive_opt::<Float64Type>() else {
+            return values;
+        };
+        if !nans.iter().any(|n| *n) {
+            return values;
+        }
+        let out: Float64Array = floats
+            .iter()
+            .zip(nans.iter().chain(std::iter::repeat(&false)))
+            .map(|(v, nan)| if *nan { Some(f64::NAN) } else { v })
+            .collect();
+        Arc::new(out)
+    }
+}
+
+impl GroupsAccumulator for NanGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.see(values, group_indices, opt_filter, total_num_groups);
+        self.inner
+            .update_batch(values, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        let values = self.inner.evaluate(emit_to)?;
+        Ok(self.with_nans(values, emit_to))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        let mut state = self.inner.state(emit_to)?;
+        match state.first_mut() {
+            Some(first) => *first = self.with_nans(first.clone(), emit_to),
+            None => {
+                emit_to.take_needed(&mut self.nans);
+            }
+        }
+        Ok(state)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.see(values, group_indices, None, total_num_groups);
+        self.inner
+            .merge_batch(values, group_indices, total_num_groups)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> DfResult<Vec<ArrayRef>> {
+        self.inner.convert_to_state(values, opt_filter)
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size() + self.nans.capacity()
+    }
+}
+
 fn is_float64_sum(args: &AccumulatorArgs) -> bool {
     args.return_field.data_type() == &DataType::Float64
 }
@@ -1799,6 +2052,12 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(log_udf());
     ctx.add_analyzer_rule(Arc::new(rule));
     ctx.register_udaf(CheckedSum::udaf());
+    ctx.register_udaf(NanMinMax::udaf(
+        datafusion::functions_aggregate::min_max::Min::new(),
+    ));
+    ctx.register_udaf(NanMinMax::udaf(
+        datafusion::functions_aggregate::min_max::Max::new(),
+    ));
 }
 
 #[cfg(test)]
