@@ -1624,13 +1624,17 @@ impl ExactSum {
             // Exact: a multiple of 2^-1074 below 2^-1021.
             (m[0] as f64) * f64::from_bits(1)
         } else {
+            // The 53 bits from `low` to `high`, the next one down (to round
+            // by) and whether any below it is set.
             let low = high - 52;
-            let mut mantissa = 0u64;
-            for i in (low..=high).rev() {
-                mantissa = (mantissa << 1) | bit(i);
-            }
+            let (limb, offset) = (low / 64, low % 64);
+            let next = m.get(limb + 1).copied().unwrap_or(0);
+            let wide = u128::from(m[limb]) | (u128::from(next) << 64);
+            let mut mantissa = ((wide >> offset) as u64) & ((1 << 53) - 1);
             let round = bit(low - 1) == 1;
-            let sticky = (0..low - 1).any(|i| bit(i) == 1);
+            let below = low - 1;
+            let sticky = m[..below / 64].iter().any(|l| *l != 0)
+                || m[below / 64] & ((1u64 << (below % 64)) - 1) != 0;
             let mut exponent = low as i64 - 1074;
             if round && (sticky || mantissa & 1 == 1) {
                 mantissa += 1;
@@ -2109,6 +2113,41 @@ mod tests {
         assert_eq!(exact(&[(max, false), (max, false)]), f64::INFINITY);
         assert_eq!(exact(&[(-max, false), (-max, false)]), f64::NEG_INFINITY);
         assert_eq!(exact(&[(max, false), (max, false), (max, true)]), max);
+    }
+
+    #[test]
+    fn exact_sums_round_as_ieee_addition() {
+        // The correctly rounded sum of two values is IEEE's `a + b`.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let v = f64::from_bits(state);
+            // Some of similar magnitudes, some subnormal, some far apart.
+            match state % 4 {
+                0 => v.rem_euclid(1e6) - 5e5,
+                1 => f64::from_bits(state % (1 << 53)),
+                _ => v,
+            }
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (next(), next());
+            if !a.is_finite() || !b.is_finite() || !(a + b).is_finite() {
+                continue;
+            }
+            assert_eq!(
+                exact(&[(a, false), (b, false)]).to_bits(),
+                (a + b + 0.0).to_bits(),
+                "{a:e} + {b:e}"
+            );
+            // Removing a value gives the other back exactly.
+            assert_eq!(
+                exact(&[(a, false), (b, false), (a, true)]),
+                b,
+                "{a:e} + {b:e} - {a:e}"
+            );
+        }
     }
 
     #[test]
