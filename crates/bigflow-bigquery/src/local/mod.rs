@@ -2256,6 +2256,13 @@ mod tests {
             )),
             "inf 1.0 -inf NaN NaN NULL"
         );
+        assert_eq!(
+            one(&format!(
+                "SELECT ARRAY_TO_STRING(ARRAY_AGG(CAST(x AS STRING) ORDER BY x), ',') \
+                 FROM {values} x WHERE x != 0"
+            )),
+            "nan,nan,-inf,1,inf"
+        );
         // NaN values are peers, -0 and 0 too.
         assert_eq!(
             one(&format!(

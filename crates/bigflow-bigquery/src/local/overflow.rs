@@ -388,8 +388,20 @@ impl CheckedInt64 {
     /// around (all functions of the node alike: they share one sort).
     fn window_order(&self, e: Expr, schema: &DFSchema, widen: bool) -> DfResult<Transformed<Expr>> {
         use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
-        let Expr::WindowFunction(mut w) = e else {
-            return Ok(Transformed::no(e));
+        let mut w = match e {
+            Expr::WindowFunction(w) => w,
+            // ARRAY_AGG(x ORDER BY f), STRING_AGG(…): the same order.
+            Expr::AggregateFunction(mut a) if !a.params.order_by.is_empty() => {
+                let order = self.float_order(std::mem::take(&mut a.params.order_by), schema);
+                a.params.order_by = order.data;
+                let e = Expr::AggregateFunction(a);
+                return Ok(if order.transformed {
+                    Transformed::yes(e)
+                } else {
+                    Transformed::no(e)
+                });
+            }
+            e => return Ok(Transformed::no(e)),
         };
         let mut changed = false;
         let frame = &mut w.params.window_frame;
