@@ -1199,12 +1199,20 @@ impl<T: AggregateUDFImpl + PartialEq + Eq + std::hash::Hash> AggregateUDFImpl fo
     }
 }
 
-/// The NaNs among FLOAT64 values.
+/// The NaNs among FLOAT64 values (a count the compiler vectorizes when
+/// there is no NULL).
 fn nans(values: &[ArrayRef]) -> usize {
-    values
+    let Some(a) = values
         .first()
         .and_then(|a| a.as_primitive_opt::<Float64Type>())
-        .map_or(0, |a| a.iter().flatten().filter(|v| v.is_nan()).count())
+    else {
+        return 0;
+    };
+    if a.null_count() == 0 {
+        a.values().iter().map(|v| usize::from(v.is_nan())).sum()
+    } else {
+        a.iter().flatten().filter(|v| v.is_nan()).count()
+    }
 }
 
 /// [`NanMinMax`]'s accumulator: the NaNs in the frame decide.
@@ -1271,6 +1279,9 @@ impl NanGroups {
         total: usize,
     ) {
         self.nans.resize(total, false);
+        if nans(values) == 0 {
+            return;
+        }
         let Some(values) = values
             .first()
             .and_then(|a| a.as_primitive_opt::<Float64Type>())
