@@ -411,7 +411,10 @@ impl CheckedInt64 {
             let t = key.expr.get_type(schema)?;
             if !(t.is_integer()
                 || t.is_floating()
-                || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)))
+                || matches!(
+                    t,
+                    DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Null
+                ))
             {
                 return Err(DataFusionError::Plan(format!(
                     "{}ORDER BY key must be numeric in a RANGE-based window with OFFSET PRECEDING or OFFSET FOLLOWING boundaries, but has type {}",
