@@ -1237,6 +1237,69 @@ fn has_window<T: ast::Visit>(e: &T) -> bool {
     e.visit(&mut Finds) == ControlFlow::Break(true)
 }
 
+/// A window that names another, `OVER (w ORDER BY … ROWS …)` or
+/// `WINDOW w2 AS (w1 …)`, as the named window's PARTITION BY, ORDER BY and
+/// frame with its own additions (DataFusion resolves only `OVER w`, and
+/// took `OVER (w …)` as if `w` were not there).
+fn resolve_window_references(select: &mut ast::Select) {
+    use std::collections::HashMap;
+    fn merge(base: &ast::WindowSpec, spec: &ast::WindowSpec) -> ast::WindowSpec {
+        ast::WindowSpec {
+            window_name: None,
+            partition_by: if spec.partition_by.is_empty() {
+                base.partition_by.clone()
+            } else {
+                spec.partition_by.clone()
+            },
+            order_by: if spec.order_by.is_empty() {
+                base.order_by.clone()
+            } else {
+                spec.order_by.clone()
+            },
+            window_frame: spec
+                .window_frame
+                .clone()
+                .or_else(|| base.window_frame.clone()),
+        }
+    }
+    let key = |i: &ast::Ident| i.value.to_lowercase();
+    let mut defs: HashMap<String, ast::WindowSpec> = HashMap::new();
+    // Each pass resolves the windows whose named window is resolved.
+    for _ in 0..select.named_window.len() {
+        for ast::NamedWindowDefinition(name, def) in &select.named_window {
+            let spec = match def {
+                ast::NamedWindowExpr::NamedWindow(other) => defs.get(&key(other)).cloned(),
+                ast::NamedWindowExpr::WindowSpec(spec) => match &spec.window_name {
+                    None => Some(spec.clone()),
+                    Some(base) => defs.get(&key(base)).map(|b| merge(b, spec)),
+                },
+            };
+            if let Some(spec) = spec {
+                defs.insert(key(name), spec);
+            }
+        }
+    }
+    if defs.is_empty() {
+        return;
+    }
+    for ast::NamedWindowDefinition(name, def) in &mut select.named_window {
+        if let Some(spec) = defs.get(&key(name)) {
+            *def = ast::NamedWindowExpr::WindowSpec(spec.clone());
+        }
+    }
+    let mut resolve = |e: &mut Expr| {
+        if let Expr::Function(f) = e
+            && let Some(ast::WindowType::WindowSpec(spec)) = &mut f.over
+            && let Some(base) = spec.window_name.as_ref().and_then(|n| defs.get(&key(n)))
+        {
+            *spec = merge(base, spec);
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    let _ = ast::visit_expressions_mut(&mut select.projection, &mut resolve);
+    let _ = ast::visit_expressions_mut(&mut select.qualify, &mut resolve);
+}
+
 /// `QUALIFY p` without an analytic function of its own, in a SELECT that
 /// has one (valid GoogleSQL): `QUALIFY (p) AND ROW_NUMBER() OVER () > 0`,
 /// the same filter, since DataFusion's planner looks for an analytic
@@ -3182,6 +3245,7 @@ impl VisitorMut for Rewriter<'_> {
         }
         self.from_aliases.push(aliases);
         name_anonymous_columns(select);
+        resolve_window_references(select);
         qualify_with_windows(select);
         for ast::NamedWindowDefinition(name, def) in &select.named_window {
             if let ast::NamedWindowExpr::WindowSpec(spec) = def

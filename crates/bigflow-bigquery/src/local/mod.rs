@@ -93,6 +93,11 @@ impl std::fmt::Debug for LocalWarehouse {
 
 /// The text of an error DataFusion wrapped around a function's refusal of
 /// its arguments: `Some((function, cause))`.
+/// How the warehouse's analyzer rules begin the message of a planning
+/// error that is the query's mistake (BigQuery refuses the query too), not
+/// the engine's limit.
+pub(crate) const INVALID_QUERY: &str = "invalid query: ";
+
 fn coercion_refusal(message: &str) -> Option<(&str, &str)> {
     let rest = message.split_once("Function '")?.1;
     let (function, rest) = rest.split_once("' user-defined coercion failed with: ")?;
@@ -140,6 +145,13 @@ fn df_error(e: DataFusionError) -> BqError {
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
         .to_string();
+    // The warehouse's analyzer rules refusing what BigQuery refuses.
+    if let Some(m) = message.strip_prefix(INVALID_QUERY) {
+        return BqError::Sql {
+            message: m.to_string(),
+            position,
+        };
+    }
     // Arrow's decimal kernels widen the scale of a quotient or product before
     // BigQuery's rounding to NUMERIC: their overflow may be of a value
     // BigQuery has (INT64 overflow is `bq_int64_*`'s own error).
@@ -2222,6 +2234,245 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, BqError::Unsupported { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn numeric_with_float64_literals_stays_numeric() {
+        let (_dir, w, ctx) = test_warehouse();
+        let types = |sql: &str| {
+            let r = w
+                .execute(sql, &ctx)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            r.batches[0]
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect::<Vec<_>>()
+        };
+        let max = "CAST('99999999999999999999999999999.999999999' AS NUMERIC)";
+        // A FLOAT64 literal coerces to NUMERIC (DataFusion made DECIMAL(38, 15)
+        // of both, where NUMERIC's largest values overflow).
+        let sql = format!("SELECT x FROM (SELECT {max} x UNION ALL SELECT 3.5 UNION ALL SELECT 0)");
+        assert_eq!(types(&sql), [DataType::Decimal128(38, 9)]);
+        let mut values = column_text(&w, &ctx, &sql);
+        values.sort();
+        assert_eq!(
+            values,
+            [
+                "0.000000000",
+                "3.500000000",
+                "99999999999999999999999999999.999999999"
+            ]
+        );
+        let sql = format!("SELECT x FROM UNNEST([{max}, 1.25]) x");
+        assert_eq!(types(&sql), [DataType::Decimal128(38, 9)]);
+        // With a FLOAT64 value that is not a literal, the common type is FLOAT64.
+        let sql = format!("SELECT {max} x UNION ALL SELECT f FROM (SELECT CAST(2.5 AS FLOAT64) f)");
+        assert_eq!(types(&sql), [DataType::Float64]);
+        let sql = format!("SELECT [{max}, f] FROM (SELECT CAST(2.5 AS FLOAT64) f)");
+        assert_eq!(types(&sql), [DataType::new_list(DataType::Float64, true)]);
+    }
+
+    #[test]
+    fn float64_order_puts_nan_first_in_sorts_and_windows() {
+        let (_dir, w, ctx) = test_warehouse();
+        let values = "UNNEST([CAST('nan' AS FLOAT64), 1.0, CAST('-inf' AS FLOAT64), NULL, \
+                      CAST('inf' AS FLOAT64), -0.0, 0.0, -CAST('nan' AS FLOAT64)])";
+        let one = |sql: &str| column_text(&w, &ctx, sql).join(" ");
+        assert_eq!(
+            one(&format!(
+                "SELECT x FROM {values} x WHERE x IS NULL OR x != 0 ORDER BY x"
+            )),
+            "NULL NaN NaN -inf 1.0 inf"
+        );
+        assert_eq!(
+            one(&format!(
+                "SELECT x FROM {values} x WHERE x IS NULL OR x != 0 ORDER BY x DESC"
+            )),
+            "inf 1.0 -inf NaN NaN NULL"
+        );
+        assert_eq!(
+            one(&format!(
+                "SELECT ARRAY_TO_STRING(ARRAY_AGG(CAST(x AS STRING) ORDER BY x), ',') \
+                 FROM {values} x WHERE x != 0"
+            )),
+            "nan,nan,-inf,1,inf"
+        );
+        // NaN values are peers, -0 and 0 too.
+        assert_eq!(
+            one(&format!(
+                "SELECT RANK() OVER (ORDER BY x) FROM {values} x ORDER BY x, 1"
+            )),
+            "1 2 2 4 5 5 7 8"
+        );
+        // A RANGE frame with an offset: NaN ± 1 is NaN (its peers only).
+        assert_eq!(
+            one(&format!(
+                "SELECT COUNT(*) OVER (ORDER BY x RANGE BETWEEN UNBOUNDED PRECEDING AND 1 FOLLOWING) \
+                 FROM {values} x ORDER BY x, 1"
+            )),
+            "1 3 3 4 7 7 7 8"
+        );
+    }
+
+    #[test]
+    fn int64_range_frames_beyond_int64_bound_the_frame() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join(" ");
+        // `key ± 2` leaves INT64's range: the frame is bounded by the
+        // values there are, not wrapped around.
+        assert_eq!(
+            one(
+                "SELECT COUNT(*) OVER (ORDER BY x RANGE BETWEEN 2 PRECEDING AND 2 FOLLOWING) \
+                 FROM UNNEST([9223372036854775807, 9223372036854775806, -9223372036854775807, \
+                 -9223372036854775808, 1, NULL]) x ORDER BY x"
+            ),
+            "1 2 2 1 2 2"
+        );
+        // Other frames of the same window share its sort.
+        assert_eq!(
+            one(
+                "SELECT COUNT(*) OVER (ORDER BY x RANGE BETWEEN 9223372036854775807 PRECEDING AND CURRENT ROW) \
+                 + 10 * COUNT(*) OVER (ORDER BY x) FROM UNNEST([9223372036854775807, -9223372036854775808]) x \
+                 ORDER BY x"
+            ),
+            "11 21"
+        );
+        // The key of a RANGE frame with an offset must be numeric.
+        let e = w
+            .execute(
+                "SELECT COUNT(*) OVER (ORDER BY b RANGE BETWEEN 0 PRECEDING AND CURRENT ROW) \
+                 FROM UNNEST([true]) b",
+                &ctx,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, BqError::Sql { message, .. } if message.contains("must be numeric")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn sums_beyond_their_type_are_errors() {
+        let (_dir, w, ctx) = test_warehouse();
+        let max = "CAST('99999999999999999999999999999.999999999' AS NUMERIC)";
+        for sql in [
+            format!("SELECT SUM(v) FROM UNNEST([{max}, 10]) v"),
+            format!("SELECT SUM(v) OVER () FROM UNNEST([{max}, 10]) v"),
+            format!(
+                "SELECT SUM(v) OVER (ORDER BY v ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM UNNEST([{max}, 10]) v"
+            ),
+            format!("SELECT k, SUM(v) FROM UNNEST([{max}, 10]) v, UNNEST([1]) k GROUP BY k"),
+            "SELECT SUM(DISTINCT v) OVER () FROM UNNEST([1.79769e+308, 1.79769e+307]) v".into(),
+        ] {
+            let e = w.execute(&sql, &ctx).unwrap_err();
+            assert!(e.to_string().contains("overflow"), "{sql}: {e}");
+        }
+        // Without overflow: the sums, NaN for DISTINCT's NaNs.
+        assert_eq!(
+            column_text(
+                &w,
+                &ctx,
+                &format!("SELECT SUM(v) FROM UNNEST([{max}, -10]) v")
+            ),
+            ["99999999999999999999999999989.999999999"]
+        );
+        assert_eq!(
+            column_text(
+                &w,
+                &ctx,
+                "SELECT SUM(DISTINCT v) OVER () FROM UNNEST([1.5, 1.5, CAST('nan' AS FLOAT64)]) v LIMIT 1"
+            ),
+            ["NaN"]
+        );
+        // A sliding FLOAT64 sum gives back what a large value absorbed.
+        assert_eq!(
+            column_text(
+                &w,
+                &ctx,
+                "SELECT SUM(v) OVER (ORDER BY i ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+                 FROM UNNEST([1.79769e+308, 1, 2]) v WITH OFFSET i ORDER BY i"
+            ),
+            ["1.79769e308", "1.79769e308", "3.0"]
+        );
+        // An integer literal beyond INT64 is the query's error.
+        let e = w.execute("SELECT 18446744073709551615", &ctx).unwrap_err();
+        assert!(
+            matches!(&e, BqError::Sql { message, .. } if message.contains("Invalid integer literal")),
+            "{e:?}"
+        );
+        assert_eq!(
+            column_text(&w, &ctx, "SELECT -9223372036854775808"),
+            ["-9223372036854775808"]
+        );
+    }
+
+    #[test]
+    fn windows_that_name_a_window() {
+        let (_dir, w, ctx) = test_warehouse();
+        let rows = |sql: &str| {
+            let r = w
+                .execute(sql, &ctx)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut out = Vec::new();
+            for b in &r.batches {
+                for i in 0..b.num_rows() {
+                    let row: Vec<String> = b
+                        .columns()
+                        .iter()
+                        .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
+                        .collect();
+                    out.push(row.join(","));
+                }
+            }
+            out.sort();
+            out.join(" ")
+        };
+        let data = "FROM UNNEST([1, 2, 3, 4]) x";
+        // `OVER (w …)` keeps w's PARTITION BY and ORDER BY, with its own frame.
+        assert_eq!(
+            rows(&format!(
+                "SELECT x, FIRST_VALUE(x) OVER (w ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) {data} \
+                 WINDOW w AS (PARTITION BY MOD(x, 2) ORDER BY x DESC)"
+            )),
+            "1,3 2,4 3,3 4,4"
+        );
+        // A named window naming another.
+        assert_eq!(
+            rows(&format!(
+                "SELECT x, SUM(x) OVER w2 {data} \
+                 WINDOW w1 AS (PARTITION BY MOD(x, 2)), w2 AS (w1 ORDER BY x)"
+            )),
+            "1,1 2,2 3,4 4,6"
+        );
+    }
+
+    #[test]
+    fn min_and_max_of_float64_with_nan_are_nan() {
+        let (_dir, w, ctx) = test_warehouse();
+        let one = |sql: &str| column_text(&w, &ctx, sql).join(" ");
+        let values =
+            "UNNEST([1.0, CAST('nan' AS FLOAT64), CAST('-inf' AS FLOAT64), 3.0]) x WITH OFFSET k";
+        assert_eq!(one(&format!("SELECT MIN(x) FROM {values}")), "NaN");
+        assert_eq!(one(&format!("SELECT MAX(x) FROM {values}")), "NaN");
+        assert_eq!(
+            one(&format!(
+                "SELECT MAX(x) FROM {values} GROUP BY MOD(k, 2) ORDER BY MOD(k, 2)"
+            )),
+            "1.0 NaN"
+        );
+        assert_eq!(
+            one(&format!(
+                "SELECT MIN(x) OVER (ORDER BY k ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+                 FROM {values} ORDER BY k"
+            )),
+            "1.0 NaN NaN -inf"
+        );
+        assert_eq!(
+            one(&format!("SELECT MIN(x) FROM {values} WHERE NOT IS_NAN(x)")),
+            "-inf"
+        );
     }
 
     #[test]

@@ -271,6 +271,38 @@ fn neg_udf() -> ScalarUDF {
     )
 }
 
+/// The key FLOAT64 values sort by in BigQuery's order (NULL, NaN, -inf,
+/// …, +inf ascending) under Arrow's total order, which puts NaN last: a NaN
+/// becomes a negative NaN (below -inf in that order, also when an offset
+/// of a RANGE frame is added to it), -0 becomes 0 (its peer in BigQuery).
+fn float_order_udf() -> ScalarUDF {
+    fn key(v: f64) -> f64 {
+        if v.is_nan() { -f64::NAN } else { v + 0.0 }
+    }
+    create_udf(
+        FLOAT_ORDER,
+        vec![DataType::Float64],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| match &args[0] {
+            ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+                Ok(ColumnarValue::Scalar(ScalarValue::Float64(v.map(key))))
+            }
+            other => {
+                let a = other.to_array(1)?;
+                let a = a.as_primitive_opt::<Float64Type>().ok_or_else(|| {
+                    DataFusionError::Internal(format!("{FLOAT_ORDER}: not FLOAT64"))
+                })?;
+                Ok(ColumnarValue::Array(Arc::new(
+                    a.unary::<_, Float64Type>(key),
+                )))
+            }
+        }),
+    )
+}
+
+const FLOAT_ORDER: &str = "bq_float_order";
+
 /// The analyzer rule of the module documentation.
 #[derive(Debug)]
 pub struct CheckedInt64 {
@@ -285,6 +317,7 @@ pub struct CheckedInt64 {
     round: Arc<ScalarUDF>,
     to_string: Arc<ScalarUDF>,
     isnan: Arc<ScalarUDF>,
+    float_order: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedInt64 {
@@ -301,6 +334,7 @@ impl Default for CheckedInt64 {
             round: datafusion::functions::math::round(),
             to_string: Arc::new(super::typed::to_string_udf()),
             isnan: datafusion::functions::math::isnan(),
+            float_order: Arc::new(float_order_udf()),
         }
     }
 }
@@ -356,40 +390,109 @@ fn is_string(t: &DataType) -> bool {
 
 impl CheckedInt64 {
     /// BigQuery's order of FLOAT64 values: NULL, NaN, -inf, …, +inf
-    /// ascending (Arrow's puts NaN last): each FLOAT64 key is preceded by
-    /// its rank among NULL/NaN/number.
-    fn nan_first(
+    /// ascending (Arrow's puts NaN last): each FLOAT64 key is sorted by
+    /// [`float_order_udf`]'s key.
+    fn float_order(
         &self,
-        sort: datafusion::logical_expr::Sort,
+        keys: Vec<datafusion::logical_expr::SortExpr>,
         schema: &DFSchema,
-    ) -> datafusion::logical_expr::Sort {
-        use datafusion::logical_expr::{SortExpr, lit, when};
-        let mut keys = Vec::with_capacity(sort.expr.len());
-        for k in sort.expr {
-            let float = k.expr.get_type(schema).is_ok_and(|t| t.is_floating());
-            if float {
-                let isnan = Expr::ScalarFunction(ScalarFunction::new_udf(
-                    self.isnan.clone(),
-                    vec![datafusion::logical_expr::cast(
-                        k.expr.clone(),
-                        DataType::Float64,
-                    )],
-                ));
-                let null_rank = if k.nulls_first == k.asc { 0 } else { 3 };
-                if let Ok(rank) = when(k.expr.clone().is_null(), lit(null_rank))
-                    .when(isnan, lit(1))
-                    .otherwise(lit(2))
-                {
-                    keys.push(SortExpr::new(rank, k.asc, k.nulls_first));
+    ) -> Transformed<Vec<datafusion::logical_expr::SortExpr>> {
+        let mut changed = false;
+        let keys = keys
+            .into_iter()
+            .map(|mut k| {
+                let keyed =
+                    matches!(&k.expr, Expr::ScalarFunction(f) if f.func.name() == FLOAT_ORDER);
+                if !keyed && k.expr.get_type(schema).is_ok_and(|t| t.is_floating()) {
+                    k.expr = Expr::ScalarFunction(ScalarFunction::new_udf(
+                        self.float_order.clone(),
+                        vec![datafusion::logical_expr::cast(k.expr, DataType::Float64)],
+                    ));
+                    changed = true;
                 }
+                k
+            })
+            .collect();
+        if changed {
+            Transformed::yes(keys)
+        } else {
+            Transformed::no(keys)
+        }
+    }
+
+    /// A window function's ORDER BY in BigQuery's order ([`Self::float_order`]);
+    /// a RANGE frame with offsets needs a numeric key (an error otherwise,
+    /// as in BigQuery). With `widen` (the window node has such a frame
+    /// over an INT64 key, see [`int64_range_offsets`]) the INT64 key is
+    /// compared as NUMERIC(38, 0), so that `key ± offset` beyond INT64's
+    /// range bounds the frame as BigQuery's does instead of wrapping
+    /// around (all functions of the node alike: they share one sort).
+    fn window_order(&self, e: Expr, schema: &DFSchema, widen: bool) -> DfResult<Transformed<Expr>> {
+        use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+        let mut w = match e {
+            Expr::WindowFunction(w) => w,
+            // ARRAY_AGG(x ORDER BY f), STRING_AGG(…): the same order.
+            Expr::AggregateFunction(mut a) if !a.params.order_by.is_empty() => {
+                let order = self.float_order(std::mem::take(&mut a.params.order_by), schema);
+                a.params.order_by = order.data;
+                let e = Expr::AggregateFunction(a);
+                return Ok(if order.transformed {
+                    Transformed::yes(e)
+                } else {
+                    Transformed::no(e)
+                });
             }
-            keys.push(k);
+            e => return Ok(Transformed::no(e)),
+        };
+        let mut changed = false;
+        let frame = &mut w.params.window_frame;
+        if range_offsets(frame)
+            && let [key] = w.params.order_by.as_slice()
+        {
+            let t = key.expr.get_type(schema)?;
+            if !(t.is_integer()
+                || t.is_floating()
+                || matches!(
+                    t,
+                    DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Null
+                ))
+            {
+                return Err(DataFusionError::Plan(format!(
+                    "{}ORDER BY key must be numeric in a RANGE-based window with OFFSET PRECEDING or OFFSET FOLLOWING boundaries, but has type {}",
+                    super::INVALID_QUERY,
+                    super::bq_name(&t)
+                )));
+            }
         }
-        datafusion::logical_expr::Sort {
-            expr: keys,
-            input: sort.input,
-            fetch: sort.fetch,
+        if widen && let [key] = w.params.order_by.as_mut_slice() {
+            let t = key.expr.get_type(schema)?;
+            if t == DataType::Int64 {
+                let wide = DataType::Decimal128(38, 0);
+                let widen = |b: &mut WindowFrameBound| -> DfResult<()> {
+                    match b {
+                        WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) => {
+                            *v = v.cast_to(&wide)?;
+                        }
+                        WindowFrameBound::CurrentRow => {}
+                    }
+                    Ok(())
+                };
+                if frame.units == WindowFrameUnits::Range {
+                    widen(&mut frame.start_bound)?;
+                    widen(&mut frame.end_bound)?;
+                }
+                key.expr = datafusion::logical_expr::cast(key.expr.clone(), wide.clone());
+                changed = true;
+            }
         }
+        let order = self.float_order(std::mem::take(&mut w.params.order_by), schema);
+        w.params.order_by = order.data;
+        let e = Expr::WindowFunction(w);
+        Ok(if changed || order.transformed {
+            Transformed::yes(e)
+        } else {
+            Transformed::no(e)
+        })
     }
 
     /// `l op r` where a NaN operand makes the comparison false (true for `!=`).
@@ -428,6 +531,7 @@ impl CheckedInt64 {
             self.string_to_bool.clone(),
             self.safe_string_to_bool.clone(),
             self.to_string.clone(),
+            self.float_order.clone(),
         ]
     }
 
@@ -591,26 +695,219 @@ impl CheckedInt64 {
     }
 }
 
+/// Whether `frame` is a RANGE frame with an offset (`n PRECEDING`, `n FOLLOWING`).
+fn range_offsets(frame: &datafusion::logical_expr::WindowFrame) -> bool {
+    use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+    let offset = |b: &WindowFrameBound| matches!(b, WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) if !v.is_null());
+    frame.units == WindowFrameUnits::Range
+        && (offset(&frame.start_bound) || offset(&frame.end_bound))
+}
+
+/// Whether a window node has a function whose RANGE frame has an offset
+/// over an INT64 key (see [`CheckedInt64::window_order`]).
+fn int64_range_offsets(plan: &LogicalPlan, schema: &DFSchema) -> bool {
+    let LogicalPlan::Window(w) = plan else {
+        return false;
+    };
+    w.window_expr.iter().any(|e| {
+        let mut e = e;
+        while let Expr::Alias(a) = e {
+            e = &a.expr;
+        }
+        matches!(e, Expr::WindowFunction(f)
+            if range_offsets(&f.params.window_frame)
+                && matches!(f.params.order_by.as_slice(),
+                    [k] if k.expr.get_type(schema).is_ok_and(|t| t == DataType::Int64)))
+    })
+}
+
+/// Whether `t` is a decimal type DataFusion's coercion makes of NUMERIC
+/// with FLOAT64 (it takes a FLOAT64 as DECIMAL(30, 15), so NUMERIC and
+/// FLOAT64 values meet as DECIMAL(38, 15), where NUMERIC's largest values
+/// overflow): BigQuery has no such type (NUMERIC(P, S) has S ≤ 9).
+fn coerced_decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal128(_, s) if *s > 9)
+}
+
+/// Whether `e` is a literal (possibly negated or cast).
+fn is_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(..) => true,
+        Expr::Negative(x) => is_literal(x),
+        Expr::Cast(c) => is_literal(&c.expr),
+        Expr::TryCast(c) => is_literal(&c.expr),
+        Expr::Alias(a) => is_literal(&a.expr),
+        _ => false,
+    }
+}
+
+/// BigQuery's common type of values DataFusion coerced to a
+/// [`coerced_decimal`]: NUMERIC when every FLOAT64 among them is a literal
+/// (a FLOAT64 literal coerces to NUMERIC), else FLOAT64.
+fn numeric_or_float<'a>(sources: impl IntoIterator<Item = (&'a Expr, &'a DFSchema)>) -> DataType {
+    let float_value = sources
+        .into_iter()
+        .any(|(e, schema)| !is_literal(e) && e.get_type(schema).is_ok_and(|t| t.is_floating()));
+    if float_value {
+        DataType::Float64
+    } else {
+        DataType::Decimal128(38, 9)
+    }
+}
+
+/// `e` as a `to` value (a cast unless it is one already).
+fn recast(e: Expr, to: &DataType, schema: &DFSchema) -> Expr {
+    if e.get_type(schema).is_ok_and(|t| t == *to) {
+        e
+    } else {
+        datafusion::logical_expr::cast(e, to.clone())
+    }
+}
+
+/// `e` with its operands that DataFusion cast to a [`coerced_decimal`]
+/// cast to BigQuery's common type instead ([`numeric_or_float`]). The
+/// operands of a UNION's inputs are seen at the UNION ([`uncoerce_union`]).
+fn uncoerce_decimals(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    if matches!(e, Expr::Alias(_)) {
+        return Ok(Transformed::no(e));
+    }
+    let mut sources = Vec::new();
+    e.apply_children(|c| {
+        if let Expr::Cast(cast) = c
+            && coerced_decimal(cast.field.data_type())
+        {
+            sources.push((*cast.expr).clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if sources.is_empty() {
+        return Ok(Transformed::no(e));
+    }
+    let to = numeric_or_float(sources.iter().map(|e| (e, schema)));
+    e.map_children(|c| match c {
+        Expr::Cast(cast) if coerced_decimal(cast.field.data_type()) => {
+            Ok(Transformed::yes(recast(*cast.expr, &to, schema)))
+        }
+        c => Ok(Transformed::no(c)),
+    })
+}
+
+/// A UNION whose columns DataFusion coerced to a [`coerced_decimal`],
+/// with BigQuery's common type instead ([`numeric_or_float`]).
+fn uncoerce_union(
+    u: datafusion::logical_expr::Union,
+) -> DfResult<Transformed<datafusion::logical_expr::Union>> {
+    use datafusion::logical_expr::{Projection, Union};
+    let columns: Vec<usize> = (0..u.schema.fields().len())
+        .filter(|&i| coerced_decimal(u.schema.field(i).data_type()))
+        .collect();
+    if columns.is_empty() {
+        return Ok(Transformed::no(u));
+    }
+    // Input `n`'s expression for column `i`, without the coercion's cast.
+    let source = |input: &LogicalPlan, i: usize| -> Option<(Expr, Arc<DFSchema>)> {
+        let LogicalPlan::Projection(p) = input else {
+            return None;
+        };
+        let mut e = p.expr.get(i)?;
+        if let Expr::Alias(a) = e {
+            e = &a.expr;
+        }
+        if let Expr::Cast(c) = e
+            && coerced_decimal(c.field.data_type())
+        {
+            e = &c.expr;
+        }
+        Some((e.clone(), p.input.schema().clone()))
+    };
+    let mut targets = Vec::with_capacity(columns.len());
+    for &i in &columns {
+        let sources: Vec<_> = u.inputs.iter().filter_map(|p| source(p, i)).collect();
+        targets.push(numeric_or_float(
+            sources.iter().map(|(e, s)| (e, s.as_ref())),
+        ));
+    }
+    let mut inputs = Vec::with_capacity(u.inputs.len());
+    for input in u.inputs {
+        let (exprs, below) = match Arc::unwrap_or_clone(input) {
+            LogicalPlan::Projection(p) => (p.expr, p.input),
+            other => {
+                let exprs = other
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                (exprs, Arc::new(other))
+            }
+        };
+        let schema = below.schema().clone();
+        let mut exprs = exprs;
+        for (&i, to) in columns.iter().zip(&targets) {
+            let Some(e) = exprs.get_mut(i) else { continue };
+            let (name, mut inner) = match e.clone() {
+                Expr::Alias(a) => (Some(a.name), *a.expr),
+                other => (None, other),
+            };
+            if let Expr::Cast(c) = &inner
+                && coerced_decimal(c.field.data_type())
+            {
+                inner = (*c.expr).clone();
+            }
+            let name = name.unwrap_or_else(|| u.schema.field(i).name().clone());
+            *e = recast(inner, to, &schema).alias(name);
+        }
+        inputs.push(Arc::new(LogicalPlan::Projection(Projection::try_new(
+            exprs, below,
+        )?)));
+    }
+    Ok(Transformed::yes(Union::try_new(inputs)?))
+}
+
 impl AnalyzerRule for CheckedInt64 {
     fn name(&self) -> &str {
         "bigflow_checked_int64"
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        // Whether a UNION's column changed type: the nodes above it are
+        // typed again.
+        let retyped = std::cell::Cell::new(false);
         plan.transform_up_with_subqueries(|plan| {
+            let plan = if retyped.get() {
+                plan.recompute_schema()?
+            } else {
+                plan
+            };
+            let plan = match plan {
+                LogicalPlan::Union(u) => {
+                    let t = uncoerce_union(u)?;
+                    retyped.set(retyped.get() || t.transformed);
+                    LogicalPlan::Union(t.data)
+                }
+                other => other,
+            };
             // The columns expressions of this node may refer to.
             let schema = merge_schema(&plan.inputs());
             let plan = match plan {
-                LogicalPlan::Sort(sort) => LogicalPlan::Sort(self.nan_first(sort, &schema)),
+                LogicalPlan::Sort(sort) => {
+                    let expr = self.float_order(sort.expr, &schema).data;
+                    LogicalPlan::Sort(datafusion::logical_expr::Sort { expr, ..sort })
+                }
                 other => other,
             };
+            let widen = int64_range_offsets(&plan, &schema);
             let names = NamePreserver::new(&plan);
             let t = plan.map_expressions(|expr| {
                 let name = names.save(&expr);
                 expr.transform_up(|e| {
                     refuse_bytes_as_text(&e, &schema)?;
                     refuse_range_casts(&e, &schema)?;
-                    Ok(self.rewrite(e, &schema))
+                    refuse_uint64_literals(&e)?;
+                    uncoerce_decimals(e, &schema)?
+                        .transform_data(|e| self.window_order(e, &schema, widen))?
+                        .transform_data(|e| Ok(self.rewrite(e, &schema)))
                 })
                 .map(|t| t.update_data(|e| name.restore(e)))
             })?;
@@ -624,6 +921,21 @@ impl AnalyzerRule for CheckedInt64 {
         })
         .data()
     }
+}
+
+/// An integer literal beyond INT64 (DataFusion's UINT64 between 2^63 and
+/// 2^64) is the query's error, as in BigQuery, which has no UINT64.
+fn refuse_uint64_literals(e: &Expr) -> DfResult<()> {
+    // (The planner's own UINT64 literals, e.g. of window frames, are small.)
+    if let Expr::Literal(ScalarValue::UInt64(Some(v)), _) = e
+        && i64::try_from(*v).is_err()
+    {
+        return Err(DataFusionError::Plan(format!(
+            "{}Invalid integer literal: {v}",
+            super::INVALID_QUERY
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a cast from `src` to `dst` changes a RANGE into something else or
@@ -781,6 +1093,10 @@ impl AggregateUDFImpl for CheckedSum {
             _ if is_float64_sum(&args) && !args.is_distinct => {
                 Ok(Box::new(FloatSumAccumulator::default()))
             }
+            _ if is_float64_sum(&args) => Ok(Box::new(DistinctFloatSumAccumulator::default())),
+            _ if is_numeric_sum(&args) => {
+                Ok(Box::new(CheckedNumeric(self.inner.accumulator(args)?)))
+            }
             _ => self.inner.accumulator(args),
         }
     }
@@ -799,6 +1115,10 @@ impl AggregateUDFImpl for CheckedSum {
     ) -> DfResult<Box<dyn GroupsAccumulator>> {
         if is_int64_sum(&args) {
             Ok(Box::new(SumGroups::default()))
+        } else if is_numeric_sum(&args) {
+            Ok(Box::new(CheckedNumericGroups(
+                self.inner.create_groups_accumulator(args)?,
+            )))
         } else {
             self.inner.create_groups_accumulator(args)
         }
@@ -808,7 +1128,11 @@ impl AggregateUDFImpl for CheckedSum {
         if is_int64_sum(&args) && !args.is_distinct {
             Ok(Box::new(SumAccumulator::default()))
         } else if is_float64_sum(&args) && !args.is_distinct {
-            Ok(Box::new(FloatSumAccumulator::default()))
+            Ok(Box::new(ExactFloatSumAccumulator::default()))
+        } else if is_numeric_sum(&args) {
+            Ok(Box::new(CheckedNumeric(
+                self.inner.create_sliding_accumulator(args)?,
+            )))
         } else {
             self.inner.create_sliding_accumulator(args)
         }
@@ -831,8 +1155,667 @@ impl AggregateUDFImpl for CheckedSum {
     }
 }
 
+/// DataFusion's `min` or `max`, with BigQuery's answer for FLOAT64 values
+/// with a NaN: NaN (DataFusion's skips NaN or not depending on the plan).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NanMinMax<T> {
+    inner: T,
+}
+
+impl<T: AggregateUDFImpl + PartialEq + Eq + std::hash::Hash + 'static> NanMinMax<T> {
+    /// As an aggregate function, named as `inner` (registering it replaces DataFusion's).
+    pub fn udaf(inner: T) -> AggregateUDF {
+        AggregateUDF::new_from_impl(NanMinMax { inner })
+    }
+}
+
+fn is_float64_arg(args: &AccumulatorArgs) -> bool {
+    args.return_field.data_type() == &DataType::Float64
+}
+
+impl<T: AggregateUDFImpl + PartialEq + Eq + std::hash::Hash> AggregateUDFImpl for NanMinMax<T> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        let nan = is_float64_arg(&args);
+        let inner = self.inner.accumulator(args)?;
+        Ok(if nan {
+            Box::new(NanAccumulator { inner, nans: 0 })
+        } else {
+            inner
+        })
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        self.inner.groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DfResult<Box<dyn GroupsAccumulator>> {
+        let nan = is_float64_arg(&args);
+        let inner = self.inner.create_groups_accumulator(args)?;
+        Ok(if nan {
+            Box::new(NanGroups {
+                inner,
+                nans: Vec::new(),
+            })
+        } else {
+            inner
+        })
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        let nan = is_float64_arg(&args);
+        let inner = self.inner.create_sliding_accumulator(args)?;
+        Ok(if nan {
+            Box::new(NanAccumulator { inner, nans: 0 })
+        } else {
+            inner
+        })
+    }
+
+    // Not `is_descending`: DataFusion would take the first value of a
+    // sorted input instead, NaN or not.
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        self.inner.order_sensitivity()
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        self.inner.reverse_expr()
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+
+    fn set_monotonicity(&self, data_type: &DataType) -> datafusion::logical_expr::SetMonotonicity {
+        self.inner.set_monotonicity(data_type)
+    }
+}
+
+/// The NaNs among FLOAT64 values (a count the compiler vectorizes when
+/// there is no NULL).
+fn nans(values: &[ArrayRef]) -> usize {
+    let Some(a) = values
+        .first()
+        .and_then(|a| a.as_primitive_opt::<Float64Type>())
+    else {
+        return 0;
+    };
+    if a.null_count() == 0 {
+        a.values().iter().map(|v| usize::from(v.is_nan())).sum()
+    } else {
+        a.iter().flatten().filter(|v| v.is_nan()).count()
+    }
+}
+
+/// [`NanMinMax`]'s accumulator: the NaNs in the frame decide.
+#[derive(Debug)]
+struct NanAccumulator {
+    inner: Box<dyn Accumulator>,
+    nans: usize,
+}
+
+impl Accumulator for NanAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.nans += nans(values);
+        self.inner.update_batch(values)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.nans = self.nans.saturating_sub(nans(values));
+        self.inner.retract_batch(values)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.inner.supports_retract_batch()
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        if self.nans > 0 {
+            return Ok(ScalarValue::Float64(Some(f64::NAN)));
+        }
+        self.inner.evaluate()
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let mut state = self.inner.state()?;
+        if self.nans > 0
+            && let Some(first) = state.first_mut()
+        {
+            *first = ScalarValue::Float64(Some(f64::NAN));
+        }
+        Ok(state)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.nans += nans(states);
+        self.inner.merge_batch(states)
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size() + size_of::<usize>()
+    }
+}
+
+/// [`NanMinMax`] with `GROUP BY`: whether each group has seen a NaN.
+struct NanGroups {
+    inner: Box<dyn GroupsAccumulator>,
+    nans: Vec<bool>,
+}
+
+impl NanGroups {
+    fn see(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total: usize,
+    ) {
+        self.nans.resize(total, false);
+        if nans(values) == 0 {
+            return;
+        }
+        let Some(values) = values
+            .first()
+            .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        else {
+            return;
+        };
+        for (i, &g) in groups.iter().enumerate() {
+            if values.is_valid(i)
+                && values.value(i).is_nan()
+                && filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+            {
+                self.nans[g] = true;
+            }
+        }
+    }
+
+    /// `values` with NaN for the groups that have seen one.
+    fn with_nans(&mut self, values: ArrayRef, emit_to: EmitTo) -> ArrayRef {
+        let nans = emit_to.take_needed(&mut self.nans);
+        let Some(floats) = values.as_primitive_opt::<Float64Type>() else {
+            return values;
+        };
+        if !nans.iter().any(|n| *n) {
+            return values;
+        }
+        let out: Float64Array = floats
+            .iter()
+            .zip(nans.iter().chain(std::iter::repeat(&false)))
+            .map(|(v, nan)| if *nan { Some(f64::NAN) } else { v })
+            .collect();
+        Arc::new(out)
+    }
+}
+
+impl GroupsAccumulator for NanGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.see(values, group_indices, opt_filter, total_num_groups);
+        self.inner
+            .update_batch(values, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        let values = self.inner.evaluate(emit_to)?;
+        Ok(self.with_nans(values, emit_to))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        let mut state = self.inner.state(emit_to)?;
+        match state.first_mut() {
+            Some(first) => *first = self.with_nans(first.clone(), emit_to),
+            None => {
+                emit_to.take_needed(&mut self.nans);
+            }
+        }
+        Ok(state)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.see(values, group_indices, None, total_num_groups);
+        self.inner
+            .merge_batch(values, group_indices, total_num_groups)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> DfResult<Vec<ArrayRef>> {
+        self.inner.convert_to_state(values, opt_filter)
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size() + self.nans.capacity()
+    }
+}
+
 fn is_float64_sum(args: &AccumulatorArgs) -> bool {
     args.return_field.data_type() == &DataType::Float64
+}
+
+fn is_numeric_sum(args: &AccumulatorArgs) -> bool {
+    matches!(args.return_field.data_type(), DataType::Decimal128(38, _))
+}
+
+/// NUMERIC's largest magnitude in units of its scale: 10^38 - 1.
+const NUMERIC_MAX: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+
+fn numeric_overflow() -> DataFusionError {
+    DataFusionError::Execution(
+        "numeric overflow: SUM of NUMERIC values beyond NUMERIC's range".into(),
+    )
+}
+
+/// `v`, or the overflow error when it is a NUMERIC beyond NUMERIC's range
+/// (DataFusion's decimal sum keeps 38 digits' overflow as a value).
+fn checked_numeric(v: ScalarValue) -> DfResult<ScalarValue> {
+    match &v {
+        ScalarValue::Decimal128(Some(x), ..) if !(-NUMERIC_MAX..=NUMERIC_MAX).contains(x) => {
+            Err(numeric_overflow())
+        }
+        _ => Ok(v),
+    }
+}
+
+fn checked_numerics(a: ArrayRef) -> DfResult<ArrayRef> {
+    if let Some(d) = a.as_primitive_opt::<arrow::datatypes::Decimal128Type>()
+        && d.iter()
+            .flatten()
+            .any(|x| !(-NUMERIC_MAX..=NUMERIC_MAX).contains(&x))
+    {
+        return Err(numeric_overflow());
+    }
+    Ok(a)
+}
+
+/// A NUMERIC `SUM` (DataFusion's, also in a window) whose result beyond
+/// NUMERIC's range is an error, as in BigQuery.
+#[derive(Debug)]
+struct CheckedNumeric(Box<dyn Accumulator>);
+
+impl Accumulator for CheckedNumeric {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.0.update_batch(values)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.0.retract_batch(values)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.0.supports_retract_batch()
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        checked_numeric(self.0.evaluate()?)
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        self.0.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.0.merge_batch(states)
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+/// [`CheckedNumeric`] of `SUM … GROUP BY`.
+struct CheckedNumericGroups(Box<dyn GroupsAccumulator>);
+
+impl GroupsAccumulator for CheckedNumericGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.0
+            .update_batch(values, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        checked_numerics(self.0.evaluate(emit_to)?)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        self.0.state(emit_to)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        self.0.merge_batch(values, group_indices, total_num_groups)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> DfResult<Vec<ArrayRef>> {
+        self.0.convert_to_state(values, opt_filter)
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+/// A FLOAT64 `SUM(DISTINCT …)` (also in a window), with
+/// [`FloatSumAccumulator`]'s infinities, NaNs and overflow error; its
+/// state is the list of distinct values, as DataFusion's.
+#[derive(Debug, Default)]
+struct DistinctFloatSumAccumulator {
+    /// The bits of each distinct value (NaNs as one NaN, -0 as 0).
+    values: HashSet<u64>,
+}
+
+impl DistinctFloatSumAccumulator {
+    fn values(&self) -> Float64Array {
+        self.values
+            .iter()
+            .map(|b| Some(f64::from_bits(*b)))
+            .collect()
+    }
+}
+
+impl Accumulator for DistinctFloatSumAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let Some(values) = values
+            .first()
+            .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        else {
+            return Err(DataFusionError::Internal(
+                "SUM: expected FLOAT64 values".into(),
+            ));
+        };
+        self.values.extend(values.iter().flatten().map(|v| {
+            if v.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                (v + 0.0).to_bits()
+            }
+        }));
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        let mut sum = FloatSumAccumulator::default();
+        sum.update_batch(&[Arc::new(self.values())])?;
+        sum.evaluate()
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let values: Vec<ScalarValue> = self
+            .values
+            .iter()
+            .map(|b| ScalarValue::Float64(Some(f64::from_bits(*b))))
+            .collect();
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &values,
+            &DataType::Float64,
+        ))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        let Some(lists) = states.first().and_then(|a| a.as_list_opt::<i32>()) else {
+            return Err(DataFusionError::Internal(
+                "SUM(DISTINCT): expected a list state".into(),
+            ));
+        };
+        for list in lists.iter().flatten() {
+            self.update_batch(&[list])?;
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.values.capacity() * size_of::<u64>()
+    }
+}
+
+/// An exact sum of finite FLOAT64 values, added and removed in any order:
+/// a two's complement integer in units of 2^-1074 (the smallest FLOAT64),
+/// wide enough for 2^64 of the largest values.
+#[derive(Debug, Clone)]
+struct ExactSum {
+    /// Little-endian 64-bit limbs.
+    limbs: [u64; ExactSum::LIMBS],
+}
+
+impl Default for ExactSum {
+    fn default() -> Self {
+        ExactSum {
+            limbs: [0; ExactSum::LIMBS],
+        }
+    }
+}
+
+impl ExactSum {
+    /// 2^-1074 … 2^1024 is 2098 bits; with 64 bits of headroom and a sign.
+    const LIMBS: usize = 35;
+
+    /// Adds (`negate`: subtracts) `v`, a finite value.
+    fn add(&mut self, v: f64, negate: bool) {
+        let bits = v.to_bits();
+        let exponent = ((bits >> 52) & 0x7ff) as usize;
+        let fraction = bits & ((1 << 52) - 1);
+        // v = mantissa × 2^(shift - 1074)
+        let (mantissa, shift) = if exponent == 0 {
+            (fraction, 0)
+        } else {
+            (fraction | (1 << 52), exponent - 1)
+        };
+        if mantissa == 0 {
+            return;
+        }
+        let subtract = (bits >> 63 == 1) != negate;
+        let (limb, offset) = (shift / 64, shift % 64);
+        let wide = u128::from(mantissa) << offset;
+        let parts = [wide as u64, (wide >> 64) as u64];
+        let mut carry = false;
+        for (i, part) in parts.iter().enumerate() {
+            let slot = &mut self.limbs[limb + i];
+            (*slot, carry) = if subtract {
+                let (a, b1) = slot.overflowing_sub(*part);
+                let (a, b2) = a.overflowing_sub(u64::from(carry));
+                (a, b1 || b2)
+            } else {
+                let (a, c1) = slot.overflowing_add(*part);
+                let (a, c2) = a.overflowing_add(u64::from(carry));
+                (a, c1 || c2)
+            };
+        }
+        let mut i = limb + 2;
+        while carry && i < Self::LIMBS {
+            let slot = &mut self.limbs[i];
+            (*slot, carry) = if subtract {
+                slot.overflowing_sub(1)
+            } else {
+                slot.overflowing_add(1)
+            };
+            i += 1;
+        }
+    }
+
+    /// The sum rounded to the nearest FLOAT64 (ties to even); infinite
+    /// beyond FLOAT64's range.
+    fn value(&self) -> f64 {
+        let negative = self.limbs[Self::LIMBS - 1] >> 63 == 1;
+        let mut m = self.limbs;
+        if negative {
+            // Two's complement negation.
+            let mut carry = true;
+            for limb in &mut m {
+                (*limb, carry) = (!*limb).overflowing_add(u64::from(carry));
+            }
+        }
+        let Some(top) = (0..Self::LIMBS).rev().find(|&i| m[i] != 0) else {
+            return 0.0;
+        };
+        // The highest set bit.
+        let high = top * 64 + 63 - m[top].leading_zeros() as usize;
+        let bit = |i: usize| (m[i / 64] >> (i % 64)) & 1;
+        let magnitude = if high < 53 {
+            // Exact: a multiple of 2^-1074 below 2^-1021.
+            (m[0] as f64) * f64::from_bits(1)
+        } else {
+            // The 53 bits from `low` to `high`, the next one down (to round
+            // by) and whether any below it is set.
+            let low = high - 52;
+            let (limb, offset) = (low / 64, low % 64);
+            let next = m.get(limb + 1).copied().unwrap_or(0);
+            let wide = u128::from(m[limb]) | (u128::from(next) << 64);
+            let mut mantissa = ((wide >> offset) as u64) & ((1 << 53) - 1);
+            let round = bit(low - 1) == 1;
+            let below = low - 1;
+            let sticky = m[..below / 64].iter().any(|l| *l != 0)
+                || m[below / 64] & ((1u64 << (below % 64)) - 1) != 0;
+            let mut exponent = low as i64 - 1074;
+            if round && (sticky || mantissa & 1 == 1) {
+                mantissa += 1;
+                if mantissa == 1 << 53 {
+                    mantissa >>= 1;
+                    exponent += 1;
+                }
+            }
+            // mantissa × 2^exponent, in two exact steps.
+            let pow2 = |k: i64| f64::from_bits(((k + 1023) as u64) << 52);
+            if exponent + 52 > 1023 {
+                f64::INFINITY
+            } else {
+                let half = exponent / 2;
+                (mantissa as f64) * pow2(half) * pow2(exponent - half)
+            }
+        };
+        if negative { -magnitude } else { magnitude }
+    }
+}
+
+/// A FLOAT64 `SUM` over a sliding window frame: as
+/// [`FloatSumAccumulator`], but the finite values are summed exactly, so
+/// that removing a large value from the frame gives back the small ones
+/// it had absorbed (BigQuery sums each frame afresh).
+#[derive(Debug, Default)]
+struct ExactFloatSumAccumulator {
+    finite: ExactSum,
+    positive_infinities: u64,
+    negative_infinities: u64,
+    nans: u64,
+    count: u64,
+}
+
+impl ExactFloatSumAccumulator {
+    fn apply(&mut self, values: &[ArrayRef], retract: bool) -> DfResult<()> {
+        let Some(values) = values
+            .first()
+            .and_then(|a| a.as_primitive_opt::<Float64Type>())
+        else {
+            return Err(DataFusionError::Internal(
+                "SUM: expected FLOAT64 values".into(),
+            ));
+        };
+        let step = |n: &mut u64| {
+            *n = if retract { n.saturating_sub(1) } else { *n + 1 };
+        };
+        for v in values.iter().flatten() {
+            if v.is_nan() {
+                step(&mut self.nans);
+            } else if v == f64::INFINITY {
+                step(&mut self.positive_infinities);
+            } else if v == f64::NEG_INFINITY {
+                step(&mut self.negative_infinities);
+            } else {
+                self.finite.add(v, retract);
+            }
+            step(&mut self.count);
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for ExactFloatSumAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.apply(values, false)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.apply(values, true)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        let v = if self.count == 0 {
+            None
+        } else if self.nans > 0 || (self.positive_infinities > 0 && self.negative_infinities > 0) {
+            Some(f64::NAN)
+        } else if self.positive_infinities > 0 {
+            Some(f64::INFINITY)
+        } else if self.negative_infinities > 0 {
+            Some(f64::NEG_INFINITY)
+        } else {
+            let sum = self.finite.value();
+            if !sum.is_finite() {
+                return Err(DataFusionError::Execution(
+                    "double overflow: SUM of FLOAT64 values beyond FLOAT64's range".into(),
+                ));
+            }
+            Some(sum)
+        };
+        Ok(ScalarValue::Float64(v))
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        self.update_batch(states)
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>()
+    }
 }
 
 /// A FLOAT64 `SUM` (also over a sliding window frame): infinities and NaNs
@@ -1146,4 +2129,131 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(log_udf());
     ctx.add_analyzer_rule(Arc::new(rule));
     ctx.register_udaf(CheckedSum::udaf());
+    ctx.register_udaf(NanMinMax::udaf(
+        datafusion::functions_aggregate::min_max::Min::new(),
+    ));
+    ctx.register_udaf(NanMinMax::udaf(
+        datafusion::functions_aggregate::min_max::Max::new(),
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(values: &[(f64, bool)]) -> f64 {
+        let mut s = ExactSum::default();
+        for &(v, retract) in values {
+            s.add(v, retract);
+        }
+        s.value()
+    }
+
+    #[test]
+    fn exact_sums_give_back_what_large_values_absorbed() {
+        let max = f64::MAX;
+        assert_eq!(exact(&[]), 0.0);
+        assert_eq!(exact(&[(1.5, false), (-2.25, false)]), -0.75);
+        // 1 + 2 once the largest value has left the frame.
+        assert_eq!(
+            exact(&[(max, false), (1.0, false), (max, true), (2.0, false)]),
+            3.0
+        );
+        assert_eq!(exact(&[(-max, false), (1.0, false), (-max, true)]), 1.0);
+        // Rounded once, to the nearest (ties to even).
+        assert_eq!(exact(&[(max, false), (-2.0, false)]), max);
+        assert_eq!(exact(&[(1.0, false), (f64::EPSILON / 2.0, false)]), 1.0);
+        assert_eq!(
+            exact(&[
+                (1.0, false),
+                (f64::EPSILON / 2.0, false),
+                (f64::EPSILON / 4.0, false)
+            ]),
+            1.0 + f64::EPSILON
+        );
+        assert_eq!(exact(&[(0.1, false), (0.2, false)]), 0.30000000000000004);
+        // Subnormal values and their sums are exact.
+        let tiny = f64::from_bits(1);
+        assert_eq!(
+            exact(&[(tiny, false), (tiny, false), (tiny, false)]),
+            3.0 * tiny
+        );
+        assert_eq!(
+            exact(&[(f64::MIN_POSITIVE, false), (-tiny, false)]),
+            f64::MIN_POSITIVE - tiny
+        );
+        // Beyond FLOAT64: infinite (the accumulator's overflow error).
+        assert_eq!(exact(&[(max, false), (max, false)]), f64::INFINITY);
+        assert_eq!(exact(&[(-max, false), (-max, false)]), f64::NEG_INFINITY);
+        assert_eq!(exact(&[(max, false), (max, false), (max, true)]), max);
+    }
+
+    #[test]
+    fn exact_sums_round_as_ieee_addition() {
+        // The correctly rounded sum of two values is IEEE's `a + b`.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let v = f64::from_bits(state);
+            // Some of similar magnitudes, some subnormal, some far apart.
+            match state % 4 {
+                0 => v.rem_euclid(1e6) - 5e5,
+                1 => f64::from_bits(state % (1 << 53)),
+                _ => v,
+            }
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (next(), next());
+            if !a.is_finite() || !b.is_finite() || !(a + b).is_finite() {
+                continue;
+            }
+            assert_eq!(
+                exact(&[(a, false), (b, false)]).to_bits(),
+                (a + b + 0.0).to_bits(),
+                "{a:e} + {b:e}"
+            );
+            // Removing a value gives the other back exactly.
+            assert_eq!(
+                exact(&[(a, false), (b, false), (a, true)]),
+                b,
+                "{a:e} + {b:e} - {a:e}"
+            );
+        }
+    }
+
+    #[test]
+    fn float_order_keys() {
+        let udf = float_order_udf();
+        let args = datafusion::logical_expr::ScalarFunctionArgs {
+            args: vec![ColumnarValue::Array(Arc::new(Float64Array::from(vec![
+                Some(f64::NAN),
+                Some(-0.0),
+                None,
+                Some(f64::NEG_INFINITY),
+            ])))],
+            arg_fields: vec![Arc::new(arrow::datatypes::Field::new(
+                "x",
+                DataType::Float64,
+                true,
+            ))],
+            number_rows: 4,
+            return_field: Arc::new(arrow::datatypes::Field::new("k", DataType::Float64, true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        };
+        let ColumnarValue::Array(out) = udf.invoke_with_args(args).unwrap() else {
+            panic!("an array");
+        };
+        let out = out.as_primitive::<Float64Type>();
+        // NaN sorts below -inf in Arrow's total order, -0 is 0.
+        assert!(out.value(0).is_nan());
+        assert_eq!(
+            out.value(0).total_cmp(&f64::NEG_INFINITY),
+            std::cmp::Ordering::Less
+        );
+        assert_eq!(out.value(1).to_bits(), 0.0f64.to_bits());
+        assert!(out.is_null(2));
+        assert_eq!(out.value(3), f64::NEG_INFINITY);
+    }
 }
