@@ -15,6 +15,7 @@
 //!   floating point and loses digits);
 //! - `bq_date_arg(x)`: the argument of `DATE(x)`, a STRING read as a
 //!   TIMESTAMP;
+//! - `bq_nullable(x)`: `x`, possibly NULL (a scalar subquery);
 //! - `bq_max_length(v, n)` (and `bq_safe_max_length`): the limit of
 //!   `STRING(n)` and `BYTES(n)`.
 
@@ -584,6 +585,42 @@ impl ScalarUDFImpl for DateArg {
 }
 
 // ---------------------------------------------------------------------------
+// Scalar subqueries
+
+/// `bq_nullable(x)`: `x`, typed as possibly NULL. A scalar subquery is NULL
+/// when it has no row, but DataFusion types it as its column, which may be
+/// NOT NULL (`(SELECT 1 … WHERE FALSE) IS NULL` became `false`); the
+/// analyzer rule wraps scalar subqueries in this.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Nullable {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Nullable {
+    fn name(&self) -> &str {
+        "bq_nullable"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        arg_types
+            .first()
+            .cloned()
+            .ok_or_else(|| exec_err("bq_nullable takes one argument".into()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        args.args
+            .into_iter()
+            .next()
+            .ok_or_else(|| exec_err("bq_nullable takes one argument".into()))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // STRING(n), BYTES(n)
 
 /// `bq_max_length(v, n)`: `v`, a STRING of at most `n` characters or BYTES
@@ -673,6 +710,9 @@ impl ScalarUDFImpl for MaxLength {
 /// The UDFs of this module.
 pub fn udfs() -> Vec<ScalarUDF> {
     let mut all = vec![
+        ScalarUDF::new_from_impl(Nullable {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
         ScalarUDF::new_from_impl(DateArg {
             signature: Signature::user_defined(Volatility::Immutable),
         }),

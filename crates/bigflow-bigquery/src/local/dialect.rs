@@ -1935,6 +1935,21 @@ impl Rewriter<'_> {
                 })
             }
             "regexp_contains" => Some(call("regexp_like", args)),
+            // (value, regexp[, position[, occurrence[, occurrence_position]]]).
+            "regexp_instr" if (2..=5).contains(&args.len()) => {
+                let one = || Expr::value(Value::Number("1".into(), false));
+                let mut a = args;
+                if a.len() < 3 {
+                    a.push(one());
+                }
+                if a.len() < 4 {
+                    a.push(one());
+                }
+                if a.len() < 5 {
+                    a.push(Expr::value(Value::Number("0".into(), false)));
+                }
+                Some(call("bq_regexp_instr", a))
+            }
             // BigQuery replaces every match; DataFusion only the first without 'g'.
             "regexp_replace" if args.len() == 3 => {
                 let mut a = args;

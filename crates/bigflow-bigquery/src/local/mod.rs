@@ -20,6 +20,7 @@ pub mod limits;
 mod literals;
 mod overflow;
 mod ranges;
+mod regexp;
 pub mod storage;
 mod typed;
 
@@ -620,6 +621,7 @@ impl LocalWarehouse {
         for f in typed::udfs()
             .into_iter()
             .chain(casts::udfs())
+            .chain(regexp::udfs())
             .chain(json::udfs())
             .chain(ranges::udfs())
         {
@@ -2300,6 +2302,23 @@ mod cast_tests {
             ),
             ["true", "true"]
         );
+        // A scalar subquery with no row is NULL, even of a NOT NULL column.
+        assert_eq!(
+            ok(
+                "SELECT (SELECT 1 FROM UNNEST([1]) WHERE FALSE UNION ALL SELECT 2 FROM UNNEST([1]) WHERE FALSE), \
+                (SELECT 1 FROM UNNEST([1]) WHERE FALSE) IS NULL, (SELECT 1) IS NULL"
+            ),
+            ["", "true", "false"]
+        );
+        assert_eq!(
+            ok(
+                "SELECT REGEXP_INSTR('abcabc', 'a(b)c', 2, 1, 1), REGEXP_INSTR('щцфщфф', 'щ(.).', 1, 2), \
+                REGEXP_INSTR('abc', 'c'), REGEXP_INSTR(NULL, 'c')"
+            ),
+            ["6", "5", "3", ""]
+        );
+        assert!(err("SELECT REGEXP_INSTR('abc', '(')").contains("regular expression"));
+        assert!(err("SELECT STRING_AGG(b'a')").contains("unsupported"));
         // Comparisons with NaN are false, with NULL NULL.
         assert_eq!(
             ok(

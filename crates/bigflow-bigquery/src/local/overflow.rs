@@ -290,6 +290,7 @@ pub struct CheckedInt64 {
     to_int64: [Arc<ScalarUDF>; 2],
     decimal_text: Arc<ScalarUDF>,
     float_decimal_text: [Arc<ScalarUDF>; 2],
+    nullable: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedInt64 {
@@ -329,6 +330,7 @@ impl Default for CheckedInt64 {
                 by_name(&casts_udfs, "bq_float_decimal_text"),
                 by_name(&casts_udfs, "bq_safe_float_decimal_text"),
             ],
+            nullable: by_name(&casts_udfs, "bq_nullable"),
         }
     }
 }
@@ -809,6 +811,9 @@ impl CheckedInt64 {
                     c.field.data_type().clone(),
                 ))
             }
+            // A scalar subquery is NULL when it has no row, whatever its
+            // column's type says.
+            Expr::ScalarSubquery(q) => call(&self.nullable, vec![Expr::ScalarSubquery(q)]),
             e => Transformed::no(e),
         }
     }
@@ -922,6 +927,26 @@ fn refuse_range_casts(e: &Expr, schema: &DFSchema) -> DfResult<()> {
 /// (`LPAD(b'abc', 5)` would be a STRING): refused rather than answered
 /// with another type.
 fn refuse_bytes_as_text(e: &Expr, schema: &DFSchema) -> DfResult<()> {
+    let is_bytes = |e: &Expr| {
+        e.get_type(schema).is_ok_and(|t| {
+            matches!(
+                t,
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            )
+        })
+    };
+    // STRING_AGG of BYTES is BYTES in BigQuery; DataFusion's makes a STRING.
+    if let Expr::AggregateFunction(f) = e
+        && f.func.name() == "string_agg"
+        && f.params.args.iter().any(|a| match a {
+            Expr::Cast(c) => is_bytes(&c.expr),
+            other => is_bytes(other),
+        })
+    {
+        return Err(DataFusionError::NotImplemented(
+            "STRING_AGG of BYTES values".into(),
+        ));
+    }
     let Expr::ScalarFunction(f) = e else {
         return Ok(());
     };
