@@ -399,13 +399,15 @@ pub fn decimal_text(s: &str) -> Option<String> {
     } else {
         magnitude
     };
-    let digits: String = int.chars().chain(frac.chars()).collect();
-    let digits = digits.trim_start_matches('0');
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let digits = all.trim_start_matches('0');
     if digits.is_empty() {
         return Some("0".into());
     }
     // The position of the decimal point after the first significant digit.
     let leading_zeros = (int.len() + frac.len()) as i64 - digits.len() as i64;
+    // Trailing zeros say nothing (and would make the text long).
+    let digits = digits.trim_end_matches('0');
     let point = int.len() as i64 - leading_zeros + exp;
     if point > DECIMAL_REACH {
         return None;
@@ -833,6 +835,13 @@ mod tests {
         assert_eq!(d("1e-99999999999999999999").as_deref(), Some("0"));
         assert_eq!(d("1e99999999999999999999"), None);
         assert_eq!(d("1.5").as_deref(), Some("1.5"));
+        assert_eq!(d("1.2500e1").as_deref(), Some("12.5"));
+        assert_eq!(d("100e-2").as_deref(), Some("1"));
+        assert_eq!(d("-0.0e7").as_deref(), Some("0"));
+        let long = format!("1{}e-100000", "0".repeat(100_000));
+        assert_eq!(d(&long).as_deref(), Some("1"));
+        let long = format!("{}1e-5", "0".repeat(100_000));
+        assert_eq!(d(&long).as_deref(), Some("0.00001"));
         // Not numbers: left for the cast to refuse.
         for s in ["e5", "1e", "1e+-2", "1.2.3e4", "xe1", "1e2x"] {
             assert_eq!(d(s).as_deref(), Some(s), "{s}");

@@ -2319,6 +2319,7 @@ mod cast_tests {
         );
         assert!(err("SELECT REGEXP_INSTR('abc', '(')").contains("regular expression"));
         assert!(err("SELECT STRING_AGG(b'a')").contains("unsupported"));
+        assert!(err("SELECT STRING_AGG(b) OVER () FROM UNNEST([b'a']) b").contains("unsupported"));
         // Comparisons with NaN are false, with NULL NULL.
         assert_eq!(
             ok(

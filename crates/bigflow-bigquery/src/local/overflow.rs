@@ -935,14 +935,19 @@ fn refuse_bytes_as_text(e: &Expr, schema: &DFSchema) -> DfResult<()> {
             )
         })
     };
-    // STRING_AGG of BYTES is BYTES in BigQuery; DataFusion's makes a STRING.
-    if let Expr::AggregateFunction(f) = e
-        && f.func.name() == "string_agg"
-        && f.params.args.iter().any(|a| match a {
+    // STRING_AGG of BYTES is BYTES in BigQuery; DataFusion's makes a STRING
+    // (as an aggregate and as a window function).
+    let string_agg_args = match e {
+        Expr::AggregateFunction(f) if f.func.name() == "string_agg" => Some(&f.params.args),
+        Expr::WindowFunction(w) if w.fun.name() == "string_agg" => Some(&w.params.args),
+        _ => None,
+    };
+    if string_agg_args.is_some_and(|args| {
+        args.iter().any(|a| match a {
             Expr::Cast(c) => is_bytes(&c.expr),
             other => is_bytes(other),
         })
-    {
+    }) {
         return Err(DataFusionError::NotImplemented(
             "STRING_AGG of BYTES values".into(),
         ));
