@@ -22,6 +22,7 @@ mod overflow;
 mod ranges;
 mod regexp;
 pub mod storage;
+mod string_agg;
 mod typed;
 
 use std::collections::BTreeMap;
@@ -628,6 +629,7 @@ impl LocalWarehouse {
             ctx.register_udf(f);
         }
         overflow::register(&ctx);
+        ctx.register_udaf(string_agg::BqStringAgg::udaf());
         limits::cap_string_functions(&ctx);
         ctx
     }
@@ -2318,8 +2320,23 @@ mod cast_tests {
             ["6", "5", "3", ""]
         );
         assert!(err("SELECT REGEXP_INSTR('abc', '(')").contains("regular expression"));
-        assert!(err("SELECT STRING_AGG(b'a')").contains("unsupported"));
-        assert!(err("SELECT STRING_AGG(b) OVER () FROM UNNEST([b'a']) b").contains("unsupported"));
+        // STRING_AGG of BYTES is BYTES.
+        assert_eq!(
+            ok(
+                "SELECT STRING_AGG(b ORDER BY b), STRING_AGG(b, b'-' ORDER BY b DESC), \
+                STRING_AGG(DISTINCT b, b'' ORDER BY b), \
+                STRING_AGG(s) FROM (SELECT b'a' AS b, 'x' AS s UNION ALL SELECT NULL, 'x' \
+                UNION ALL SELECT b'b', 'x' UNION ALL SELECT b'a', 'x')"
+            ),
+            ["612c612c62", "622d612d61", "6162", "x,x,x,x"]
+        );
+        assert_eq!(
+            ok(
+                "SELECT (SELECT STRING_AGG(b) FROM UNNEST([b'a']) b WHERE FALSE), \
+                (SELECT STRING_AGG(b) FROM UNNEST([b'a', b'a']) b GROUP BY b)"
+            ),
+            ["", "612c61"]
+        );
         // Comparisons with NaN are false, with NULL NULL.
         assert_eq!(
             ok(

@@ -927,31 +927,6 @@ fn refuse_range_casts(e: &Expr, schema: &DFSchema) -> DfResult<()> {
 /// (`LPAD(b'abc', 5)` would be a STRING): refused rather than answered
 /// with another type.
 fn refuse_bytes_as_text(e: &Expr, schema: &DFSchema) -> DfResult<()> {
-    let is_bytes = |e: &Expr| {
-        e.get_type(schema).is_ok_and(|t| {
-            matches!(
-                t,
-                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-            )
-        })
-    };
-    // STRING_AGG of BYTES is BYTES in BigQuery; DataFusion's makes a STRING
-    // (as an aggregate and as a window function).
-    let string_agg_args = match e {
-        Expr::AggregateFunction(f) if f.func.name() == "string_agg" => Some(&f.params.args),
-        Expr::WindowFunction(w) if w.fun.name() == "string_agg" => Some(&w.params.args),
-        _ => None,
-    };
-    if string_agg_args.is_some_and(|args| {
-        args.iter().any(|a| match a {
-            Expr::Cast(c) => is_bytes(&c.expr),
-            other => is_bytes(other),
-        })
-    }) {
-        return Err(DataFusionError::NotImplemented(
-            "STRING_AGG of BYTES values".into(),
-        ));
-    }
     let Expr::ScalarFunction(f) = e else {
         return Ok(());
     };
