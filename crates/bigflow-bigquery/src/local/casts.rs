@@ -709,28 +709,40 @@ impl ScalarUDFImpl for MaxLength {
     }
 }
 
+/// `bq_nullable`.
+pub fn nullable_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Nullable {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// `bq_decimal_text`.
+pub fn decimal_text_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(DecimalText {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// `bq_float_decimal_text`, or with `safe` `bq_safe_float_decimal_text`.
+pub fn float_decimal_text_udf(safe: bool) -> ScalarUDF {
+    ScalarUDF::new_from_impl(FloatDecimalText {
+        signature: Signature::any(2, Volatility::Immutable),
+        safe,
+    })
+}
+
 /// The UDFs of this module.
 pub fn udfs() -> Vec<ScalarUDF> {
     let mut all = vec![
-        ScalarUDF::new_from_impl(Nullable {
-            signature: Signature::any(1, Volatility::Immutable),
-        }),
+        nullable_udf(),
         ScalarUDF::new_from_impl(DateArg {
             signature: Signature::user_defined(Volatility::Immutable),
         }),
         string_to_int64(false),
         string_to_int64(true),
-        ScalarUDF::new_from_impl(DecimalText {
-            signature: Signature::any(1, Volatility::Immutable),
-        }),
-        ScalarUDF::new_from_impl(FloatDecimalText {
-            signature: Signature::any(2, Volatility::Immutable),
-            safe: false,
-        }),
-        ScalarUDF::new_from_impl(FloatDecimalText {
-            signature: Signature::any(2, Volatility::Immutable),
-            safe: true,
-        }),
+        decimal_text_udf(),
+        float_decimal_text_udf(false),
+        float_decimal_text_udf(true),
         ScalarUDF::new_from_impl(MaxLength {
             signature: Signature::any(2, Volatility::Immutable),
             safe: false,

@@ -17,8 +17,11 @@
 //! DataFusion's differs: `/` of INT64/FLOAT64 values divides as FLOAT64
 //! (`bq_divide`: by zero and on overflow an error); `CAST(s AS BOOL)` of a
 //! STRING takes only `true`/`false`; FLOAT64 → INT64 casts round half away
-//! from zero; FLOAT64/DATETIME/TIMESTAMP/RANGE → STRING casts write BigQuery's
-//! text; NUMERIC arithmetic stays NUMERIC(38, 9).
+//! from zero; FLOAT64/NUMERIC/DATETIME/TIMESTAMP/RANGE → STRING casts write
+//! BigQuery's text; NUMERIC arithmetic stays NUMERIC(38, 9); STRING → DATE/
+//! TIME/DATETIME/INT64/NUMERIC and FLOAT64 → NUMERIC casts convert as
+//! BigQuery does ([`super::casts`]); DATETIME/TIMESTAMP compared with a
+//! STRING compare in microseconds; scalar subqueries may be NULL.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -296,7 +299,6 @@ pub struct CheckedInt64 {
 impl Default for CheckedInt64 {
     fn default() -> Self {
         use super::casts::{self, Civil};
-        let casts_udfs = casts::udfs();
         CheckedInt64 {
             add: Arc::new(binary_udf("bq_int64_add", numeric::add)),
             sub: Arc::new(binary_udf("bq_int64_sub", numeric::sub)),
@@ -325,20 +327,14 @@ impl Default for CheckedInt64 {
                 Arc::new(casts::string_to_int64(false)),
                 Arc::new(casts::string_to_int64(true)),
             ],
-            decimal_text: by_name(&casts_udfs, "bq_decimal_text"),
+            decimal_text: Arc::new(casts::decimal_text_udf()),
             float_decimal_text: [
-                by_name(&casts_udfs, "bq_float_decimal_text"),
-                by_name(&casts_udfs, "bq_safe_float_decimal_text"),
+                Arc::new(casts::float_decimal_text_udf(false)),
+                Arc::new(casts::float_decimal_text_udf(true)),
             ],
-            nullable: by_name(&casts_udfs, "bq_nullable"),
+            nullable: Arc::new(casts::nullable_udf()),
         }
     }
-}
-
-/// The UDF of `udfs` named `name` (one of [`super::casts::udfs`]).
-fn by_name(udfs: &[ScalarUDF], name: &str) -> Arc<ScalarUDF> {
-    let f = udfs.iter().find(|f| f.name() == name);
-    Arc::new(f.cloned().unwrap_or_else(|| panic!("no UDF {name}")))
 }
 
 fn is_decimal(t: &DataType) -> bool {
