@@ -571,6 +571,12 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
                     position,
                 };
             }
+            if let Some(construct) = unparsed_construct(sql, position, &found) {
+                return BqError::Unsupported {
+                    construct: construct.into(),
+                    position,
+                };
+            }
             if message.starts_with("Expected: a concrete value") {
                 return BqError::Unsupported {
                     construct: format!(
@@ -591,6 +597,66 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         super::limits::check_nesting(s)?;
     }
     Ok(statements)
+}
+
+/// The text of `sql` before `p` (a parser position: 1-based line and
+/// column in characters); `None` if `sql` has no such place.
+fn text_before(sql: &str, p: Position) -> Option<&str> {
+    let mut offset = 0;
+    for (i, line) in sql.split_inclusive('\n').enumerate() {
+        if i + 1 == p.line as usize {
+            let column = (p.column as usize).checked_sub(1)?;
+            let within = match line.char_indices().nth(column) {
+                Some((b, _)) => b,
+                None if column == line.chars().count() => line.len(),
+                None => return None,
+            };
+            return Some(&sql[..offset + within]);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// GoogleSQL the parser stops at, by the token it `found` and the text
+/// before it: a `CAST(… FORMAT …)` whose format is an expression rather
+/// than a literal (`FORMAT 'b' || 'ase2'`), and the STRUCT with no fields
+/// (`STRUCT()`, `STRUCT<>`); what is refused as unsupported, not called a
+/// syntax error.
+fn unparsed_construct(sql: &str, position: Option<Position>, found: &str) -> Option<&'static str> {
+    let before = text_before(sql, position?)?.trim_end();
+    let ends_with_word = |text: &str, word: &str| {
+        text.len() >= word.len()
+            && text.is_char_boundary(text.len() - word.len())
+            && text[text.len() - word.len()..].eq_ignore_ascii_case(word)
+            && !text[..text.len() - word.len()]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '`')
+    };
+    if let Some(open) = before.strip_suffix('(')
+        && found == ")"
+        && ends_with_word(open.trim_end(), "STRUCT")
+    {
+        return Some("STRUCT() with no fields");
+    }
+    if found == "<>" && ends_with_word(before, "STRUCT") {
+        return Some("the type STRUCT<> with no fields");
+    }
+    // `FORMAT 'lit'` followed by anything but `)` or `AT TIME ZONE`.
+    if found != ")" && found != "AT" {
+        let quote = before.chars().next_back()?;
+        if matches!(quote, '\'' | '"') {
+            let body = &before[..before.len() - 1];
+            let start = body.rfind(quote)?;
+            let head = before[..start].trim_end();
+            let head = head.strip_suffix(['r', 'R', 'b', 'B']).unwrap_or(head);
+            if ends_with_word(head.trim_end(), "FORMAT") {
+                return Some("CAST … FORMAT with an expression as the format (only a literal)");
+            }
+        }
+    }
+    None
 }
 
 /// Whether `sql` names the type `RANGE<…>`.
@@ -1857,7 +1923,10 @@ impl Rewriter<'_> {
                     else_result: Some(Box::new(args[2].clone())),
                 })
             }
-            "date" if args.len() == 1 => Some(cast(args[0].clone(), SqlType::Date)),
+            "date" if args.len() == 1 => Some(cast(
+                call("bq_date_arg", vec![args[0].clone()]),
+                SqlType::Date,
+            )),
             "date" if args.len() == 3 => Some(call("make_date", args)),
             // (timestamp, zone): the wall clock of the instant in the zone.
             "date" if args.len() == 2 => Some(cast(call("bq_to_zone", args), SqlType::Date)),
@@ -1929,6 +1998,21 @@ impl Rewriter<'_> {
                 })
             }
             "regexp_contains" => Some(call("regexp_like", args)),
+            // (value, regexp[, position[, occurrence[, occurrence_position]]]).
+            "regexp_instr" if (2..=5).contains(&args.len()) => {
+                let one = || Expr::value(Value::Number("1".into(), false));
+                let mut a = args;
+                if a.len() < 3 {
+                    a.push(one());
+                }
+                if a.len() < 4 {
+                    a.push(one());
+                }
+                if a.len() < 5 {
+                    a.push(Expr::value(Value::Number("0".into(), false)));
+                }
+                Some(call("bq_regexp_instr", a))
+            }
             // BigQuery replaces every match; DataFusion only the first without 'g'.
             "regexp_replace" if args.len() == 3 => {
                 let mut a = args;
@@ -3459,6 +3543,40 @@ impl VisitorMut for Rewriter<'_> {
                     position: position(inner.span()),
                 });
             }
+            // CAST(v AS STRING(n)) and CAST(v AS BYTES(n)): the cast, its
+            // length checked.
+            Expr::Cast {
+                data_type: data_type @ (SqlType::String(Some(_)) | SqlType::Bytes(Some(_))),
+                expr: inner,
+                kind,
+                array,
+                format,
+            } => {
+                let (plain, max) = match data_type {
+                    SqlType::String(Some(n)) => (SqlType::String(None), *n),
+                    SqlType::Bytes(Some(n)) => (SqlType::Bytea, *n),
+                    _ => unreachable!("matched above"),
+                };
+                let safe = matches!(kind, CastKind::SafeCast | CastKind::TryCast);
+                let converted = Expr::Cast {
+                    kind: kind.clone(),
+                    expr: inner.clone(),
+                    data_type: plain,
+                    array: *array,
+                    format: format.clone(),
+                };
+                Some(call(
+                    if safe {
+                        "bq_safe_max_length"
+                    } else {
+                        "bq_max_length"
+                    },
+                    vec![
+                        converted,
+                        Expr::value(Value::Number(max.to_string(), false)),
+                    ],
+                ))
+            }
             // CAST(v AS RANGE<T>) of a value (a STRING, a RANGE): checked
             // and converted by `bq_range_cast`; CAST(NULL AS RANGE<T>) is
             // the engine's own cast to the struct type.
@@ -3664,6 +3782,44 @@ mod tests {
     /// syntax error.
     #[test]
     fn set_operations_by_name_are_unsupported() {
+        for sql in [
+            "SELECT STRUCT()",
+            "SELECT STRUCT<>() = STRUCT<>()",
+            "SELECT CAST(b'abc' AS STRING FORMAT 'b' || 'ase2')",
+            "SELECT SAFE_CAST('1' AS BYTES FORMAT \"x\"\n || 'y')",
+        ] {
+            assert!(
+                matches!(parse(sql), Err(BqError::Unsupported { .. })),
+                "{sql}: {:?}",
+                parse(sql)
+            );
+        }
+        // Syntax errors stay syntax errors, wherever the position falls.
+        for sql in [
+            "SELECT STRUCT(1,)x",
+            "SELECT 'a' 'b' ||",
+            "SELECT FORMAT('%d', 1) ||",
+            "SELECT é FORMAT 'x' 1",
+            "SELECT (\n\n",
+            "\u{0}\u{ffff}FORMAT'",
+        ] {
+            assert!(
+                !matches!(parse(sql), Err(BqError::Unsupported { .. }) | Ok(_)),
+                "{sql}: {:?}",
+                parse(sql)
+            );
+        }
+        assert_eq!(
+            text_before("ab\ncdé f", Position { line: 2, column: 4 }),
+            Some("ab\ncdé")
+        );
+        assert_eq!(
+            text_before("ab", Position { line: 1, column: 3 }),
+            Some("ab")
+        );
+        assert_eq!(text_before("ab", Position { line: 1, column: 9 }), None);
+        assert_eq!(text_before("ab", Position { line: 3, column: 1 }), None);
+        assert_eq!(text_before("ab", Position { line: 1, column: 0 }), None);
         let e = parse("SELECT 1 AS a UNION ALL CORRESPONDING SELECT 2 AS a").unwrap_err();
         assert!(
             matches!(&e, BqError::Unsupported { construct, .. } if construct == "CORRESPONDING"),

@@ -590,6 +590,75 @@ fn from_zone(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
     )
 }
 
+/// The fields of `s` read with the format `fmt` as BigQuery's PARSE_*
+/// functions read them: whitespace around the text is allowed, but not
+/// before a number (`%Y%j` does not read `2020 50`; `%e` may have a
+/// space); fields the format lacks come from 1970-01-01 00:00:00 (a week
+/// number without a weekday means the week's first day); `%y` alone is
+/// 1969–2068 as in POSIX.
+fn bq_strptime(s: &str, fmt: &str) -> Result<chrono::format::Parsed, String> {
+    use chrono::format::{Pad, Parsed};
+    let mut parsed = Parsed::new();
+    let mut rest = s.trim_ascii_start();
+    for item in StrftimeItems::new(fmt) {
+        if let Item::Numeric(_, pad) = &item
+            && *pad != Pad::Space
+            && rest.starts_with(|c: char| c.is_whitespace())
+        {
+            return Err(format!("a space where the format has a number: '{rest}'"));
+        }
+        rest = chrono::format::parse_and_remainder(&mut parsed, rest, std::iter::once(item))
+            .map_err(|e| e.to_string())?;
+    }
+    if !rest.trim_ascii().is_empty() {
+        return Err(format!("trailing text '{rest}'"));
+    }
+    let fill = |r: chrono::format::ParseResult<()>| r.map_err(|e| e.to_string());
+    let has_year = parsed.year().is_some()
+        || parsed.year_div_100().is_some()
+        || parsed.year_mod_100().is_some()
+        || parsed.isoyear().is_some()
+        || parsed.isoyear_mod_100().is_some()
+        || parsed.timestamp().is_some();
+    if parsed.timestamp().is_none() {
+        if !has_year {
+            fill(parsed.set_year(1970))?;
+        } else if parsed.year().is_none()
+            && parsed.year_div_100().is_none()
+            && let Some(y) = parsed.year_mod_100()
+        {
+            fill(parsed.set_year_div_100(if y < 69 { 20 } else { 19 }))?;
+        }
+        let has_week = parsed.week_from_mon().is_some()
+            || parsed.week_from_sun().is_some()
+            || parsed.isoweek().is_some();
+        if parsed.weekday().is_none() {
+            if parsed.week_from_mon().is_some() || parsed.isoweek().is_some() {
+                fill(parsed.set_weekday(chrono::Weekday::Mon))?;
+            } else if parsed.week_from_sun().is_some() {
+                fill(parsed.set_weekday(chrono::Weekday::Sun))?;
+            }
+        }
+        if !has_week && parsed.ordinal().is_none() {
+            if parsed.month().is_none() {
+                fill(parsed.set_month(1))?;
+            }
+            if parsed.day().is_none() {
+                fill(parsed.set_day(1))?;
+            }
+        }
+        if parsed.hour_mod_12().is_none() {
+            fill(parsed.set_hour(0))?;
+        } else if parsed.hour_div_12().is_none() {
+            fill(parsed.set_ampm(false))?;
+        }
+        if parsed.minute().is_none() {
+            fill(parsed.set_minute(0))?;
+        }
+    }
+    Ok(parsed)
+}
+
 /// `PARSE_DATE`; `safe` (`SAFE.PARSE_DATE`): NULL instead of an error.
 fn parse_date(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
     let a = arrays(args)?;
@@ -600,8 +669,8 @@ fn parse_date(args: &[ColumnarValue], safe: bool) -> DfResult<ColumnarValue> {
         if fmt.is_null(i) || s.is_null(i) {
             out.push(None);
         } else {
-            let parsed = NaiveDate::parse_from_str(s.value(i), fmt.value(i))
-                .map_err(|e| e.to_string())
+            let parsed = bq_strptime(s.value(i), fmt.value(i))
+                .and_then(|p| p.to_naive_date().map_err(|e| e.to_string()))
                 .and_then(|d| {
                     checked_date("PARSE_DATE", d).map_err(|_| format!("{d} is out of range"))
                 });
@@ -659,15 +728,29 @@ fn parse_micros(args: &[ColumnarValue], safe: bool, datetime: bool) -> DfResult<
         if fmt.is_null(i) || s.is_null(i) {
             out.push(None);
         } else {
-            let parsed = NaiveDateTime::parse_from_str(s.value(i), fmt.value(i))
-                .map_err(|e| e.to_string())
-                .and_then(|t| match zone {
+            let parsed = bq_strptime(s.value(i), fmt.value(i)).and_then(|p| {
+                let t = p
+                    .to_naive_datetime_with_offset(0)
+                    .map_err(|e| e.to_string())?;
+                // A zone in the text (`%z`) names the instant.
+                match p.offset() {
+                    Some(off) if !datetime => Ok((t, Some(off))),
+                    _ => Ok((t, None)),
+                }
+            });
+            let parsed = parsed.and_then(|(t, offset)| match offset {
+                Some(off) => t
+                    .checked_sub_signed(chrono::TimeDelta::seconds(i64::from(off)))
+                    .map(|t| t.and_utc())
+                    .ok_or_else(|| format!("{t} is out of range")),
+                None => match zone {
                     None => Ok(t.and_utc()),
                     // A time skipped by a clock change is as unparsable as a bad one.
                     Some(z) => z
                         .instant(&t)
                         .ok_or_else(|| "that time does not exist in the time zone".to_string()),
-                });
+                },
+            });
             let parsed = parsed.and_then(|t| {
                 checked_micros(function, Some(t.timestamp_micros()))
                     .map_err(|_| format!("{t} is out of range"))
@@ -874,6 +957,51 @@ pub fn register(ctx: &SessionContext) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsing_fills_what_the_format_lacks_as_bigquery_does() {
+        let date = |fmt: &str, s: &str| {
+            bq_strptime(s, fmt)
+                .and_then(|p| p.to_naive_date().map_err(|e| e.to_string()))
+                .map(|d| d.to_string())
+        };
+        assert_eq!(date("%W%y", "092").as_deref(), Ok("2002-03-04"));
+        assert_eq!(date("%W%y", "0902").as_deref(), Ok("2002-03-04"));
+        assert_eq!(date("%U%Y", "012020").as_deref(), Ok("2020-01-05"));
+        assert_eq!(date("%y", "0").as_deref(), Ok("2000-01-01"));
+        assert_eq!(date("%y", "69").as_deref(), Ok("1969-01-01"));
+        assert_eq!(date("%m", "3").as_deref(), Ok("1970-03-01"));
+        assert_eq!(date("%Y-%m-%d", " 2020-1-5 ").as_deref(), Ok("2020-01-05"));
+        assert_eq!(date("%Y%j", "2020050").as_deref(), Ok("2020-02-19"));
+        assert_eq!(date("%e/%m/%Y", " 5/01/2020").as_deref(), Ok("2020-01-05"));
+        for (fmt, s) in [
+            ("%Y%j", "2020 50"),
+            ("%W%y", "92"),
+            ("%W%y", "902"),
+            ("%U%C", "99"),
+            ("%Y", "2020x"),
+            ("%Y", ""),
+            ("%Y", "\u{0}\u{ffff}"),
+            ("%", "1"),
+            ("%Y-%m-%d", "2020-02-30"),
+        ] {
+            assert!(date(fmt, s).is_err(), "{fmt} {s}: {:?}", date(fmt, s));
+        }
+        let micros = |fmt: &str, s: &str| {
+            bq_strptime(s, fmt)
+                .and_then(|p| {
+                    p.to_naive_datetime_with_offset(0)
+                        .map_err(|e| e.to_string())
+                })
+                .map(|t| t.to_string())
+        };
+        assert_eq!(micros("%y", "0").as_deref(), Ok("2000-01-01 00:00:00"));
+        assert_eq!(micros("%I", "3").as_deref(), Ok("1970-01-01 03:00:00"));
+        assert_eq!(
+            micros("%Y-%m-%d %H", "2020-01-05 13").as_deref(),
+            Ok("2020-01-05 13:00:00")
+        );
+    }
 
     #[test]
     fn date_arithmetic_follows_bigquery() {

@@ -11,6 +11,7 @@
 //! - [`limits`]: nesting, string size, recursion and date range limits, so
 //!   that no input crashes, exhausts memory or runs forever.
 
+mod casts;
 pub mod dialect;
 mod dml;
 pub mod functions;
@@ -19,7 +20,9 @@ pub mod limits;
 mod literals;
 mod overflow;
 mod ranges;
+mod regexp;
 pub mod storage;
+mod string_agg;
 mod typed;
 
 use std::collections::BTreeMap;
@@ -666,12 +669,15 @@ impl LocalWarehouse {
         functions::register(&ctx);
         for f in typed::udfs()
             .into_iter()
+            .chain(casts::udfs())
+            .chain(regexp::udfs())
             .chain(json::udfs())
             .chain(ranges::udfs())
         {
             ctx.register_udf(f);
         }
         overflow::register(&ctx);
+        ctx.register_udaf(string_agg::BqStringAgg::udaf());
         limits::cap_string_functions(&ctx);
         ctx
     }
@@ -2487,5 +2493,144 @@ mod tests {
         assert!(!compatible(&DataType::Utf8, &DataType::Int64));
         assert!(!compatible(&DataType::Float64, &DataType::Int64));
         assert!(!compatible(&DataType::Date32, &DataType::Utf8));
+    }
+}
+
+/// Casts as BigQuery converts (see [`casts`]), through whole queries.
+#[cfg(test)]
+mod cast_tests {
+    use super::*;
+
+    /// The first row's values as text, or the error.
+    fn row(
+        w: &LocalWarehouse,
+        ctx: &QueryContext,
+        sql: &str,
+    ) -> std::result::Result<Vec<String>, String> {
+        let r = w.execute(sql, ctx).map_err(|e| e.to_string())?;
+        let b = &r.batches[0];
+        Ok(b.columns()
+            .iter()
+            .map(|c| arrow::util::display::array_value_to_string(c, 0).unwrap())
+            .collect())
+    }
+
+    #[test]
+    fn casts_convert_as_bigquery_does() {
+        let (_dir, w, ctx) = test_warehouse();
+        let ok = |sql: &str| row(&w, &ctx, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let err = |sql: &str| row(&w, &ctx, sql).expect_err(sql);
+        assert_eq!(
+            ok("SELECT CAST('-0x100' AS INT64), CAST(' 12 ' AS INT64), SAFE_CAST('0x' AS INT64)"),
+            ["-256", "12", ""]
+        );
+        assert!(err("SELECT CAST('0xFFFFFFFFFFFFFFFF' AS INT64)").contains("Bad int64 value"));
+        assert_eq!(
+            ok(
+                "SELECT CAST('01:02:3' AS TIME), CAST('12:59:60.5' AS TIME), \
+                CAST('2006-1-2 1:02:03' AS DATETIME), DATETIME '2015-11-06 23:59:60'"
+            ),
+            [
+                "01:02:03",
+                "13:00:00",
+                "2006-01-02T01:02:03",
+                "2015-11-07T00:00:00"
+            ]
+        );
+        assert!(
+            err("SELECT CAST('2006-01-02 01:02:03 UTC' AS DATETIME)")
+                .contains("Invalid datetime string")
+        );
+        // A bad literal in a branch no row reaches is no error.
+        assert_eq!(
+            w.execute(
+                "SELECT k, CAST(s AS TIME) FROM (SELECT 0 AS k, 'a' AS s) WHERE k > 0",
+                &ctx
+            )
+            .unwrap()
+            .num_rows(),
+            0
+        );
+        assert_eq!(
+            ok("SELECT DATE('2020-09-01 23:34:56-08'), SAFE_CAST('24:00:00' AS TIME)"),
+            ["2020-09-02", ""]
+        );
+        assert_eq!(
+            ok(
+                "SELECT CAST(CAST(0 AS NUMERIC) AS STRING), CAST(CAST('-1.50' AS BIGNUMERIC) AS STRING), \
+                CAST(BIGNUMERIC '1e2' AS STRING), CAST('-1.5E-3' AS NUMERIC)"
+            ),
+            ["0", "-1.5", "100", "-0.001500000"]
+        );
+        assert_eq!(
+            ok(
+                "SELECT CAST((99999999999999999999999999.999999999, 1.5) AS STRUCT<NUMERIC, BIGNUMERIC>).c0, \
+                CAST(-1/1024 AS NUMERIC), SAFE_CAST(CAST('nan' AS FLOAT64) AS NUMERIC)"
+            ),
+            ["100000000000000004764729344.000000000", "-0.000976563", ""]
+        );
+        assert_eq!(
+            ok("SELECT CAST(CAST(NULL AS STRUCT<a FLOAT64>) AS STRUCT<x NUMERIC>) IS NULL"),
+            ["true"]
+        );
+        assert_eq!(
+            ok(
+                "SELECT SAFE_CAST('abcdef' AS STRING(5)), CAST(b'abc' AS BYTES(3)), CAST('ééé' AS STRING(3))"
+            ),
+            ["", "616263", "ééé"]
+        );
+        assert!(
+            err("SELECT CAST(123456 AS STRING(5))")
+                .contains("STRING(5) has maximum length 5 but got a value with length 6")
+        );
+        // DATETIME compared with text past the nanosecond range (year 2262).
+        assert_eq!(
+            ok(
+                "SELECT DATETIME '4321-10-20 10:20:30' BETWEEN '4320-01-01' AND '4330-02-02 10:20:30', \
+                TIMESTAMP '4321-10-20 10:20:30' > '2000-01-01'"
+            ),
+            ["true", "true"]
+        );
+        // A scalar subquery with no row is NULL, even of a NOT NULL column.
+        assert_eq!(
+            ok(
+                "SELECT (SELECT 1 FROM UNNEST([1]) WHERE FALSE UNION ALL SELECT 2 FROM UNNEST([1]) WHERE FALSE), \
+                (SELECT 1 FROM UNNEST([1]) WHERE FALSE) IS NULL, (SELECT 1) IS NULL"
+            ),
+            ["", "true", "false"]
+        );
+        assert_eq!(
+            ok(
+                "SELECT REGEXP_INSTR('abcabc', 'a(b)c', 2, 1, 1), REGEXP_INSTR('щцфщфф', 'щ(.).', 1, 2), \
+                REGEXP_INSTR('abc', 'c'), REGEXP_INSTR(NULL, 'c')"
+            ),
+            ["6", "5", "3", ""]
+        );
+        assert!(err("SELECT REGEXP_INSTR('abc', '(')").contains("regular expression"));
+        // STRING_AGG of BYTES is BYTES.
+        assert_eq!(
+            ok(
+                "SELECT STRING_AGG(b ORDER BY b), STRING_AGG(b, b'-' ORDER BY b DESC), \
+                STRING_AGG(DISTINCT b, b'' ORDER BY b), \
+                STRING_AGG(s) FROM (SELECT b'a' AS b, 'x' AS s UNION ALL SELECT NULL, 'x' \
+                UNION ALL SELECT b'b', 'x' UNION ALL SELECT b'a', 'x')"
+            ),
+            ["612c612c62", "622d612d61", "6162", "x,x,x,x"]
+        );
+        assert_eq!(
+            ok(
+                "SELECT (SELECT STRING_AGG(b) FROM UNNEST([b'a']) b WHERE FALSE), \
+                (SELECT STRING_AGG(b) FROM UNNEST([b'a', b'a']) b GROUP BY b)"
+            ),
+            ["", "612c61"]
+        );
+        // Comparisons with NaN are false, with NULL NULL.
+        assert_eq!(
+            ok(
+                "SELECT CAST('NaN' AS FLOAT64) BETWEEN 1 AND NULL, CAST('NaN' AS FLOAT64) BETWEEN NULL AND NULL, \
+                CAST('NaN' AS FLOAT64) = NULL, CAST('NaN' AS FLOAT64) != 1"
+            ),
+            ["false", "", "", "true"]
+        );
     }
 }

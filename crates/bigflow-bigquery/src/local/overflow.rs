@@ -17,8 +17,11 @@
 //! DataFusion's differs: `/` of INT64/FLOAT64 values divides as FLOAT64
 //! (`bq_divide`: by zero and on overflow an error); `CAST(s AS BOOL)` of a
 //! STRING takes only `true`/`false`; FLOAT64 → INT64 casts round half away
-//! from zero; FLOAT64/DATETIME/TIMESTAMP/RANGE → STRING casts write BigQuery's
-//! text; NUMERIC arithmetic stays NUMERIC(38, 9).
+//! from zero; FLOAT64/NUMERIC/DATETIME/TIMESTAMP/RANGE → STRING casts write
+//! BigQuery's text; NUMERIC arithmetic stays NUMERIC(38, 9); STRING → DATE/
+//! TIME/DATETIME/INT64/NUMERIC and FLOAT64 → NUMERIC casts convert as
+//! BigQuery does ([`super::casts`]); DATETIME/TIMESTAMP compared with a
+//! STRING compare in microseconds; scalar subqueries may be NULL.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -318,10 +321,17 @@ pub struct CheckedInt64 {
     to_string: Arc<ScalarUDF>,
     isnan: Arc<ScalarUDF>,
     float_order: Arc<ScalarUDF>,
+    /// BigQuery's casts ([`super::casts`]), each as `[plain, safe]`.
+    to_civil: Vec<(super::casts::Civil, [Arc<ScalarUDF>; 2])>,
+    to_int64: [Arc<ScalarUDF>; 2],
+    decimal_text: Arc<ScalarUDF>,
+    float_decimal_text: [Arc<ScalarUDF>; 2],
+    nullable: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedInt64 {
     fn default() -> Self {
+        use super::casts::{self, Civil};
         CheckedInt64 {
             add: Arc::new(binary_udf("bq_int64_add", numeric::add)),
             sub: Arc::new(binary_udf("bq_int64_sub", numeric::sub)),
@@ -335,6 +345,28 @@ impl Default for CheckedInt64 {
             to_string: Arc::new(super::typed::to_string_udf()),
             isnan: datafusion::functions::math::isnan(),
             float_order: Arc::new(float_order_udf()),
+            to_civil: [Civil::Date, Civil::Time, Civil::DateTime]
+                .into_iter()
+                .map(|k| {
+                    (
+                        k,
+                        [
+                            Arc::new(casts::string_to_civil(k, false)),
+                            Arc::new(casts::string_to_civil(k, true)),
+                        ],
+                    )
+                })
+                .collect(),
+            to_int64: [
+                Arc::new(casts::string_to_int64(false)),
+                Arc::new(casts::string_to_int64(true)),
+            ],
+            decimal_text: Arc::new(casts::decimal_text_udf()),
+            float_decimal_text: [
+                Arc::new(casts::float_decimal_text_udf(false)),
+                Arc::new(casts::float_decimal_text_udf(true)),
+            ],
+            nullable: Arc::new(casts::nullable_udf()),
         }
     }
 }
@@ -377,6 +409,32 @@ fn may_be_nan(e: &Expr, schema: &DFSchema) -> bool {
             !(finite(left, schema) && finite(right, schema))
         }
         _ => true,
+    }
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+}
+
+fn decimal_scale(t: &DataType) -> Option<i8> {
+    match t {
+        DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => Some(*s),
+        _ => None,
+    }
+}
+
+/// Whether a cast from `src` to `dst` must go field by field (a STRUCT
+/// with a FLOAT64 field becoming NUMERIC, which Arrow's cast of the whole
+/// struct would convert inexactly).
+fn struct_cast_by_field(src: &DataType, dst: &DataType) -> bool {
+    match (src, dst) {
+        (DataType::Struct(a), DataType::Struct(b)) if a.len() == b.len() => {
+            a.iter().zip(b.iter()).any(|(x, y)| {
+                (x.data_type().is_floating() && is_decimal(y.data_type()))
+                    || struct_cast_by_field(x.data_type(), y.data_type())
+            })
+        }
+        _ => false,
     }
 }
 
@@ -495,7 +553,8 @@ impl CheckedInt64 {
         })
     }
 
-    /// `l op r` where a NaN operand makes the comparison false (true for `!=`).
+    /// `l op r` where a NaN operand makes the comparison false (true for
+    /// `!=`); a NULL operand makes it NULL, as any comparison.
     /// Where neither operand can be NaN (a NUMERIC or INT64 column compared
     /// with a FLOAT64 literal, say) it stays a plain comparison, which
     /// DataFusion can push into the Parquet scan.
@@ -510,7 +569,9 @@ impl CheckedInt64 {
             ))
         };
         let either = Expr::or(isnan(&l), isnan(&r));
-        datafusion::logical_expr::when(either, datafusion::logical_expr::lit(op == Operator::NotEq))
+        let either_null = Expr::or(l.clone().is_null(), r.clone().is_null());
+        datafusion::logical_expr::when(either_null, Expr::Literal(ScalarValue::Boolean(None), None))
+            .when(either, datafusion::logical_expr::lit(op == Operator::NotEq))
             .otherwise(Expr::BinaryExpr(BinaryExpr::new(
                 Box::new(l),
                 op,
@@ -535,6 +596,136 @@ impl CheckedInt64 {
         ]
     }
 
+    /// BigQuery's conversion of `e` to `dst` where Arrow's cast differs
+    /// (`safe`: SAFE_CAST, NULL for a bad value), `None` where Arrow's is
+    /// BigQuery's.
+    fn bq_cast(&self, e: Expr, dst: &DataType, safe: bool, schema: &DFSchema) -> Option<Expr> {
+        let src = e.get_type(schema).ok()?;
+        let call = |udf: &Arc<ScalarUDF>, args: Vec<Expr>| {
+            Expr::ScalarFunction(ScalarFunction::new_udf(udf.clone(), args))
+        };
+        let retyped = |e: Expr, made: DataType| {
+            if made == *dst {
+                e
+            } else if safe {
+                datafusion::logical_expr::try_cast(e, dst.clone())
+            } else {
+                datafusion::logical_expr::cast(e, dst.clone())
+            }
+        };
+        let recast = |e: Expr| {
+            if safe {
+                datafusion::logical_expr::try_cast(e, dst.clone())
+            } else {
+                datafusion::logical_expr::cast(e, dst.clone())
+            }
+        };
+        if is_string(&src) {
+            if let Some(kind) = super::casts::Civil::of(dst) {
+                let (_, udfs) = self.to_civil.iter().find(|(k, _)| *k == kind)?;
+                let made = call(&udfs[safe as usize], vec![e]);
+                return Some(retyped(made, kind.data_type()));
+            }
+            if *dst == DataType::Int64 {
+                return Some(call(&self.to_int64[safe as usize], vec![e]));
+            }
+            if is_decimal(dst) {
+                if matches!(&e, Expr::ScalarFunction(f) if f.func.name() == "bq_decimal_text") {
+                    return None;
+                }
+                return Some(recast(call(&self.decimal_text, vec![e])));
+            }
+            return None;
+        }
+        if src.is_floating()
+            && let Some(scale) = decimal_scale(dst)
+        {
+            let text = call(
+                &self.float_decimal_text[safe as usize],
+                vec![e, datafusion::logical_expr::lit(i64::from(scale.max(0)))],
+            );
+            return Some(recast(text));
+        }
+        if struct_cast_by_field(&src, dst)
+            && let (DataType::Struct(from), DataType::Struct(to)) = (&src, dst)
+        {
+            let mut args = Vec::with_capacity(to.len() * 2);
+            for (a, b) in from.iter().zip(to.iter()) {
+                let field =
+                    datafusion::functions::core::expr_fn::get_field(e.clone(), a.name().as_str());
+                let converted = self
+                    .bq_cast(field.clone(), b.data_type(), safe, schema)
+                    .unwrap_or_else(|| {
+                        if safe {
+                            datafusion::logical_expr::try_cast(field, b.data_type().clone())
+                        } else {
+                            datafusion::logical_expr::cast(field, b.data_type().clone())
+                        }
+                    });
+                args.push(datafusion::logical_expr::lit(b.name().as_str()));
+                args.push(converted);
+            }
+            let fields = Expr::ScalarFunction(ScalarFunction::new_udf(
+                datafusion::functions::core::named_struct(),
+                args,
+            ));
+            let null = ScalarValue::try_from(dst).ok()?;
+            let value = datafusion::logical_expr::when(e.is_null(), Expr::Literal(null, None))
+                .otherwise(fields)
+                .ok()?;
+            return Some(datafusion::logical_expr::cast(value, dst.clone()));
+        }
+        None
+    }
+
+    /// A comparison's operand `e` in microseconds where type coercion made
+    /// it nanoseconds (DataFusion compares a DATETIME or TIMESTAMP with a
+    /// STRING as nanoseconds, which cannot hold years past 2262).
+    fn in_micros(&self, e: &Expr, schema: &DFSchema) -> Option<Expr> {
+        use arrow::datatypes::TimeUnit;
+        let Expr::Cast(c) = e else {
+            return None;
+        };
+        let DataType::Timestamp(TimeUnit::Nanosecond, tz) = c.field.data_type() else {
+            return None;
+        };
+        let src = c.expr.get_type(schema).ok()?;
+        match &src {
+            DataType::Timestamp(TimeUnit::Microsecond, t) if t == tz => Some((*c.expr).clone()),
+            t if is_string(t) => {
+                let dst = DataType::Timestamp(TimeUnit::Microsecond, tz.clone());
+                Some(
+                    self.bq_cast((*c.expr).clone(), &dst, false, schema)
+                        .unwrap_or_else(|| datafusion::logical_expr::cast((*c.expr).clone(), dst)),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// The operands of a comparison in microseconds, if coercion made
+    /// microseconds nanoseconds (see [`Self::in_micros`]) and all can be.
+    fn compared_in_micros(&self, operands: &[&Expr], schema: &DFSchema) -> Option<Vec<Expr>> {
+        use arrow::datatypes::TimeUnit;
+        let widened = operands.iter().any(|e| {
+            matches!(e, Expr::Cast(c)
+            if matches!(c.field.data_type(), DataType::Timestamp(TimeUnit::Nanosecond, _))
+                && c.expr.get_type(schema).is_ok_and(|t| {
+                    matches!(t, DataType::Timestamp(TimeUnit::Microsecond, _))
+                }))
+        });
+        if !widened {
+            return None;
+        }
+        operands
+            .iter()
+            .map(|e| match e.get_type(schema) {
+                Ok(DataType::Null) => Some((*e).clone()),
+                _ => self.in_micros(e, schema),
+            })
+            .collect()
+    }
+
     /// Whether `e` is an INT64 value. The rule's own calls are answered
     /// without recursion, so a long chain `1 + 1 + …` is not typed again
     /// and again.
@@ -547,6 +738,49 @@ impl CheckedInt64 {
     }
 
     fn rewrite(&self, e: Expr, schema: &DFSchema) -> Transformed<Expr> {
+        // Comparisons of DATETIME/TIMESTAMP with STRING in microseconds.
+        match &e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if matches!(
+                    op,
+                    Operator::Eq
+                        | Operator::NotEq
+                        | Operator::Lt
+                        | Operator::LtEq
+                        | Operator::Gt
+                        | Operator::GtEq
+                        | Operator::IsDistinctFrom
+                        | Operator::IsNotDistinctFrom
+                ) =>
+            {
+                if let Some(v) = self.compared_in_micros(&[left, right], schema)
+                    && let [l, r] = &v[..]
+                {
+                    let (l, r) = (l.clone(), r.clone());
+                    return Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                        Box::new(l),
+                        *op,
+                        Box::new(r),
+                    )));
+                }
+            }
+            Expr::Between(b) => {
+                if let Some(v) = self.compared_in_micros(&[&b.expr, &b.low, &b.high], schema)
+                    && let [x, low, high] = &v[..]
+                {
+                    let (x, low, high) = (x.clone(), low.clone(), high.clone());
+                    return Transformed::yes(Expr::Between(
+                        datafusion::logical_expr::expr::Between::new(
+                            Box::new(x),
+                            b.negated,
+                            Box::new(low),
+                            Box::new(high),
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
         let call = |udf: &Arc<ScalarUDF>, args: Vec<Expr>| {
             Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
                 udf.clone(),
@@ -633,13 +867,18 @@ impl CheckedInt64 {
                     DataType::Decimal128(38, 9),
                 ))
             }
-            // FLOAT64, DATETIME and TIMESTAMP are written as BigQuery writes them.
+            // FLOAT64, NUMERIC, DATETIME and TIMESTAMP are written as
+            // BigQuery writes them.
             Expr::Cast(c)
                 if matches!(c.field.data_type(), DataType::Utf8 | DataType::Utf8View)
                     && c.expr.get_type(schema).is_ok_and(|t| {
                         matches!(
                             t,
-                            DataType::Float64 | DataType::Float32 | DataType::Timestamp(..)
+                            DataType::Float64
+                                | DataType::Float32
+                                | DataType::Timestamp(..)
+                                | DataType::Decimal128(..)
+                                | DataType::Decimal256(..)
                         ) || crate::range::element_of(&t).is_some()
                     }) =>
             {
@@ -649,6 +888,35 @@ impl CheckedInt64 {
                     other => text.update_data(|e| datafusion::logical_expr::cast(e, other.clone())),
                 }
             }
+            // Civil times, INT64 and NUMERIC from STRING, NUMERIC from
+            // FLOAT64, as BigQuery converts them.
+            Expr::Cast(c) => {
+                let dst = c.field.data_type().clone();
+                match self.bq_cast((*c.expr).clone(), &dst, false, schema) {
+                    Some(e) => Transformed::yes(e),
+                    None => self.rewrite_rest(Expr::Cast(c), schema),
+                }
+            }
+            Expr::TryCast(c) => {
+                let dst = c.field.data_type().clone();
+                match self.bq_cast((*c.expr).clone(), &dst, true, schema) {
+                    Some(e) => Transformed::yes(e),
+                    None => self.rewrite_rest(Expr::TryCast(c), schema),
+                }
+            }
+            e => self.rewrite_rest(e, schema),
+        }
+    }
+
+    /// The casts [`Self::rewrite`] leaves to Arrow but for these.
+    fn rewrite_rest(&self, e: Expr, schema: &DFSchema) -> Transformed<Expr> {
+        let call = |udf: &Arc<ScalarUDF>, args: Vec<Expr>| {
+            Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                udf.clone(),
+                args,
+            )))
+        };
+        match e {
             // CAST(string AS BOOL) takes only 'true' and 'false'.
             Expr::Cast(c)
                 if *c.field.data_type() == DataType::Boolean
@@ -690,6 +958,9 @@ impl CheckedInt64 {
                     c.field.data_type().clone(),
                 ))
             }
+            // A scalar subquery is NULL when it has no row, whatever its
+            // column's type says.
+            Expr::ScalarSubquery(q) => call(&self.nullable, vec![Expr::ScalarSubquery(q)]),
             e => Transformed::no(e),
         }
     }

@@ -501,8 +501,29 @@ pub fn to_bq_string(a: &ArrayRef) -> DfResult<ArrayRef> {
             }
             Ok(Arc::new(out.finish()))
         }
+        // `1.5` and `0`, not `1.500000000` and `0.000000000`.
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            let text = cast(a, &DataType::Utf8)?;
+            let out: StringArray = text
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(decimal_to_string))
+                .collect();
+            Ok(Arc::new(out))
+        }
         _ => Ok(cast(a, &DataType::Utf8)?),
     }
+}
+
+/// A NUMERIC/BIGNUMERIC's text (Arrow's, with all the digits of the scale)
+/// as BigQuery writes it: no trailing fractional zeros, no `-0`.
+pub fn decimal_to_string(text: &str) -> String {
+    let t = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
+    };
+    if t == "-0" { "0".into() } else { t.into() }
 }
 
 /// `bq_to_string(v)`: [`to_bq_string`] as a function.
@@ -1583,6 +1604,20 @@ mod tests {
             (f64::NEG_INFINITY, "-inf"),
         ] {
             assert_eq!(float_to_string(v), text, "{v}");
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_without_trailing_zeros() {
+        for (arrow, bq) in [
+            ("0.000000000", "0"),
+            ("-0.000000000", "0"),
+            ("1.500000000", "1.5"),
+            ("-12.000", "-12"),
+            ("100", "100"),
+            ("-0", "0"),
+        ] {
+            assert_eq!(decimal_to_string(arrow), bq, "{arrow}");
         }
     }
 
