@@ -490,3 +490,61 @@ fn log_takes_the_base_second() {
     let e = error("SELECT LOG(-1, 10)");
     assert!(e.contains("must be positive"), "{e}");
 }
+
+/// A USING column is one column: for FULL JOIN `COALESCE(left, right)`,
+/// for RIGHT JOIN the right side's; `SELECT *` has it first, once
+/// (workflow query `full_outer_join_using`).
+#[test]
+fn using_columns_of_outer_joins() {
+    let a = "(SELECT 1 AS k, 'a1' AS a UNION ALL SELECT 2, 'a2')";
+    let b = "(SELECT 'b2' AS b, 2 AS k UNION ALL SELECT 'b3', 3)";
+    assert_eq!(
+        run(&format!(
+            "SELECT k, x.a, y.b FROM {a} x FULL JOIN {b} y USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 1,a1,;2,a2,b2;3,,b3"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {a} x FULL OUTER JOIN {b} y USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 1,a1,;2,a2,b2;3,,b3"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {a} x RIGHT JOIN {b} y USING (k) WHERE k = 3"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 3,,b3"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {b} y LEFT JOIN {a} x USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 2,b2,a2;3,b3,"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT k, COUNT(*) AS n FROM {a} x FULL JOIN {b} y USING (k) WHERE k > 1 GROUP BY k ORDER BY k DESC"
+        ))
+        .unwrap(),
+        "Int64,Int64 | 3,1;2,1"
+    );
+    // Three FULL JOINs on one column: each joins the merged column.
+    let c = "(SELECT 3 AS k, 'c3' AS c UNION ALL SELECT 4, 'c4')";
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {a} x FULL JOIN {b} y USING (k) FULL JOIN {c} z USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8,Utf8 | 1,a1,,;2,a2,b2,;3,,b3,c3;4,,,c4"
+    );
+    // Where the left side's column is not known, refused rather than wrong.
+    let e = error(&format!(
+        "SELECT k FROM {a} x JOIN {b} y ON x.k = y.k FULL JOIN {c} z USING (k)"
+    ));
+    assert!(e.contains("unsupported") && e.contains("USING"), "{e}");
+}

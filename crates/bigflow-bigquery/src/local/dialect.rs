@@ -2982,6 +2982,365 @@ fn check_set_operations(body: &ast::SetExpr) -> Result<()> {
     Ok(())
 }
 
+/// The name a FROM item's columns are qualified with: its alias, or a
+/// table's last name (`t` of `FROM ds.t`); `None` for other items.
+fn relation_name(t: &TableFactor) -> Option<Ident> {
+    match t {
+        TableFactor::Table {
+            alias: Some(a),
+            args: None,
+            ..
+        }
+        | TableFactor::Derived { alias: Some(a), .. } => Some(a.name.clone()),
+        TableFactor::Table {
+            name,
+            alias: None,
+            args: None,
+            ..
+        } => match name.0.as_slice() {
+            [.., ObjectNamePart::Identifier(i)] if !i.value.contains('.') => Some(i.clone()),
+            _ => object_name_text(name)
+                .rsplit('.')
+                .next()
+                .map(|t| Ident::with_quote('`', t)),
+        },
+        _ => None,
+    }
+}
+
+/// One entry of what `SELECT *` stands for over joins with USING.
+enum StarItem {
+    /// A USING column, once.
+    Merged(Ident),
+    /// `rel.* EXCEPT (columns)` (`None`: a FROM item without a name).
+    Relation(Option<Ident>, Vec<Ident>),
+}
+
+/// `a FULL JOIN b USING (k)` → `a FULL JOIN b ON a.k = b.k`, with the
+/// unqualified `k` of the select list, WHERE, GROUP BY, HAVING, QUALIFY
+/// and ORDER BY made BigQuery's USING column: `COALESCE(a.k, b.k)` for a
+/// FULL JOIN, `b.k` for a RIGHT JOIN, `a.k` otherwise (DataFusion takes
+/// `a.k` for all). `SELECT *` has the USING columns first, once, then the
+/// others of the left side, then those of the right side, as in BigQuery.
+///
+/// Applies when the left side of each USING is one FROM item or the result
+/// of an earlier USING on the column; otherwise a RIGHT or FULL JOIN USING
+/// is refused (INNER and LEFT are left to DataFusion, whose answer is then
+/// BigQuery's but for `SELECT *`'s column order).
+fn using_joins(select: &mut ast::Select, order_by: Option<&mut ast::OrderBy>) -> Result<()> {
+    use ast::{JoinConstraint, JoinOperator};
+    let constraint = |op: &JoinOperator| match op {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c) => Some(c.clone()),
+        _ => None,
+    };
+    let uses = |j: &ast::Join| {
+        matches!(
+            &j.join_operator,
+            JoinOperator::Join(JoinConstraint::Using(_))
+                | JoinOperator::Inner(JoinConstraint::Using(_))
+                | JoinOperator::Left(JoinConstraint::Using(_))
+                | JoinOperator::LeftOuter(JoinConstraint::Using(_))
+                | JoinOperator::Right(JoinConstraint::Using(_))
+                | JoinOperator::RightOuter(JoinConstraint::Using(_))
+                | JoinOperator::FullOuter(JoinConstraint::Using(_))
+                | JoinOperator::Semi(JoinConstraint::Using(_))
+                | JoinOperator::Anti(JoinConstraint::Using(_))
+        )
+    };
+    if !select.from.iter().any(|t| t.joins.iter().any(uses)) {
+        return Ok(());
+    }
+    let outer = select.from.iter().any(|t| {
+        t.joins.iter().any(|j| {
+            matches!(
+                &j.join_operator,
+                JoinOperator::Right(JoinConstraint::Using(_))
+                    | JoinOperator::RightOuter(JoinConstraint::Using(_))
+                    | JoinOperator::FullOuter(JoinConstraint::Using(_))
+            )
+        })
+    });
+    let col = |rel: &Ident, c: &Ident| Expr::CompoundIdentifier(vec![rel.clone(), c.clone()]);
+    let plan = || -> std::result::Result<_, String> {
+        let mut merged: Vec<(Ident, Expr)> = Vec::new();
+        let mut star: Vec<StarItem> = Vec::new();
+        let mut conditions: Vec<(usize, usize, Expr)> = Vec::new();
+        for (ti, twj) in select.from.iter().enumerate() {
+            let first = relation_name(&twj.relation);
+            let mut items = vec![StarItem::Relation(first.clone(), vec![])];
+            let mut rels = vec![first];
+            let mut local: Vec<(Ident, Expr)> = Vec::new();
+            for (ji, j) in twj.joins.iter().enumerate() {
+                let right = relation_name(&j.relation);
+                let Some(JoinConstraint::Using(cols)) = constraint(&j.join_operator) else {
+                    if uses(j) {
+                        return Err(format!("{} … USING", j.join_operator_name()));
+                    }
+                    items.push(StarItem::Relation(right.clone(), vec![]));
+                    rels.push(right);
+                    continue;
+                };
+                let Some(r) = right.clone() else {
+                    return Err("USING with a FROM item without a name (give it an alias)".into());
+                };
+                let mut conds = Vec::new();
+                let mut new = Vec::new();
+                for name in &cols {
+                    let [ObjectNamePart::Identifier(c)] = name.0.as_slice() else {
+                        return Err(format!("USING ({name})"));
+                    };
+                    let same = |i: &Ident| i.value.eq_ignore_ascii_case(&c.value);
+                    let left = if let Some(p) = local.iter().position(|(i, _)| same(i)) {
+                        items.retain(|s| !matches!(s, StarItem::Merged(i) if same(i)));
+                        local.remove(p).1
+                    } else if let [Some(l)] = rels.as_slice() {
+                        if let Some(StarItem::Relation(_, except)) = items.first_mut() {
+                            except.push(c.clone());
+                        }
+                        col(l, c)
+                    } else {
+                        return Err(format!(
+                            "USING ({c}) after a join whose left side has several FROM items (write ON)"
+                        ));
+                    };
+                    let right = col(&r, c);
+                    conds.push(Expr::BinaryOp {
+                        left: Box::new(left.clone()),
+                        op: ast::BinaryOperator::Eq,
+                        right: Box::new(right.clone()),
+                    });
+                    let value = match &j.join_operator {
+                        JoinOperator::Right(_) | JoinOperator::RightOuter(_) => right,
+                        JoinOperator::FullOuter(_) => call("coalesce", vec![left, right]),
+                        _ => left,
+                    };
+                    new.push((c.clone(), value));
+                }
+                let on = conds
+                    .into_iter()
+                    .reduce(|a, b| Expr::BinaryOp {
+                        left: Box::new(a),
+                        op: ast::BinaryOperator::And,
+                        right: Box::new(b),
+                    })
+                    .ok_or_else(|| "USING ()".to_string())?;
+                conditions.push((ti, ji, on));
+                let mut head: Vec<StarItem> = new
+                    .iter()
+                    .map(|(c, _)| StarItem::Merged(c.clone()))
+                    .collect();
+                head.append(&mut items);
+                head.push(StarItem::Relation(
+                    Some(r),
+                    new.iter().map(|(c, _)| c.clone()).collect(),
+                ));
+                items = head;
+                new.append(&mut local);
+                local = new;
+                rels.push(right);
+            }
+            for (c, _) in &local {
+                if merged
+                    .iter()
+                    .any(|(m, _)| m.value.eq_ignore_ascii_case(&c.value))
+                {
+                    return Err(format!("USING ({c}) in two FROM items"));
+                }
+            }
+            merged.extend(local);
+            star.extend(items);
+        }
+        Ok((merged, star, conditions))
+    };
+    let refuse = |why: String| -> Result<()> {
+        if outer {
+            Err(BqError::Unsupported {
+                construct: format!("RIGHT or FULL JOIN … USING: {why}"),
+                position: None,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let (merged, star, conditions) = match plan() {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
+    // `SELECT *` expanded: only a plain `*` over named FROM items.
+    let mut stars = Vec::new();
+    for item in &select.projection {
+        if let ast::SelectItem::Wildcard(o) = item {
+            if o.opt_ilike.is_some()
+                || o.opt_exclude.is_some()
+                || o.opt_except.is_some()
+                || o.opt_replace.is_some()
+                || o.opt_rename.is_some()
+            {
+                return refuse("SELECT * with EXCEPT or REPLACE".into());
+            }
+            if star
+                .iter()
+                .any(|s| matches!(s, StarItem::Relation(None, _)))
+            {
+                return refuse("SELECT * over a FROM item without a name".into());
+            }
+            let expanded: Vec<ast::SelectItem> = star
+                .iter()
+                .map(|s| match s {
+                    StarItem::Merged(c) => ast::SelectItem::ExprWithAlias {
+                        expr: merged
+                            .iter()
+                            .find(|(m, _)| m.value.eq_ignore_ascii_case(&c.value))
+                            .map(|(_, e)| e.clone())
+                            .unwrap_or_else(|| Expr::Identifier(c.clone())),
+                        alias: c.clone(),
+                    },
+                    StarItem::Relation(r, except) => ast::SelectItem::QualifiedWildcard(
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![
+                            r.clone().unwrap_or_else(|| ident("_")),
+                        ])),
+                        ast::WildcardAdditionalOptions {
+                            opt_except: except.split_first().map(|(f, rest)| {
+                                ast::ExceptSelectItem {
+                                    first_element: f.clone(),
+                                    additional_elements: rest.to_vec(),
+                                }
+                            }),
+                            ..Default::default()
+                        },
+                    ),
+                })
+                .collect();
+            stars.push(expanded);
+        }
+    }
+    for (ti, ji, on) in conditions {
+        let op = &mut select.from[ti].joins[ji].join_operator;
+        match op {
+            JoinOperator::Join(c)
+            | JoinOperator::Inner(c)
+            | JoinOperator::Left(c)
+            | JoinOperator::LeftOuter(c)
+            | JoinOperator::Right(c)
+            | JoinOperator::RightOuter(c)
+            | JoinOperator::FullOuter(c) => *c = JoinConstraint::On(on),
+            _ => {}
+        }
+    }
+    let lookup = |i: &Ident| {
+        merged
+            .iter()
+            .find(|(m, _)| m.value.eq_ignore_ascii_case(&i.value))
+            .map(|(_, e)| e.clone())
+    };
+    // The select list's names; GROUP BY may name those given by AS, ORDER BY all.
+    let mut outputs: HashSet<String> = HashSet::new();
+    let mut aliased: HashSet<String> = HashSet::new();
+    let mut projection = Vec::new();
+    let mut stars = stars.into_iter();
+    for item in std::mem::take(&mut select.projection) {
+        match item {
+            ast::SelectItem::Wildcard(_) => {
+                for s in stars.next().unwrap_or_default() {
+                    if let ast::SelectItem::ExprWithAlias { alias, .. } = &s {
+                        outputs.insert(alias.value.to_lowercase());
+                    }
+                    projection.push(s);
+                }
+            }
+            ast::SelectItem::UnnamedExpr(Expr::Identifier(i)) if lookup(&i).is_some() => {
+                outputs.insert(i.value.to_lowercase());
+                projection.push(ast::SelectItem::ExprWithAlias {
+                    expr: lookup(&i).unwrap_or(Expr::Identifier(i.clone())),
+                    alias: i,
+                });
+            }
+            ast::SelectItem::UnnamedExpr(mut e) => {
+                replace_using_columns(&mut e, &merged);
+                projection.push(ast::SelectItem::UnnamedExpr(e));
+            }
+            ast::SelectItem::ExprWithAlias { mut expr, alias } => {
+                outputs.insert(alias.value.to_lowercase());
+                aliased.insert(alias.value.to_lowercase());
+                replace_using_columns(&mut expr, &merged);
+                projection.push(ast::SelectItem::ExprWithAlias { expr, alias });
+            }
+            other => projection.push(other),
+        }
+    }
+    select.projection = projection;
+    let unshadowed: Vec<(Ident, Expr)> = merged
+        .iter()
+        .filter(|(m, _)| !outputs.contains(&m.value.to_lowercase()))
+        .cloned()
+        .collect();
+    for e in select
+        .selection
+        .iter_mut()
+        .chain(select.having.iter_mut())
+        .chain(select.qualify.iter_mut())
+    {
+        replace_using_columns(e, &merged);
+    }
+    let unaliased: Vec<(Ident, Expr)> = merged
+        .iter()
+        .filter(|(m, _)| !aliased.contains(&m.value.to_lowercase()))
+        .cloned()
+        .collect();
+    if let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        for e in exprs {
+            replace_using_columns(e, &unaliased);
+        }
+    }
+    if let Some(order) = order_by
+        && let ast::OrderByKind::Expressions(items) = &mut order.kind
+    {
+        for o in items {
+            replace_using_columns(&mut o.expr, &unshadowed);
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the unqualified names of `columns` in `e` (not in its
+/// subqueries) by their expressions.
+fn replace_using_columns(e: &mut Expr, columns: &[(Ident, Expr)]) {
+    struct Replace<'a>(&'a [(Ident, Expr)], usize);
+    impl VisitorMut for Replace<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _q: &mut Query) -> ControlFlow<()> {
+            self.1 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _q: &mut Query) -> ControlFlow<()> {
+            self.1 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.1 == 0
+                && let Expr::Identifier(i) = e
+                && let Some((_, v)) = self
+                    .0
+                    .iter()
+                    .find(|(c, _)| c.value.eq_ignore_ascii_case(&i.value))
+            {
+                *e = v.clone();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if columns.is_empty() {
+        return;
+    }
+    let _ = e.visit(&mut Replace(columns, 0));
+}
+
 /// Names the select list's expressions without a name as BigQuery does:
 /// `f0_`, `f1_`, … in order (`SELECT a, 1 + 1, 'x'` gives `a`, `f0_`,
 /// `f1_`). DataFusion would name them after their text, and refuse two
@@ -3181,6 +3540,9 @@ impl VisitorMut for Rewriter<'_> {
             }
         }
         self.from_aliases.push(aliases);
+        if let Err(e) = using_joins(select, None) {
+            return ControlFlow::Break(e);
+        }
         name_anonymous_columns(select);
         qualify_with_windows(select);
         for ast::NamedWindowDefinition(name, def) in &select.named_window {
@@ -3206,6 +3568,11 @@ impl VisitorMut for Rewriter<'_> {
             return ControlFlow::Break(e);
         }
         if let Err(e) = check_set_operations(&query.body) {
+            return ControlFlow::Break(e);
+        }
+        if let ast::SetExpr::Select(select) = query.body.as_mut()
+            && let Err(e) = using_joins(select, query.order_by.as_mut())
+        {
             return ControlFlow::Break(e);
         }
         if let Some(ast::LimitClause::LimitOffset { limit, offset, .. }) = &query.limit_clause {
@@ -3621,5 +3988,39 @@ mod tests {
             e.contains("function FARM_FINGERPRINT") && e.contains("line 2, column 3"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod using_tests {
+    use super::*;
+
+    fn rewrite(sql: &str) -> Result<String> {
+        let mut stmts = parse(sql)?;
+        let Statement::Query(q) = &mut stmts[0] else {
+            panic!("not a query")
+        };
+        let c: &'static QueryContext = Box::leak(Box::new(QueryContext {
+            default_project: "p".into(),
+            default_dataset: "d".into(),
+            ..QueryContext::default()
+        }));
+        let mut r = Rewriter::new(c, &|_| true);
+        r.rewrite_query(q)?;
+        Ok(q.to_string())
+    }
+
+    #[test]
+    fn using_columns_are_bigquerys() {
+        let sql = rewrite(
+            "SELECT customer_id, c.name FROM customers c FULL JOIN orders o USING (customer_id) GROUP BY customer_id, c.name ORDER BY customer_id",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("coalesce(c.customer_id, o.customer_id) AS customer_id"),
+            "{sql}"
+        );
+        let sql = rewrite("SELECT k, x.a, y.b FROM (SELECT 1 AS k, 'a1' AS a UNION ALL SELECT 2, 'a2') x FULL JOIN (SELECT 'b2' AS b, 2 AS k UNION ALL SELECT 'b3', 3) y USING (k) ORDER BY k").unwrap();
+        assert!(sql.contains("coalesce(x.k, y.k) AS k"), "{sql}");
     }
 }
