@@ -1144,6 +1144,49 @@ fn name_struct_elements(elems: &mut [Expr]) {
     }
 }
 
+/// `STRUCT(customer_id AS id, status, t.price)`: a field without an alias
+/// that is a column or field path is named after its last name (`status`,
+/// `price`), as in BigQuery; other fields stay anonymous. A name already
+/// taken by another field is left anonymous.
+fn name_struct_fields(e: &mut Expr) {
+    let Expr::Struct { values, fields } = e else {
+        return;
+    };
+    if !fields.is_empty() {
+        return;
+    }
+    let mut taken: Vec<String> = values
+        .iter()
+        .filter_map(|v| match v {
+            Expr::Named { name, .. } => Some(name.value.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    for v in values.iter_mut() {
+        let name = match v {
+            Expr::Identifier(i) => i.clone(),
+            Expr::CompoundIdentifier(parts) => match parts.last() {
+                Some(i) => i.clone(),
+                None => continue,
+            },
+            Expr::CompoundFieldAccess { access_chain, .. } => match access_chain.last() {
+                Some(ast::AccessExpr::Dot(Expr::Identifier(i))) => i.clone(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let lower = name.value.to_lowercase();
+        if taken.contains(&lower) {
+            continue;
+        }
+        taken.push(lower);
+        *v = Expr::Named {
+            expr: Box::new(v.clone()),
+            name,
+        };
+    }
+}
+
 /// Whether a STRUCT or ARRAY type has a parameterized type inside
 /// (`STRUCT<a STRING(5)>`), whose limit the warehouse would not check.
 fn nested_type_parameters(t: &SqlType) -> bool {
@@ -3678,6 +3721,7 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<BqError> {
+        name_struct_fields(expr);
         dots_to_subscripts(expr);
         array_subscripts(expr);
         note_json_kinds(expr);
@@ -3992,7 +4036,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod using_tests {
+mod join_and_struct_tests {
     use super::*;
 
     fn rewrite(sql: &str) -> Result<String> {
@@ -4022,5 +4066,26 @@ mod using_tests {
         );
         let sql = rewrite("SELECT k, x.a, y.b FROM (SELECT 1 AS k, 'a1' AS a UNION ALL SELECT 2, 'a2') x FULL JOIN (SELECT 'b2' AS b, 2 AS k UNION ALL SELECT 'b3', 3) y USING (k) ORDER BY k").unwrap();
         assert!(sql.contains("coalesce(x.k, y.k) AS k"), "{sql}");
+    }
+
+    #[test]
+    fn struct_fields_are_named_after_column_paths() {
+        let sql = rewrite(
+            "SELECT STRUCT(customer_id AS id, status, o.amount, s.a.b, 1 + 1, x AS status, o.id2) FROM orders o",
+        )
+        .unwrap();
+        assert!(
+            sql.contains(
+                "STRUCT(customer_id AS id, status, o.amount AS amount, s.a.b AS b, 1 + 1, x AS status, o.id2 AS id2)"
+            ),
+            "{sql}"
+        );
+        // (`status` is taken by `x AS status`: left anonymous.) Typed STRUCTs
+        // and tuples keep their own names.
+        let sql = rewrite("SELECT STRUCT<a INT64>(x), (y, z) FROM t").unwrap();
+        assert!(
+            sql.contains("STRUCT<a BIGINT>(x) AS `f0_`, (y, z) AS"),
+            "{sql}"
+        );
     }
 }
