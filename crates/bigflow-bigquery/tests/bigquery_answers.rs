@@ -548,3 +548,87 @@ fn using_columns_of_outer_joins() {
     ));
     assert!(e.contains("unsupported") && e.contains("USING"), "{e}");
 }
+
+/// Types and rows as JSON (for STRUCT and ARRAY values, which CSV lacks).
+fn run_json(sql: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = LocalWarehouse::open(dir.path()).unwrap();
+    let r = wh
+        .execute(sql, &QueryContext::default())
+        .map_err(|e| e.to_string())?;
+    let types: Vec<String> = r
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().to_string())
+        .collect();
+    let rows = bigflow_bigquery::format::render(&r, Format::Json).map_err(|e| e.to_string())?;
+    let rows: serde_json::Value = serde_json::from_str(&rows).map_err(|e| e.to_string())?;
+    Ok(format!("{} | {rows}", types.join(",")))
+}
+
+/// `(SELECT AS STRUCT a, b AS x …)` is one STRUCT value (workflow query
+/// `select_as_struct_subquery`); correlated, with COUNT(*) 0 and MAX NULL
+/// where no row matches.
+#[test]
+fn select_as_struct_subqueries() {
+    let c = "(SELECT 1 AS id UNION ALL SELECT 2)";
+    let o = "(SELECT 1 AS cid, 10 AS v UNION ALL SELECT 1, 30)";
+    assert_eq!(
+        run_json(&format!(
+            "SELECT c.id, (SELECT AS STRUCT COUNT(*) AS n, MAX(o.v) AS top FROM {o} o WHERE o.cid = c.id) AS s FROM {c} c ORDER BY c.id"
+        ))
+        .unwrap(),
+        r#"Int64,Struct("n": Int64, "top": Int64) | [{"id":1,"s":{"n":2,"top":30}},{"id":2,"s":{"n":0,"top":null}}]"#
+    );
+    assert_eq!(
+        run_json(&format!(
+            "SELECT (SELECT AS STRUCT v AS x, cid FROM {o} ORDER BY x DESC LIMIT 1).x AS x"
+        ))
+        .unwrap(),
+        r#"Int64 | [{"x":30}]"#
+    );
+    let e = error(&format!("SELECT (SELECT AS STRUCT * FROM {o} LIMIT 1)"));
+    assert!(
+        e.contains("unsupported") && e.contains("SELECT AS STRUCT *"),
+        "{e}"
+    );
+}
+
+/// A correlated `ARRAY(subquery)` (workflow query
+/// `array_subquery_of_structs`): the outer row's elements, in the
+/// subquery's order, `[]` where none.
+#[test]
+fn correlated_array_subqueries() {
+    let c = "(SELECT 1 AS id UNION ALL SELECT 2)";
+    let o = "(SELECT 1 AS cid, 10 AS v UNION ALL SELECT 1, 30 UNION ALL SELECT 1, 20)";
+    assert_eq!(
+        run_json(&format!(
+            "SELECT c.id, ARRAY(SELECT o.v FROM {o} o WHERE o.cid = c.id ORDER BY o.v DESC) AS vs FROM {c} c ORDER BY c.id"
+        ))
+        .unwrap(),
+        r#"Int64,List(Int64) | [{"id":1,"vs":[30,20,10]},{"id":2,"vs":[]}]"#
+    );
+    assert_eq!(
+        run_json(&format!(
+            "SELECT c.id, ARRAY(SELECT AS STRUCT o.v AS x FROM {o} o WHERE o.cid = c.id AND o.v > 10 ORDER BY x) AS vs FROM {c} c ORDER BY c.id"
+        ))
+        .unwrap(),
+        r#"Int64,List(Struct("x": Int64)) | [{"id":1,"vs":[{"x":20},{"x":30}]},{"id":2,"vs":[]}]"#
+    );
+    // Uncorrelated, ordered by a field's alias.
+    assert_eq!(
+        run_json(&format!(
+            "SELECT ARRAY(SELECT AS STRUCT v AS x FROM {o} ORDER BY x)"
+        ))
+        .unwrap(),
+        r#"List(Struct("x": Int64)) | [{"f0_":[{"x":10},{"x":20},{"x":30}]}]"#
+    );
+    let e = error(&format!(
+        "SELECT ARRAY(SELECT DISTINCT o.v FROM {o} o WHERE o.cid = c.id) FROM {c} c"
+    ));
+    assert!(
+        e.contains("unsupported") && e.contains("refers to the outer query"),
+        "{e}"
+    );
+}

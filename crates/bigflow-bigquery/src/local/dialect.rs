@@ -1144,6 +1144,63 @@ fn name_struct_elements(elems: &mut [Expr]) {
     }
 }
 
+/// A scalar subquery `(SELECT AS STRUCT a, b AS x FROM …)` → `(SELECT
+/// STRUCT(a, b AS x) FROM …)`: one STRUCT column, as in BigQuery (DataFusion
+/// has no SELECT AS STRUCT and refuses a subquery of two columns). ORDER BY
+/// of a field's alias orders by its expression.
+fn struct_subquery(q: &mut Query) -> Result<()> {
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return Ok(());
+    };
+    let distinct = match &select.value_table_mode {
+        Some(ast::ValueTableMode::AsStruct) => false,
+        Some(ast::ValueTableMode::DistinctAsStruct) => true,
+        _ => return Ok(()),
+    };
+    let mut values = Vec::new();
+    let mut aliases: Vec<(Ident, Expr)> = Vec::new();
+    for item in &select.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => values.push(e.clone()),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                aliases.push((alias.clone(), expr.clone()));
+                values.push(Expr::Named {
+                    expr: Box::new(expr.clone()),
+                    name: alias.clone(),
+                });
+            }
+            _ => {
+                return Err(unsupported(
+                    "SELECT AS STRUCT * in a subquery (name the fields)".into(),
+                    select.select_token.0.span,
+                ));
+            }
+        }
+    }
+    select.value_table_mode = None;
+    if distinct {
+        select.distinct = Some(ast::Distinct::Distinct);
+    }
+    select.projection = vec![ast::SelectItem::UnnamedExpr(Expr::Struct {
+        values,
+        fields: vec![],
+    })];
+    if let Some(order) = &mut q.order_by
+        && let ast::OrderByKind::Expressions(items) = &mut order.kind
+    {
+        for o in items {
+            if let Expr::Identifier(i) = &o.expr
+                && let Some((_, e)) = aliases
+                    .iter()
+                    .find(|(a, _)| a.value.eq_ignore_ascii_case(&i.value))
+            {
+                o.expr = e.clone();
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `STRUCT(customer_id AS id, status, t.price)`: a field without an alias
 /// that is a column or field path is named after its last name (`status`,
 /// `price`), as in BigQuery; other fields stay anonymous. A name already
@@ -1448,7 +1505,8 @@ impl Rewriter<'_> {
         if name == "array"
             && let FunctionArguments::Subquery(q) = &f.args
         {
-            return array_subquery(q, span).map(Some);
+            let outer: Vec<String> = self.from_aliases.iter().flatten().cloned().collect();
+            return array_subquery(q, &outer, span).map(Some);
         }
         let args: Vec<Expr> = match &f.args {
             FunctionArguments::List(l) => l.args.iter().filter_map(arg_expr).cloned().collect(),
@@ -2141,10 +2199,20 @@ fn array_aggregate(name: &str, f: &Function, span: Span) -> Result<Option<Expr>>
 /// key AS k… FROM …) AS a)`: the elements in the subquery's order (an
 /// aggregate does not keep its input's), `[]` when it has no rows.
 /// `SELECT AS STRUCT a, b` makes `STRUCT(a, b)` elements.
-fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
+///
+/// A subquery that refers to an outer FROM item (`WHERE o.customer_id =
+/// c.customer_id`), a plain SELECT … FROM … WHERE …, becomes `(SELECT
+/// COALESCE(ARRAY_AGG(e ORDER BY …), make_array()) FROM … WHERE …)`
+/// instead: DataFusion takes no outer reference in a FROM subquery, but
+/// decorrelates an aggregate scalar subquery (into a LEFT JOIN of the
+/// aggregate grouped by the correlated columns); `[]` where no row matches.
+fn array_subquery(q: &Query, outer: &[String], span: Span) -> Result<Expr> {
     let refuse = |why: &str| unsupported(format!("ARRAY(subquery) {why}"), span);
     let mut inner = q.clone();
+    let correlated = refers_to_outer(q, outer);
     let mut keys: Vec<String> = Vec::new();
+    let mut order_exprs: Vec<ast::OrderByExpr> = Vec::new();
+    let mut field_aliases: Vec<(Ident, Expr)> = Vec::new();
     let ordered = inner.order_by.is_some();
     let mut positional = false;
     if let ast::SetExpr::Select(select) = inner.body.as_mut() {
@@ -2169,6 +2237,9 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
                 let Some((e, alias)) = item_expr(item) else {
                     return Err(refuse("with * in SELECT AS STRUCT"));
                 };
+                if let Some(a) = &alias {
+                    field_aliases.push((a.clone(), e.clone()));
+                }
                 let name = alias.or_else(|| match &e {
                     Expr::Identifier(i) => Some(i.clone()),
                     Expr::CompoundIdentifier(parts) => parts.last().cloned(),
@@ -2230,6 +2301,19 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
                     return Err(refuse("with ORDER BY ALL"));
                 };
                 for (i, o) in items.iter().enumerate() {
+                    // `ORDER BY x` of a field `… AS x` of SELECT AS STRUCT.
+                    let aliased = match &o.expr {
+                        Expr::Identifier(id) => field_aliases
+                            .iter()
+                            .find(|(a, _)| a.value.eq_ignore_ascii_case(&id.value))
+                            .map(|(_, e)| e.clone()),
+                        _ => None,
+                    };
+                    let o = &ast::OrderByExpr {
+                        expr: aliased.unwrap_or_else(|| o.expr.clone()),
+                        options: o.options.clone(),
+                        with_fill: None,
+                    };
                     let is_value = match &o.expr {
                         Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n == "1"),
                         Expr::Identifier(id) => alias
@@ -2262,14 +2346,66 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
                         None => "",
                     };
                     keys.push(format!("{key}{dir}{nulls}"));
+                    order_exprs.push(ast::OrderByExpr {
+                        expr: if is_value {
+                            value.clone()
+                        } else {
+                            o.expr.clone()
+                        },
+                        options: o.options.clone(),
+                        with_fill: None,
+                    });
                 }
             }
             select.projection = projection;
+            let plain = inner.with.is_none()
+                && inner.limit_clause.is_none()
+                && inner.fetch.is_none()
+                && select.distinct.is_none()
+                && select.having.is_none()
+                && select.qualify.is_none()
+                && select.named_window.is_empty()
+                && matches!(&select.group_by, ast::GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty());
+            if correlated && plain {
+                let mut agg = call("array_agg", vec![value]);
+                if let Expr::Function(f) = &mut agg
+                    && let FunctionArguments::List(l) = &mut f.args
+                    && !order_exprs.is_empty()
+                {
+                    l.clauses
+                        .push(ast::FunctionArgumentClause::OrderBy(order_exprs));
+                }
+                select.projection = vec![ast::SelectItem::ExprWithAlias {
+                    expr: call("coalesce", vec![agg, call("make_array", vec![])]),
+                    alias: ident("__bq_v"),
+                }];
+                inner.order_by = None;
+                return Ok(Expr::Subquery(Box::new(inner)));
+            }
         }
     } else if ordered {
         return Err(refuse("of a set operation with ORDER BY"));
     } else {
         positional = true;
+    }
+    if correlated {
+        return Err(refuse(
+            "that refers to the outer query, with DISTINCT, GROUP BY, HAVING, LIMIT, WITH, a set operation or SELECT *",
+        ));
+    }
+    // The subquery's own ORDER BY (kept for its LIMIT) by a field's alias.
+    if let Some(order) = &mut inner.order_by
+        && let ast::OrderByKind::Expressions(items) = &mut order.kind
+    {
+        for o in items {
+            if let Expr::Identifier(id) = &o.expr
+                && let Some((_, e)) = field_aliases
+                    .iter()
+                    .find(|(a, _)| a.value.eq_ignore_ascii_case(&id.value))
+            {
+                o.expr = e.clone();
+            }
+        }
     }
     let order = if keys.is_empty() {
         String::new()
@@ -2291,6 +2427,40 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
         **subquery = inner;
     }
     Ok(e)
+}
+
+/// Whether a query names a FROM item of an enclosing query (`c.x` where
+/// `c` is one of `outer` and no FROM item of the query itself).
+fn refers_to_outer(q: &Query, outer: &[String]) -> bool {
+    use ast::{Visit, Visitor};
+    struct Names(Vec<String>, Vec<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            if let Some(n) = relation_name(t) {
+                self.0.push(n.value.to_lowercase());
+            }
+            if let TableFactor::UNNEST { alias: Some(a), .. } = t {
+                self.0.push(a.name.value.to_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = e
+                && parts.len() >= 2
+            {
+                self.1.push(parts[0].value.to_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if outer.is_empty() {
+        return false;
+    }
+    let mut n = Names(Vec::new(), Vec::new());
+    let _ = q.visit(&mut n);
+    n.1.iter()
+        .any(|f| !n.0.contains(f) && outer.iter().any(|o| o.eq_ignore_ascii_case(f)))
 }
 
 fn position_span(e: &Expr) -> Span {
@@ -3721,6 +3891,11 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<BqError> {
+        if let Expr::Subquery(q) = expr
+            && let Err(e) = struct_subquery(q)
+        {
+            return ControlFlow::Break(e);
+        }
         name_struct_fields(expr);
         dots_to_subscripts(expr);
         array_subscripts(expr);
