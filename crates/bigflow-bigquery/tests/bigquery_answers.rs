@@ -632,3 +632,37 @@ fn correlated_array_subqueries() {
         "{e}"
     );
 }
+
+/// Typed STRUCT literals take their values by position, converting them
+/// (`ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), …]`), and
+/// `JOIN UNNEST(…) AS v ON …` of a constant array is an ordinary join
+/// (workflow query `typed_array_struct_literal_join`).
+#[test]
+fn typed_struct_literals_and_join_unnest_on() {
+    assert_eq!(
+        run_json(
+            "SELECT ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), ('DE', 1)] AS a, \
+             STRUCT<x INT64, y NUMERIC>(1, 2.5) AS s, CAST((1, 'b') AS STRUCT<f FLOAT64, g STRING>) AS t"
+        )
+        .unwrap(),
+        r#"List(Struct("country": Utf8, "vat_rate": Float64)),Struct("x": Int64, "y": Decimal128(38, 9)),Struct("f": Float64, "g": Utf8) | [{"a":[{"country":"PL","vat_rate":0.23},{"country":"DE","vat_rate":1.0}],"s":{"x":1,"y":2.5},"t":{"f":1.0,"g":"b"}}]"#
+    );
+    let c = "(SELECT 'a' AS name, 'PL' AS country UNION ALL SELECT 'b', 'US' UNION ALL SELECT 'c', 'DE')";
+    assert_eq!(
+        run(&format!(
+            "SELECT c.name, v.vat_rate FROM {c} c \
+             JOIN UNNEST(ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), ('DE', 0.19)]) AS v \
+             ON v.country = c.country ORDER BY c.name"
+        ))
+        .unwrap(),
+        "Utf8,Float64 | a,0.23;c,0.19"
+    );
+    // Of a column, with an INNER JOIN: the condition filters the pairs.
+    assert_eq!(
+        run(&format!(
+            "SELECT c.name, x FROM {c} c JOIN UNNEST([c.country, 'X']) AS x ON x <> 'X' ORDER BY c.name"
+        ))
+        .unwrap(),
+        "Utf8,Utf8 | a,PL;b,US;c,DE"
+    );
+}

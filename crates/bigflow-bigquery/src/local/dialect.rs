@@ -1244,6 +1244,104 @@ fn name_struct_fields(e: &mut Expr) {
     }
 }
 
+/// The values of a STRUCT literal: a tuple `(x, y)` or an untyped
+/// `STRUCT(x, y AS b)` (names dropped).
+fn struct_values(v: &Expr) -> Option<Vec<Expr>> {
+    match v {
+        Expr::Tuple(vs) => Some(vs.clone()),
+        Expr::Struct { values, fields } if fields.is_empty() => Some(
+            values
+                .iter()
+                .map(|x| match x {
+                    Expr::Named { expr, .. } => (**expr).clone(),
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// `STRUCT<a T, …>` of the values of a STRUCT literal → `STRUCT(CAST(x AS
+/// T) AS a, …)`: BigQuery's STRUCT types take values by position,
+/// converting them; DataFusion plans no typed STRUCT constructor and does
+/// not cast STRUCTs whose field names differ (`CAST(List(Struct(c0, c1))
+/// AS List(Struct(country, vat_rate)))`). `None` (left as it was) for
+/// anonymous or RANGE fields, or a count of values that does not match.
+fn typed_struct(values: &[Expr], fields: &[ast::StructField]) -> Option<Expr> {
+    if values.len() != fields.len() || fields.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for (v, f) in values.iter().zip(fields) {
+        let name = f.field_name.clone()?;
+        if range_sql_element(&f.field_type).is_some() {
+            return None;
+        }
+        let v = match v {
+            Expr::Named { expr, .. } => (**expr).clone(),
+            other => other.clone(),
+        };
+        out.push(Expr::Named {
+            expr: Box::new(typed_value(&v, &f.field_type)?),
+            name,
+        });
+    }
+    Some(Expr::Struct {
+        values: out,
+        fields: vec![],
+    })
+}
+
+/// A literal STRUCT, or array of them, converted to BigQuery type `t`
+/// ([`typed_struct`]); `None` for other values and types.
+fn typed_literal(v: &Expr, t: &SqlType) -> Option<Expr> {
+    match t {
+        SqlType::Struct(fields, _) => typed_struct(&struct_values(v)?, fields),
+        SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(elem))
+            if matches!(elem.as_ref(), SqlType::Struct(..)) =>
+        {
+            let Expr::Array(a) = v else { return None };
+            if a.elem.is_empty() {
+                return None;
+            }
+            let mut elems = Vec::with_capacity(a.elem.len());
+            for e in &a.elem {
+                elems.push(if is_null_literal(e) {
+                    typed_value(e, elem)?
+                } else {
+                    typed_literal(e, elem)?
+                });
+            }
+            Some(Expr::Array(ast::Array {
+                elem: elems,
+                named: a.named,
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// `v` as a value of BigQuery type `t`: a STRUCT or array-of-STRUCT literal
+/// by [`typed_literal`], anything else by a CAST (a number literal cast to
+/// NUMERIC keeping its digits).
+fn typed_value(v: &Expr, t: &SqlType) -> Option<Expr> {
+    if let Some(e) = typed_literal(v, t) {
+        return Some(e);
+    }
+    let decimal = matches!(
+        t,
+        SqlType::Numeric(_) | SqlType::Decimal(_) | SqlType::BigNumeric(_) | SqlType::BigDecimal(_)
+    );
+    let value = match number_text(v) {
+        Some(text) if decimal => string_lit(&text),
+        _ => v.clone(),
+    };
+    let mut ty = t.clone();
+    fix_type(&mut ty);
+    Some(cast(value, ty))
+}
+
 /// Whether a STRUCT or ARRAY type has a parameterized type inside
 /// (`STRUCT<a STRING(5)>`), whose limit the warehouse would not check.
 fn nested_type_parameters(t: &SqlType) -> bool {
@@ -3056,6 +3154,42 @@ fn is_unnest(t: &TableFactor) -> bool {
     matches!(t, TableFactor::UNNEST { .. })
 }
 
+/// An UNNEST of arrays that name no column and have no subquery
+/// (`UNNEST([1, 2])`, `UNNEST(ARRAY<STRUCT<…>>[…])`): an ordinary FROM item
+/// DataFusion joins like a table, with any join condition.
+fn constant_unnest(t: &TableFactor) -> bool {
+    use ast::{Visit, Visitor};
+    struct Refers(bool);
+    impl Visitor for Refers {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if matches!(
+                e,
+                Expr::Identifier(_)
+                    | Expr::CompoundIdentifier(_)
+                    | Expr::CompoundFieldAccess { .. }
+                    | Expr::Subquery(_)
+            ) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.0 = true;
+            ControlFlow::Break(())
+        }
+    }
+    let TableFactor::UNNEST { array_exprs, .. } = t else {
+        return false;
+    };
+    let mut r = Refers(false);
+    for e in array_exprs {
+        let _ = e.visit(&mut r);
+    }
+    !r.0
+}
+
 /// Applies [`wrap_unnest`] to every UNNEST that follows a table in FROM.
 fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
     use ast::{JoinConstraint, JoinOperator};
@@ -3068,6 +3202,22 @@ fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
         }
         _ => false,
     };
+    // Conditions of `JOIN UNNEST(t.arr) AS x ON cond`, moved to WHERE.
+    let mut filters: Vec<Expr> = Vec::new();
+    // Whether a later join keeps rows the condition would drop (RIGHT, FULL).
+    let outer_later = |joins: &[ast::Join]| {
+        joins.iter().any(|j| {
+            !matches!(
+                j.join_operator,
+                JoinOperator::CrossJoin(_)
+                    | JoinOperator::Join(_)
+                    | JoinOperator::Inner(_)
+                    | JoinOperator::Left(_)
+                    | JoinOperator::LeftOuter(_)
+            )
+        })
+    };
+    let several = select.from.len() > 1;
     for twj in &mut select.from {
         while let Some(first) = twj.joins.first() {
             let (cross, left) = match &first.join_operator {
@@ -3077,23 +3227,61 @@ fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (false, on_true(c)),
                 _ => (false, false),
             };
-            if !(is_unnest(&first.relation) && (cross || left)) || is_unnest(&twj.relation) {
+            // `t JOIN UNNEST(t.arr) AS x ON cond`: `t, UNNEST(t.arr) AS x
+            // WHERE cond`, the same rows while no later join is RIGHT or FULL.
+            let condition = match &first.join_operator {
+                JoinOperator::Join(JoinConstraint::On(e))
+                | JoinOperator::Inner(JoinConstraint::On(e))
+                    if !cross
+                        && !several
+                        && !constant_unnest(&first.relation)
+                        && !outer_later(&twj.joins[1..]) =>
+                {
+                    Some(e.clone())
+                }
+                _ => None,
+            };
+            if !(is_unnest(&first.relation) && (cross || left || condition.is_some()))
+                || is_unnest(&twj.relation)
+            {
                 break;
             }
             let j = twj.joins.remove(0);
             twj.relation = wrap_unnest(&twj.relation, &j.relation, left)?;
+            filters.extend(condition);
         }
-        if let Some(j) = twj.joins.iter().find(|j| is_unnest(&j.relation))
+        if let Some(j) = twj
+            .joins
+            .iter()
+            .find(|j| is_unnest(&j.relation) && !constant_unnest(&j.relation))
             && !is_unnest(&twj.relation)
         {
+            let first = std::ptr::eq(j, &twj.joins[0]);
             return Err(BqError::Unsupported {
-                construct: format!(
-                    "{} UNNEST after a join (move the join into a subquery)",
-                    j.join_operator_name()
-                ),
+                construct: if first {
+                    format!(
+                        "{} UNNEST(…) of a column with an ON condition here",
+                        j.join_operator_name()
+                    )
+                } else {
+                    format!(
+                        "{} UNNEST after a join (move the join into a subquery)",
+                        j.join_operator_name()
+                    )
+                },
                 position: None,
             });
         }
+    }
+    for f in filters {
+        select.selection = Some(match select.selection.take() {
+            None => f,
+            Some(w) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(w))),
+                op: ast::BinaryOperator::And,
+                right: Box::new(Expr::Nested(Box::new(f))),
+            },
+        });
     }
     let mut i = 1;
     while i < select.from.len() {
@@ -4005,6 +4193,12 @@ impl VisitorMut for Rewriter<'_> {
             Expr::Cast {
                 data_type,
                 expr: inner,
+                kind: CastKind::Cast,
+                ..
+            } if typed_literal(inner, data_type).is_some() => typed_literal(inner, data_type),
+            Expr::Cast {
+                data_type,
+                expr: inner,
                 ..
             } => {
                 // A number literal cast to NUMERIC keeps all its digits (it
@@ -4045,11 +4239,17 @@ impl VisitorMut for Rewriter<'_> {
                 fix_type(&mut ts.data_type);
                 None
             }
-            Expr::Struct { fields, .. } => {
-                for f in fields {
-                    fix_type(&mut f.field_type);
+            // `STRUCT<a INT64, b STRING>(1, 'x')`.
+            Expr::Struct { values, fields } if !fields.is_empty() => {
+                match typed_struct(values, fields) {
+                    Some(e) => Some(e),
+                    None => {
+                        for f in fields {
+                            fix_type(&mut f.field_type);
+                        }
+                        None
+                    }
                 }
-                None
             }
             Expr::InUnnest {
                 expr: e,
@@ -4259,8 +4459,57 @@ mod join_and_struct_tests {
         // and tuples keep their own names.
         let sql = rewrite("SELECT STRUCT<a INT64>(x), (y, z) FROM t").unwrap();
         assert!(
-            sql.contains("STRUCT<a BIGINT>(x) AS `f0_`, (y, z) AS"),
+            sql.contains("STRUCT(CAST(x AS BIGINT) AS a) AS `f0_`, (y, z) AS"),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn typed_struct_literals_take_values_by_position() {
+        let sql = rewrite(
+            "SELECT ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), NULL], STRUCT<a INT64, n NUMERIC>(1, 1.5)",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("[STRUCT(CAST('PL' AS STRING) AS country, CAST(0.23 AS DOUBLE) AS vat_rate), CAST(NULL AS STRUCT<country STRING, vat_rate DOUBLE>)]"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("STRUCT(CAST(1 AS BIGINT) AS a, CAST('1.5' AS DECIMAL(38,9)) AS n)"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn join_unnest_with_a_condition() {
+        // An UNNEST of a constant array is an ordinary FROM item.
+        let sql = rewrite(
+            "SELECT c.name FROM customers c JOIN UNNEST([STRUCT('PL' AS country)]) AS v ON v.country = c.country",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("JOIN (SELECT `__bq_u`.`__bq_u`.`country` AS `country` FROM UNNEST"),
+            "{sql}"
+        );
+        // Of a column, INNER: the condition goes to WHERE.
+        let sql = rewrite(
+            "SELECT p.sku FROM products p JOIN UNNEST(p.tags) AS t ON t <> 'new' WHERE p.sku > 'P'",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("WHERE (p.sku > 'P') AND (t <> 'new')"),
+            "{sql}"
+        );
+        // LEFT, or before a FULL JOIN: refused.
+        for sql in [
+            "SELECT 1 FROM products p LEFT JOIN UNNEST(p.tags) AS t ON t = 'x'",
+            "SELECT 1 FROM products p JOIN UNNEST(p.tags) AS t ON t = 'x' FULL JOIN q ON TRUE",
+        ] {
+            let e = rewrite(sql).unwrap_err().to_string();
+            assert!(
+                e.contains("UNNEST(…) of a column with an ON condition"),
+                "{e}"
+            );
+        }
     }
 }
