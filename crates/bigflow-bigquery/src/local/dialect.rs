@@ -2409,7 +2409,7 @@ fn array_subquery(q: &Query, outer: &[String], span: Span) -> Result<Expr> {
                     };
                     let o = &ast::OrderByExpr {
                         expr: aliased.unwrap_or_else(|| o.expr.clone()),
-                        options: o.options.clone(),
+                        options: o.options,
                         with_fill: None,
                     };
                     let is_value = match &o.expr {
@@ -2450,7 +2450,7 @@ fn array_subquery(q: &Query, outer: &[String], span: Span) -> Result<Expr> {
                         } else {
                             o.expr.clone()
                         },
-                        options: o.options.clone(),
+                        options: o.options,
                         with_fill: None,
                     });
                 }
