@@ -1275,7 +1275,11 @@ fn typed_struct(values: &[Expr], fields: &[ast::StructField]) -> Option<Expr> {
     let mut out = Vec::with_capacity(values.len());
     for (v, f) in values.iter().zip(fields) {
         let name = f.field_name.clone()?;
-        if range_sql_element(&f.field_type).is_some() {
+        // RANGE, and `STRING(5)`-like types whose limits would go unchecked.
+        let parameterized = nested_type_parameters(&SqlType::Array(
+            ast::ArrayElemTypeDef::AngleBracket(Box::new(f.field_type.clone())),
+        ));
+        if range_sql_element(&f.field_type).is_some() || parameterized {
             return None;
         }
         let v = match v {
@@ -4478,6 +4482,10 @@ mod join_and_struct_tests {
             sql.contains("STRUCT(CAST(1 AS BIGINT) AS a, CAST('1.5' AS DECIMAL(38,9)) AS n)"),
             "{sql}"
         );
+        // A type parameter's limit would go unchecked: left to the engine,
+        // which refuses the typed constructor.
+        let sql = rewrite("SELECT STRUCT<s STRING(2)>('abc')").unwrap();
+        assert!(sql.contains("STRUCT<s STRING(2)>('abc')"), "{sql}");
     }
 
     #[test]
