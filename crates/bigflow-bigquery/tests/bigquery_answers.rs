@@ -512,5 +512,179 @@ fn comparisons_of_values_that_cannot_be_nan() {
         )
         .unwrap(),
         "Boolean,Boolean,Boolean | false,false,true"
+
+/// A USING column is one column: for FULL JOIN `COALESCE(left, right)`,
+/// for RIGHT JOIN the right side's; `SELECT *` has it first, once
+/// (workflow query `full_outer_join_using`).
+#[test]
+fn using_columns_of_outer_joins() {
+    let a = "(SELECT 1 AS k, 'a1' AS a UNION ALL SELECT 2, 'a2')";
+    let b = "(SELECT 'b2' AS b, 2 AS k UNION ALL SELECT 'b3', 3)";
+    assert_eq!(
+        run(&format!(
+            "SELECT k, x.a, y.b FROM {a} x FULL JOIN {b} y USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 1,a1,;2,a2,b2;3,,b3"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {a} x FULL OUTER JOIN {b} y USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 1,a1,;2,a2,b2;3,,b3"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {a} x RIGHT JOIN {b} y USING (k) WHERE k = 3"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 3,,b3"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {b} y LEFT JOIN {a} x USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8 | 2,b2,a2;3,b3,"
+    );
+    assert_eq!(
+        run(&format!(
+            "SELECT k, COUNT(*) AS n FROM {a} x FULL JOIN {b} y USING (k) WHERE k > 1 GROUP BY k ORDER BY k DESC"
+        ))
+        .unwrap(),
+        "Int64,Int64 | 3,1;2,1"
+    );
+    // Three FULL JOINs on one column: each joins the merged column.
+    let c = "(SELECT 3 AS k, 'c3' AS c UNION ALL SELECT 4, 'c4')";
+    assert_eq!(
+        run(&format!(
+            "SELECT * FROM {a} x FULL JOIN {b} y USING (k) FULL JOIN {c} z USING (k) ORDER BY k"
+        ))
+        .unwrap(),
+        "Int64,Utf8,Utf8,Utf8 | 1,a1,,;2,a2,b2,;3,,b3,c3;4,,,c4"
+    );
+    // Where the left side's column is not known, refused rather than wrong.
+    let e = error(&format!(
+        "SELECT k FROM {a} x JOIN {b} y ON x.k = y.k FULL JOIN {c} z USING (k)"
+    ));
+    assert!(e.contains("unsupported") && e.contains("USING"), "{e}");
+}
+
+/// Types and rows as JSON (for STRUCT and ARRAY values, which CSV lacks).
+fn run_json(sql: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = LocalWarehouse::open(dir.path()).unwrap();
+    let r = wh
+        .execute(sql, &QueryContext::default())
+        .map_err(|e| e.to_string())?;
+    let types: Vec<String> = r
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().to_string())
+        .collect();
+    let rows = bigflow_bigquery::format::render(&r, Format::Json).map_err(|e| e.to_string())?;
+    let rows: serde_json::Value = serde_json::from_str(&rows).map_err(|e| e.to_string())?;
+    Ok(format!("{} | {rows}", types.join(",")))
+}
+
+/// `(SELECT AS STRUCT a, b AS x …)` is one STRUCT value (workflow query
+/// `select_as_struct_subquery`); correlated, with COUNT(*) 0 and MAX NULL
+/// where no row matches.
+#[test]
+fn select_as_struct_subqueries() {
+    let c = "(SELECT 1 AS id UNION ALL SELECT 2)";
+    let o = "(SELECT 1 AS cid, 10 AS v UNION ALL SELECT 1, 30)";
+    assert_eq!(
+        run_json(&format!(
+            "SELECT c.id, (SELECT AS STRUCT COUNT(*) AS n, MAX(o.v) AS top FROM {o} o WHERE o.cid = c.id) AS s FROM {c} c ORDER BY c.id"
+        ))
+        .unwrap(),
+        r#"Int64,Struct("n": Int64, "top": Int64) | [{"id":1,"s":{"n":2,"top":30}},{"id":2,"s":{"n":0,"top":null}}]"#
+    );
+    assert_eq!(
+        run_json(&format!(
+            "SELECT (SELECT AS STRUCT v AS x, cid FROM {o} ORDER BY x DESC LIMIT 1).x AS x"
+        ))
+        .unwrap(),
+        r#"Int64 | [{"x":30}]"#
+    );
+    let e = error(&format!("SELECT (SELECT AS STRUCT * FROM {o} LIMIT 1)"));
+    assert!(
+        e.contains("unsupported") && e.contains("SELECT AS STRUCT *"),
+        "{e}"
+    );
+}
+
+/// A correlated `ARRAY(subquery)` (workflow query
+/// `array_subquery_of_structs`): the outer row's elements, in the
+/// subquery's order, `[]` where none.
+#[test]
+fn correlated_array_subqueries() {
+    let c = "(SELECT 1 AS id UNION ALL SELECT 2)";
+    let o = "(SELECT 1 AS cid, 10 AS v UNION ALL SELECT 1, 30 UNION ALL SELECT 1, 20)";
+    assert_eq!(
+        run_json(&format!(
+            "SELECT c.id, ARRAY(SELECT o.v FROM {o} o WHERE o.cid = c.id ORDER BY o.v DESC) AS vs FROM {c} c ORDER BY c.id"
+        ))
+        .unwrap(),
+        r#"Int64,List(Int64) | [{"id":1,"vs":[30,20,10]},{"id":2,"vs":[]}]"#
+    );
+    assert_eq!(
+        run_json(&format!(
+            "SELECT c.id, ARRAY(SELECT AS STRUCT o.v AS x FROM {o} o WHERE o.cid = c.id AND o.v > 10 ORDER BY x) AS vs FROM {c} c ORDER BY c.id"
+        ))
+        .unwrap(),
+        r#"Int64,List(Struct("x": Int64)) | [{"id":1,"vs":[{"x":20},{"x":30}]},{"id":2,"vs":[]}]"#
+    );
+    // Uncorrelated, ordered by a field's alias.
+    assert_eq!(
+        run_json(&format!(
+            "SELECT ARRAY(SELECT AS STRUCT v AS x FROM {o} ORDER BY x)"
+        ))
+        .unwrap(),
+        r#"List(Struct("x": Int64)) | [{"f0_":[{"x":10},{"x":20},{"x":30}]}]"#
+    );
+    let e = error(&format!(
+        "SELECT ARRAY(SELECT DISTINCT o.v FROM {o} o WHERE o.cid = c.id) FROM {c} c"
+    ));
+    assert!(
+        e.contains("unsupported") && e.contains("refers to the outer query"),
+        "{e}"
+    );
+}
+
+/// Typed STRUCT literals take their values by position, converting them
+/// (`ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), …]`), and
+/// `JOIN UNNEST(…) AS v ON …` of a constant array is an ordinary join
+/// (workflow query `typed_array_struct_literal_join`).
+#[test]
+fn typed_struct_literals_and_join_unnest_on() {
+    assert_eq!(
+        run_json(
+            "SELECT ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), ('DE', 1)] AS a, \
+             STRUCT<x INT64, y NUMERIC>(1, 2.5) AS s, CAST((1, 'b') AS STRUCT<f FLOAT64, g STRING>) AS t"
+        )
+        .unwrap(),
+        r#"List(Struct("country": Utf8, "vat_rate": Float64)),Struct("x": Int64, "y": Decimal128(38, 9)),Struct("f": Float64, "g": Utf8) | [{"a":[{"country":"PL","vat_rate":0.23},{"country":"DE","vat_rate":1.0}],"s":{"x":1,"y":2.5},"t":{"f":1.0,"g":"b"}}]"#
+    );
+    let c = "(SELECT 'a' AS name, 'PL' AS country UNION ALL SELECT 'b', 'US' UNION ALL SELECT 'c', 'DE')";
+    assert_eq!(
+        run(&format!(
+            "SELECT c.name, v.vat_rate FROM {c} c \
+             JOIN UNNEST(ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), ('DE', 0.19)]) AS v \
+             ON v.country = c.country ORDER BY c.name"
+        ))
+        .unwrap(),
+        "Utf8,Float64 | a,0.23;c,0.19"
+    );
+    // Of a column, with an INNER JOIN: the condition filters the pairs.
+    assert_eq!(
+        run(&format!(
+            "SELECT c.name, x FROM {c} c JOIN UNNEST([c.country, 'X']) AS x ON x <> 'X' ORDER BY c.name"
+        ))
+        .unwrap(),
+        "Utf8,Utf8 | a,PL;b,US;c,DE"
     );
 }

@@ -1210,6 +1210,208 @@ fn name_struct_elements(elems: &mut [Expr]) {
     }
 }
 
+/// A scalar subquery `(SELECT AS STRUCT a, b AS x FROM …)` → `(SELECT
+/// STRUCT(a, b AS x) FROM …)`: one STRUCT column, as in BigQuery (DataFusion
+/// has no SELECT AS STRUCT and refuses a subquery of two columns). ORDER BY
+/// of a field's alias orders by its expression.
+fn struct_subquery(q: &mut Query) -> Result<()> {
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return Ok(());
+    };
+    let distinct = match &select.value_table_mode {
+        Some(ast::ValueTableMode::AsStruct) => false,
+        Some(ast::ValueTableMode::DistinctAsStruct) => true,
+        _ => return Ok(()),
+    };
+    let mut values = Vec::new();
+    let mut aliases: Vec<(Ident, Expr)> = Vec::new();
+    for item in &select.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => values.push(e.clone()),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                aliases.push((alias.clone(), expr.clone()));
+                values.push(Expr::Named {
+                    expr: Box::new(expr.clone()),
+                    name: alias.clone(),
+                });
+            }
+            _ => {
+                return Err(unsupported(
+                    "SELECT AS STRUCT * in a subquery (name the fields)".into(),
+                    select.select_token.0.span,
+                ));
+            }
+        }
+    }
+    select.value_table_mode = None;
+    if distinct {
+        select.distinct = Some(ast::Distinct::Distinct);
+    }
+    select.projection = vec![ast::SelectItem::UnnamedExpr(Expr::Struct {
+        values,
+        fields: vec![],
+    })];
+    if let Some(order) = &mut q.order_by
+        && let ast::OrderByKind::Expressions(items) = &mut order.kind
+    {
+        for o in items {
+            if let Expr::Identifier(i) = &o.expr
+                && let Some((_, e)) = aliases
+                    .iter()
+                    .find(|(a, _)| a.value.eq_ignore_ascii_case(&i.value))
+            {
+                o.expr = e.clone();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `STRUCT(customer_id AS id, status, t.price)`: a field without an alias
+/// that is a column or field path is named after its last name (`status`,
+/// `price`), as in BigQuery; other fields stay anonymous. A name already
+/// taken by another field is left anonymous.
+fn name_struct_fields(e: &mut Expr) {
+    let Expr::Struct { values, fields } = e else {
+        return;
+    };
+    if !fields.is_empty() {
+        return;
+    }
+    let mut taken: Vec<String> = values
+        .iter()
+        .filter_map(|v| match v {
+            Expr::Named { name, .. } => Some(name.value.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    for v in values.iter_mut() {
+        let name = match v {
+            Expr::Identifier(i) => i.clone(),
+            Expr::CompoundIdentifier(parts) => match parts.last() {
+                Some(i) => i.clone(),
+                None => continue,
+            },
+            Expr::CompoundFieldAccess { access_chain, .. } => match access_chain.last() {
+                Some(ast::AccessExpr::Dot(Expr::Identifier(i))) => i.clone(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let lower = name.value.to_lowercase();
+        if taken.contains(&lower) {
+            continue;
+        }
+        taken.push(lower);
+        *v = Expr::Named {
+            expr: Box::new(v.clone()),
+            name,
+        };
+    }
+}
+
+/// The values of a STRUCT literal: a tuple `(x, y)` or an untyped
+/// `STRUCT(x, y AS b)` (names dropped).
+fn struct_values(v: &Expr) -> Option<Vec<Expr>> {
+    match v {
+        Expr::Tuple(vs) => Some(vs.clone()),
+        Expr::Struct { values, fields } if fields.is_empty() => Some(
+            values
+                .iter()
+                .map(|x| match x {
+                    Expr::Named { expr, .. } => (**expr).clone(),
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// `STRUCT<a T, …>` of the values of a STRUCT literal → `STRUCT(CAST(x AS
+/// T) AS a, …)`: BigQuery's STRUCT types take values by position,
+/// converting them; DataFusion plans no typed STRUCT constructor and does
+/// not cast STRUCTs whose field names differ (`CAST(List(Struct(c0, c1))
+/// AS List(Struct(country, vat_rate)))`). `None` (left as it was) for
+/// anonymous or RANGE fields, or a count of values that does not match.
+fn typed_struct(values: &[Expr], fields: &[ast::StructField]) -> Option<Expr> {
+    if values.len() != fields.len() || fields.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for (v, f) in values.iter().zip(fields) {
+        let name = f.field_name.clone()?;
+        // RANGE, and `STRING(5)`-like types whose limits would go unchecked.
+        let parameterized = nested_type_parameters(&SqlType::Array(
+            ast::ArrayElemTypeDef::AngleBracket(Box::new(f.field_type.clone())),
+        ));
+        if range_sql_element(&f.field_type).is_some() || parameterized {
+            return None;
+        }
+        let v = match v {
+            Expr::Named { expr, .. } => (**expr).clone(),
+            other => other.clone(),
+        };
+        out.push(Expr::Named {
+            expr: Box::new(typed_value(&v, &f.field_type)?),
+            name,
+        });
+    }
+    Some(Expr::Struct {
+        values: out,
+        fields: vec![],
+    })
+}
+
+/// A literal STRUCT, or array of them, converted to BigQuery type `t`
+/// ([`typed_struct`]); `None` for other values and types.
+fn typed_literal(v: &Expr, t: &SqlType) -> Option<Expr> {
+    match t {
+        SqlType::Struct(fields, _) => typed_struct(&struct_values(v)?, fields),
+        SqlType::Array(ast::ArrayElemTypeDef::AngleBracket(elem))
+            if matches!(elem.as_ref(), SqlType::Struct(..)) =>
+        {
+            let Expr::Array(a) = v else { return None };
+            if a.elem.is_empty() {
+                return None;
+            }
+            let mut elems = Vec::with_capacity(a.elem.len());
+            for e in &a.elem {
+                elems.push(if is_null_literal(e) {
+                    typed_value(e, elem)?
+                } else {
+                    typed_literal(e, elem)?
+                });
+            }
+            Some(Expr::Array(ast::Array {
+                elem: elems,
+                named: a.named,
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// `v` as a value of BigQuery type `t`: a STRUCT or array-of-STRUCT literal
+/// by [`typed_literal`], anything else by a CAST (a number literal cast to
+/// NUMERIC keeping its digits).
+fn typed_value(v: &Expr, t: &SqlType) -> Option<Expr> {
+    if let Some(e) = typed_literal(v, t) {
+        return Some(e);
+    }
+    let decimal = matches!(
+        t,
+        SqlType::Numeric(_) | SqlType::Decimal(_) | SqlType::BigNumeric(_) | SqlType::BigDecimal(_)
+    );
+    let value = match number_text(v) {
+        Some(text) if decimal => string_lit(&text),
+        _ => v.clone(),
+    };
+    let mut ty = t.clone();
+    fix_type(&mut ty);
+    Some(cast(value, ty))
+}
+
 /// Whether a STRUCT or ARRAY type has a parameterized type inside
 /// (`STRUCT<a STRING(5)>`), whose limit the warehouse would not check.
 fn nested_type_parameters(t: &SqlType) -> bool {
@@ -1534,7 +1736,8 @@ impl Rewriter<'_> {
         if name == "array"
             && let FunctionArguments::Subquery(q) = &f.args
         {
-            return array_subquery(q, span).map(Some);
+            let outer: Vec<String> = self.from_aliases.iter().flatten().cloned().collect();
+            return array_subquery(q, &outer, span).map(Some);
         }
         let args: Vec<Expr> = match &f.args {
             FunctionArguments::List(l) => l.args.iter().filter_map(arg_expr).cloned().collect(),
@@ -2245,10 +2448,20 @@ fn array_aggregate(name: &str, f: &Function, span: Span) -> Result<Option<Expr>>
 /// key AS k… FROM …) AS a)`: the elements in the subquery's order (an
 /// aggregate does not keep its input's), `[]` when it has no rows.
 /// `SELECT AS STRUCT a, b` makes `STRUCT(a, b)` elements.
-fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
+///
+/// A subquery that refers to an outer FROM item (`WHERE o.customer_id =
+/// c.customer_id`), a plain SELECT … FROM … WHERE …, becomes `(SELECT
+/// COALESCE(ARRAY_AGG(e ORDER BY …), make_array()) FROM … WHERE …)`
+/// instead: DataFusion takes no outer reference in a FROM subquery, but
+/// decorrelates an aggregate scalar subquery (into a LEFT JOIN of the
+/// aggregate grouped by the correlated columns); `[]` where no row matches.
+fn array_subquery(q: &Query, outer: &[String], span: Span) -> Result<Expr> {
     let refuse = |why: &str| unsupported(format!("ARRAY(subquery) {why}"), span);
     let mut inner = q.clone();
+    let correlated = refers_to_outer(q, outer);
     let mut keys: Vec<String> = Vec::new();
+    let mut order_exprs: Vec<ast::OrderByExpr> = Vec::new();
+    let mut field_aliases: Vec<(Ident, Expr)> = Vec::new();
     let ordered = inner.order_by.is_some();
     let mut positional = false;
     if let ast::SetExpr::Select(select) = inner.body.as_mut() {
@@ -2273,6 +2486,9 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
                 let Some((e, alias)) = item_expr(item) else {
                     return Err(refuse("with * in SELECT AS STRUCT"));
                 };
+                if let Some(a) = &alias {
+                    field_aliases.push((a.clone(), e.clone()));
+                }
                 let name = alias.or_else(|| match &e {
                     Expr::Identifier(i) => Some(i.clone()),
                     Expr::CompoundIdentifier(parts) => parts.last().cloned(),
@@ -2334,6 +2550,19 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
                     return Err(refuse("with ORDER BY ALL"));
                 };
                 for (i, o) in items.iter().enumerate() {
+                    // `ORDER BY x` of a field `… AS x` of SELECT AS STRUCT.
+                    let aliased = match &o.expr {
+                        Expr::Identifier(id) => field_aliases
+                            .iter()
+                            .find(|(a, _)| a.value.eq_ignore_ascii_case(&id.value))
+                            .map(|(_, e)| e.clone()),
+                        _ => None,
+                    };
+                    let o = &ast::OrderByExpr {
+                        expr: aliased.unwrap_or_else(|| o.expr.clone()),
+                        options: o.options,
+                        with_fill: None,
+                    };
                     let is_value = match &o.expr {
                         Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n == "1"),
                         Expr::Identifier(id) => alias
@@ -2366,14 +2595,66 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
                         None => "",
                     };
                     keys.push(format!("{key}{dir}{nulls}"));
+                    order_exprs.push(ast::OrderByExpr {
+                        expr: if is_value {
+                            value.clone()
+                        } else {
+                            o.expr.clone()
+                        },
+                        options: o.options,
+                        with_fill: None,
+                    });
                 }
             }
             select.projection = projection;
+            let plain = inner.with.is_none()
+                && inner.limit_clause.is_none()
+                && inner.fetch.is_none()
+                && select.distinct.is_none()
+                && select.having.is_none()
+                && select.qualify.is_none()
+                && select.named_window.is_empty()
+                && matches!(&select.group_by, ast::GroupByExpr::Expressions(g, m) if g.is_empty() && m.is_empty());
+            if correlated && plain {
+                let mut agg = call("array_agg", vec![value]);
+                if let Expr::Function(f) = &mut agg
+                    && let FunctionArguments::List(l) = &mut f.args
+                    && !order_exprs.is_empty()
+                {
+                    l.clauses
+                        .push(ast::FunctionArgumentClause::OrderBy(order_exprs));
+                }
+                select.projection = vec![ast::SelectItem::ExprWithAlias {
+                    expr: call("coalesce", vec![agg, call("make_array", vec![])]),
+                    alias: ident("__bq_v"),
+                }];
+                inner.order_by = None;
+                return Ok(Expr::Subquery(Box::new(inner)));
+            }
         }
     } else if ordered {
         return Err(refuse("of a set operation with ORDER BY"));
     } else {
         positional = true;
+    }
+    if correlated {
+        return Err(refuse(
+            "that refers to the outer query, with DISTINCT, GROUP BY, HAVING, LIMIT, WITH, a set operation or SELECT *",
+        ));
+    }
+    // The subquery's own ORDER BY (kept for its LIMIT) by a field's alias.
+    if let Some(order) = &mut inner.order_by
+        && let ast::OrderByKind::Expressions(items) = &mut order.kind
+    {
+        for o in items {
+            if let Expr::Identifier(id) = &o.expr
+                && let Some((_, e)) = field_aliases
+                    .iter()
+                    .find(|(a, _)| a.value.eq_ignore_ascii_case(&id.value))
+            {
+                o.expr = e.clone();
+            }
+        }
     }
     let order = if keys.is_empty() {
         String::new()
@@ -2395,6 +2676,40 @@ fn array_subquery(q: &Query, span: Span) -> Result<Expr> {
         **subquery = inner;
     }
     Ok(e)
+}
+
+/// Whether a query names a FROM item of an enclosing query (`c.x` where
+/// `c` is one of `outer` and no FROM item of the query itself).
+fn refers_to_outer(q: &Query, outer: &[String]) -> bool {
+    use ast::{Visit, Visitor};
+    struct Names(Vec<String>, Vec<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            if let Some(n) = relation_name(t) {
+                self.0.push(n.value.to_lowercase());
+            }
+            if let TableFactor::UNNEST { alias: Some(a), .. } = t {
+                self.0.push(a.name.value.to_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = e
+                && parts.len() >= 2
+            {
+                self.1.push(parts[0].value.to_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if outer.is_empty() {
+        return false;
+    }
+    let mut n = Names(Vec::new(), Vec::new());
+    let _ = q.visit(&mut n);
+    n.1.iter()
+        .any(|f| !n.0.contains(f) && outer.iter().any(|o| o.eq_ignore_ascii_case(f)))
 }
 
 fn position_span(e: &Expr) -> Span {
@@ -2990,6 +3305,42 @@ fn is_unnest(t: &TableFactor) -> bool {
     matches!(t, TableFactor::UNNEST { .. })
 }
 
+/// An UNNEST of arrays that name no column and have no subquery
+/// (`UNNEST([1, 2])`, `UNNEST(ARRAY<STRUCT<…>>[…])`): an ordinary FROM item
+/// DataFusion joins like a table, with any join condition.
+fn constant_unnest(t: &TableFactor) -> bool {
+    use ast::{Visit, Visitor};
+    struct Refers(bool);
+    impl Visitor for Refers {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if matches!(
+                e,
+                Expr::Identifier(_)
+                    | Expr::CompoundIdentifier(_)
+                    | Expr::CompoundFieldAccess { .. }
+                    | Expr::Subquery(_)
+            ) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.0 = true;
+            ControlFlow::Break(())
+        }
+    }
+    let TableFactor::UNNEST { array_exprs, .. } = t else {
+        return false;
+    };
+    let mut r = Refers(false);
+    for e in array_exprs {
+        let _ = e.visit(&mut r);
+    }
+    !r.0
+}
+
 /// Applies [`wrap_unnest`] to every UNNEST that follows a table in FROM.
 fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
     use ast::{JoinConstraint, JoinOperator};
@@ -3002,6 +3353,22 @@ fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
         }
         _ => false,
     };
+    // Conditions of `JOIN UNNEST(t.arr) AS x ON cond`, moved to WHERE.
+    let mut filters: Vec<Expr> = Vec::new();
+    // Whether a later join keeps rows the condition would drop (RIGHT, FULL).
+    let outer_later = |joins: &[ast::Join]| {
+        joins.iter().any(|j| {
+            !matches!(
+                j.join_operator,
+                JoinOperator::CrossJoin(_)
+                    | JoinOperator::Join(_)
+                    | JoinOperator::Inner(_)
+                    | JoinOperator::Left(_)
+                    | JoinOperator::LeftOuter(_)
+            )
+        })
+    };
+    let several = select.from.len() > 1;
     for twj in &mut select.from {
         while let Some(first) = twj.joins.first() {
             let (cross, left) = match &first.join_operator {
@@ -3011,23 +3378,61 @@ fn lateral_unnest(select: &mut ast::Select) -> Result<()> {
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (false, on_true(c)),
                 _ => (false, false),
             };
-            if !(is_unnest(&first.relation) && (cross || left)) || is_unnest(&twj.relation) {
+            // `t JOIN UNNEST(t.arr) AS x ON cond`: `t, UNNEST(t.arr) AS x
+            // WHERE cond`, the same rows while no later join is RIGHT or FULL.
+            let condition = match &first.join_operator {
+                JoinOperator::Join(JoinConstraint::On(e))
+                | JoinOperator::Inner(JoinConstraint::On(e))
+                    if !cross
+                        && !several
+                        && !constant_unnest(&first.relation)
+                        && !outer_later(&twj.joins[1..]) =>
+                {
+                    Some(e.clone())
+                }
+                _ => None,
+            };
+            if !(is_unnest(&first.relation) && (cross || left || condition.is_some()))
+                || is_unnest(&twj.relation)
+            {
                 break;
             }
             let j = twj.joins.remove(0);
             twj.relation = wrap_unnest(&twj.relation, &j.relation, left)?;
+            filters.extend(condition);
         }
-        if let Some(j) = twj.joins.iter().find(|j| is_unnest(&j.relation))
+        if let Some(j) = twj
+            .joins
+            .iter()
+            .find(|j| is_unnest(&j.relation) && !constant_unnest(&j.relation))
             && !is_unnest(&twj.relation)
         {
+            let first = std::ptr::eq(j, &twj.joins[0]);
             return Err(BqError::Unsupported {
-                construct: format!(
-                    "{} UNNEST after a join (move the join into a subquery)",
-                    j.join_operator_name()
-                ),
+                construct: if first {
+                    format!(
+                        "{} UNNEST(…) of a column with an ON condition here",
+                        j.join_operator_name()
+                    )
+                } else {
+                    format!(
+                        "{} UNNEST after a join (move the join into a subquery)",
+                        j.join_operator_name()
+                    )
+                },
                 position: None,
             });
         }
+    }
+    for f in filters {
+        select.selection = Some(match select.selection.take() {
+            None => f,
+            Some(w) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(w))),
+                op: ast::BinaryOperator::And,
+                right: Box::new(Expr::Nested(Box::new(f))),
+            },
+        });
     }
     let mut i = 1;
     while i < select.from.len() {
@@ -3127,6 +3532,365 @@ fn check_set_operations(body: &ast::SetExpr) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The name a FROM item's columns are qualified with: its alias, or a
+/// table's last name (`t` of `FROM ds.t`); `None` for other items.
+fn relation_name(t: &TableFactor) -> Option<Ident> {
+    match t {
+        TableFactor::Table {
+            alias: Some(a),
+            args: None,
+            ..
+        }
+        | TableFactor::Derived { alias: Some(a), .. } => Some(a.name.clone()),
+        TableFactor::Table {
+            name,
+            alias: None,
+            args: None,
+            ..
+        } => match name.0.as_slice() {
+            [.., ObjectNamePart::Identifier(i)] if !i.value.contains('.') => Some(i.clone()),
+            _ => object_name_text(name)
+                .rsplit('.')
+                .next()
+                .map(|t| Ident::with_quote('`', t)),
+        },
+        _ => None,
+    }
+}
+
+/// One entry of what `SELECT *` stands for over joins with USING.
+enum StarItem {
+    /// A USING column, once.
+    Merged(Ident),
+    /// `rel.* EXCEPT (columns)` (`None`: a FROM item without a name).
+    Relation(Option<Ident>, Vec<Ident>),
+}
+
+/// `a FULL JOIN b USING (k)` → `a FULL JOIN b ON a.k = b.k`, with the
+/// unqualified `k` of the select list, WHERE, GROUP BY, HAVING, QUALIFY
+/// and ORDER BY made BigQuery's USING column: `COALESCE(a.k, b.k)` for a
+/// FULL JOIN, `b.k` for a RIGHT JOIN, `a.k` otherwise (DataFusion takes
+/// `a.k` for all). `SELECT *` has the USING columns first, once, then the
+/// others of the left side, then those of the right side, as in BigQuery.
+///
+/// Applies when the left side of each USING is one FROM item or the result
+/// of an earlier USING on the column; otherwise a RIGHT or FULL JOIN USING
+/// is refused (INNER and LEFT are left to DataFusion, whose answer is then
+/// BigQuery's but for `SELECT *`'s column order).
+fn using_joins(select: &mut ast::Select, order_by: Option<&mut ast::OrderBy>) -> Result<()> {
+    use ast::{JoinConstraint, JoinOperator};
+    let constraint = |op: &JoinOperator| match op {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c) => Some(c.clone()),
+        _ => None,
+    };
+    let uses = |j: &ast::Join| {
+        matches!(
+            &j.join_operator,
+            JoinOperator::Join(JoinConstraint::Using(_))
+                | JoinOperator::Inner(JoinConstraint::Using(_))
+                | JoinOperator::Left(JoinConstraint::Using(_))
+                | JoinOperator::LeftOuter(JoinConstraint::Using(_))
+                | JoinOperator::Right(JoinConstraint::Using(_))
+                | JoinOperator::RightOuter(JoinConstraint::Using(_))
+                | JoinOperator::FullOuter(JoinConstraint::Using(_))
+                | JoinOperator::Semi(JoinConstraint::Using(_))
+                | JoinOperator::Anti(JoinConstraint::Using(_))
+        )
+    };
+    if !select.from.iter().any(|t| t.joins.iter().any(uses)) {
+        return Ok(());
+    }
+    let outer = select.from.iter().any(|t| {
+        t.joins.iter().any(|j| {
+            matches!(
+                &j.join_operator,
+                JoinOperator::Right(JoinConstraint::Using(_))
+                    | JoinOperator::RightOuter(JoinConstraint::Using(_))
+                    | JoinOperator::FullOuter(JoinConstraint::Using(_))
+            )
+        })
+    });
+    let col = |rel: &Ident, c: &Ident| Expr::CompoundIdentifier(vec![rel.clone(), c.clone()]);
+    let plan = || -> std::result::Result<_, String> {
+        let mut merged: Vec<(Ident, Expr)> = Vec::new();
+        let mut star: Vec<StarItem> = Vec::new();
+        let mut conditions: Vec<(usize, usize, Expr)> = Vec::new();
+        for (ti, twj) in select.from.iter().enumerate() {
+            let first = relation_name(&twj.relation);
+            let mut items = vec![StarItem::Relation(first.clone(), vec![])];
+            let mut rels = vec![first];
+            let mut local: Vec<(Ident, Expr)> = Vec::new();
+            for (ji, j) in twj.joins.iter().enumerate() {
+                let right = relation_name(&j.relation);
+                let Some(JoinConstraint::Using(cols)) = constraint(&j.join_operator) else {
+                    if uses(j) {
+                        return Err(format!("{} … USING", j.join_operator_name()));
+                    }
+                    items.push(StarItem::Relation(right.clone(), vec![]));
+                    rels.push(right);
+                    continue;
+                };
+                let Some(r) = right.clone() else {
+                    return Err("USING with a FROM item without a name (give it an alias)".into());
+                };
+                let mut conds = Vec::new();
+                let mut new = Vec::new();
+                for name in &cols {
+                    let [ObjectNamePart::Identifier(c)] = name.0.as_slice() else {
+                        return Err(format!("USING ({name})"));
+                    };
+                    let same = |i: &Ident| i.value.eq_ignore_ascii_case(&c.value);
+                    let left = if let Some(p) = local.iter().position(|(i, _)| same(i)) {
+                        items.retain(|s| !matches!(s, StarItem::Merged(i) if same(i)));
+                        local.remove(p).1
+                    } else if let [Some(l)] = rels.as_slice() {
+                        if let Some(StarItem::Relation(_, except)) = items.first_mut() {
+                            except.push(c.clone());
+                        }
+                        col(l, c)
+                    } else {
+                        return Err(format!(
+                            "USING ({c}) after a join whose left side has several FROM items (write ON)"
+                        ));
+                    };
+                    let right = col(&r, c);
+                    conds.push(Expr::BinaryOp {
+                        left: Box::new(left.clone()),
+                        op: ast::BinaryOperator::Eq,
+                        right: Box::new(right.clone()),
+                    });
+                    let value = match &j.join_operator {
+                        JoinOperator::Right(_) | JoinOperator::RightOuter(_) => right,
+                        JoinOperator::FullOuter(_) => call("coalesce", vec![left, right]),
+                        _ => left,
+                    };
+                    new.push((c.clone(), value));
+                }
+                let on = conds
+                    .into_iter()
+                    .reduce(|a, b| Expr::BinaryOp {
+                        left: Box::new(a),
+                        op: ast::BinaryOperator::And,
+                        right: Box::new(b),
+                    })
+                    .ok_or_else(|| "USING ()".to_string())?;
+                conditions.push((ti, ji, on));
+                let mut head: Vec<StarItem> = new
+                    .iter()
+                    .map(|(c, _)| StarItem::Merged(c.clone()))
+                    .collect();
+                head.append(&mut items);
+                head.push(StarItem::Relation(
+                    Some(r),
+                    new.iter().map(|(c, _)| c.clone()).collect(),
+                ));
+                items = head;
+                new.append(&mut local);
+                local = new;
+                rels.push(right);
+            }
+            for (c, _) in &local {
+                if merged
+                    .iter()
+                    .any(|(m, _)| m.value.eq_ignore_ascii_case(&c.value))
+                {
+                    return Err(format!("USING ({c}) in two FROM items"));
+                }
+            }
+            merged.extend(local);
+            star.extend(items);
+        }
+        Ok((merged, star, conditions))
+    };
+    let refuse = |why: String| -> Result<()> {
+        if outer {
+            Err(BqError::Unsupported {
+                construct: format!("RIGHT or FULL JOIN … USING: {why}"),
+                position: None,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let (merged, star, conditions) = match plan() {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
+    // `SELECT *` expanded: only a plain `*` over named FROM items.
+    let mut stars = Vec::new();
+    for item in &select.projection {
+        if let ast::SelectItem::Wildcard(o) = item {
+            if o.opt_ilike.is_some()
+                || o.opt_exclude.is_some()
+                || o.opt_except.is_some()
+                || o.opt_replace.is_some()
+                || o.opt_rename.is_some()
+            {
+                return refuse("SELECT * with EXCEPT or REPLACE".into());
+            }
+            if star
+                .iter()
+                .any(|s| matches!(s, StarItem::Relation(None, _)))
+            {
+                return refuse("SELECT * over a FROM item without a name".into());
+            }
+            let expanded: Vec<ast::SelectItem> = star
+                .iter()
+                .map(|s| match s {
+                    StarItem::Merged(c) => ast::SelectItem::ExprWithAlias {
+                        expr: merged
+                            .iter()
+                            .find(|(m, _)| m.value.eq_ignore_ascii_case(&c.value))
+                            .map(|(_, e)| e.clone())
+                            .unwrap_or_else(|| Expr::Identifier(c.clone())),
+                        alias: c.clone(),
+                    },
+                    StarItem::Relation(r, except) => ast::SelectItem::QualifiedWildcard(
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![
+                            r.clone().unwrap_or_else(|| ident("_")),
+                        ])),
+                        ast::WildcardAdditionalOptions {
+                            opt_except: except.split_first().map(|(f, rest)| {
+                                ast::ExceptSelectItem {
+                                    first_element: f.clone(),
+                                    additional_elements: rest.to_vec(),
+                                }
+                            }),
+                            ..Default::default()
+                        },
+                    ),
+                })
+                .collect();
+            stars.push(expanded);
+        }
+    }
+    for (ti, ji, on) in conditions {
+        let op = &mut select.from[ti].joins[ji].join_operator;
+        match op {
+            JoinOperator::Join(c)
+            | JoinOperator::Inner(c)
+            | JoinOperator::Left(c)
+            | JoinOperator::LeftOuter(c)
+            | JoinOperator::Right(c)
+            | JoinOperator::RightOuter(c)
+            | JoinOperator::FullOuter(c) => *c = JoinConstraint::On(on),
+            _ => {}
+        }
+    }
+    let lookup = |i: &Ident| {
+        merged
+            .iter()
+            .find(|(m, _)| m.value.eq_ignore_ascii_case(&i.value))
+            .map(|(_, e)| e.clone())
+    };
+    // The select list's names; GROUP BY may name those given by AS, ORDER BY all.
+    let mut outputs: HashSet<String> = HashSet::new();
+    let mut aliased: HashSet<String> = HashSet::new();
+    let mut projection = Vec::new();
+    let mut stars = stars.into_iter();
+    for item in std::mem::take(&mut select.projection) {
+        match item {
+            ast::SelectItem::Wildcard(_) => {
+                for s in stars.next().unwrap_or_default() {
+                    if let ast::SelectItem::ExprWithAlias { alias, .. } = &s {
+                        outputs.insert(alias.value.to_lowercase());
+                    }
+                    projection.push(s);
+                }
+            }
+            ast::SelectItem::UnnamedExpr(Expr::Identifier(i)) if lookup(&i).is_some() => {
+                outputs.insert(i.value.to_lowercase());
+                projection.push(ast::SelectItem::ExprWithAlias {
+                    expr: lookup(&i).unwrap_or(Expr::Identifier(i.clone())),
+                    alias: i,
+                });
+            }
+            ast::SelectItem::UnnamedExpr(mut e) => {
+                replace_using_columns(&mut e, &merged);
+                projection.push(ast::SelectItem::UnnamedExpr(e));
+            }
+            ast::SelectItem::ExprWithAlias { mut expr, alias } => {
+                outputs.insert(alias.value.to_lowercase());
+                aliased.insert(alias.value.to_lowercase());
+                replace_using_columns(&mut expr, &merged);
+                projection.push(ast::SelectItem::ExprWithAlias { expr, alias });
+            }
+            other => projection.push(other),
+        }
+    }
+    select.projection = projection;
+    let unshadowed: Vec<(Ident, Expr)> = merged
+        .iter()
+        .filter(|(m, _)| !outputs.contains(&m.value.to_lowercase()))
+        .cloned()
+        .collect();
+    for e in select
+        .selection
+        .iter_mut()
+        .chain(select.having.iter_mut())
+        .chain(select.qualify.iter_mut())
+    {
+        replace_using_columns(e, &merged);
+    }
+    let unaliased: Vec<(Ident, Expr)> = merged
+        .iter()
+        .filter(|(m, _)| !aliased.contains(&m.value.to_lowercase()))
+        .cloned()
+        .collect();
+    if let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        for e in exprs {
+            replace_using_columns(e, &unaliased);
+        }
+    }
+    if let Some(order) = order_by
+        && let ast::OrderByKind::Expressions(items) = &mut order.kind
+    {
+        for o in items {
+            replace_using_columns(&mut o.expr, &unshadowed);
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the unqualified names of `columns` in `e` (not in its
+/// subqueries) by their expressions.
+fn replace_using_columns(e: &mut Expr, columns: &[(Ident, Expr)]) {
+    struct Replace<'a>(&'a [(Ident, Expr)], usize);
+    impl VisitorMut for Replace<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _q: &mut Query) -> ControlFlow<()> {
+            self.1 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _q: &mut Query) -> ControlFlow<()> {
+            self.1 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.1 == 0
+                && let Expr::Identifier(i) = e
+                && let Some((_, v)) = self
+                    .0
+                    .iter()
+                    .find(|(c, _)| c.value.eq_ignore_ascii_case(&i.value))
+            {
+                *e = v.clone();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if columns.is_empty() {
+        return;
+    }
+    let _ = e.visit(&mut Replace(columns, 0));
 }
 
 /// Names the select list's expressions without a name as BigQuery does:
@@ -3328,6 +4092,9 @@ impl VisitorMut for Rewriter<'_> {
             }
         }
         self.from_aliases.push(aliases);
+        if let Err(e) = using_joins(select, None) {
+            return ControlFlow::Break(e);
+        }
         name_anonymous_columns(select);
         resolve_window_references(select);
         qualify_with_windows(select);
@@ -3354,6 +4121,11 @@ impl VisitorMut for Rewriter<'_> {
             return ControlFlow::Break(e);
         }
         if let Err(e) = check_set_operations(&query.body) {
+            return ControlFlow::Break(e);
+        }
+        if let ast::SetExpr::Select(select) = query.body.as_mut()
+            && let Err(e) = using_joins(select, query.order_by.as_mut())
+        {
             return ControlFlow::Break(e);
         }
         if let Some(ast::LimitClause::LimitOffset { limit, offset, .. }) = &query.limit_clause {
@@ -3459,6 +4231,12 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<BqError> {
+        if let Expr::Subquery(q) = expr
+            && let Err(e) = struct_subquery(q)
+        {
+            return ControlFlow::Break(e);
+        }
+        name_struct_fields(expr);
         dots_to_subscripts(expr);
         array_subscripts(expr);
         note_json_kinds(expr);
@@ -3601,6 +4379,12 @@ impl VisitorMut for Rewriter<'_> {
             Expr::Cast {
                 data_type,
                 expr: inner,
+                kind: CastKind::Cast,
+                ..
+            } if typed_literal(inner, data_type).is_some() => typed_literal(inner, data_type),
+            Expr::Cast {
+                data_type,
+                expr: inner,
                 ..
             } => {
                 // A number literal cast to NUMERIC keeps all its digits (it
@@ -3641,11 +4425,17 @@ impl VisitorMut for Rewriter<'_> {
                 fix_type(&mut ts.data_type);
                 None
             }
-            Expr::Struct { fields, .. } => {
-                for f in fields {
-                    fix_type(&mut f.field_type);
+            // `STRUCT<a INT64, b STRING>(1, 'x')`.
+            Expr::Struct { values, fields } if !fields.is_empty() => {
+                match typed_struct(values, fields) {
+                    Some(e) => Some(e),
+                    None => {
+                        for f in fields {
+                            fix_type(&mut f.field_type);
+                        }
+                        None
+                    }
                 }
-                None
             }
             Expr::InUnnest {
                 expr: e,
@@ -3841,5 +4631,113 @@ mod tests {
             e.contains("function FARM_FINGERPRINT") && e.contains("line 2, column 3"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod join_and_struct_tests {
+    use super::*;
+
+    fn rewrite(sql: &str) -> Result<String> {
+        let mut stmts = parse(sql)?;
+        let Statement::Query(q) = &mut stmts[0] else {
+            panic!("not a query")
+        };
+        let c: &'static QueryContext = Box::leak(Box::new(QueryContext {
+            default_project: "p".into(),
+            default_dataset: "d".into(),
+            ..QueryContext::default()
+        }));
+        let mut r = Rewriter::new(c, &|_| true);
+        r.rewrite_query(q)?;
+        Ok(q.to_string())
+    }
+
+    #[test]
+    fn using_columns_are_bigquerys() {
+        let sql = rewrite(
+            "SELECT customer_id, c.name FROM customers c FULL JOIN orders o USING (customer_id) GROUP BY customer_id, c.name ORDER BY customer_id",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("coalesce(c.customer_id, o.customer_id) AS customer_id"),
+            "{sql}"
+        );
+        let sql = rewrite("SELECT k, x.a, y.b FROM (SELECT 1 AS k, 'a1' AS a UNION ALL SELECT 2, 'a2') x FULL JOIN (SELECT 'b2' AS b, 2 AS k UNION ALL SELECT 'b3', 3) y USING (k) ORDER BY k").unwrap();
+        assert!(sql.contains("coalesce(x.k, y.k) AS k"), "{sql}");
+    }
+
+    #[test]
+    fn struct_fields_are_named_after_column_paths() {
+        let sql = rewrite(
+            "SELECT STRUCT(customer_id AS id, status, o.amount, s.a.b, 1 + 1, x AS status, o.id2) FROM orders o",
+        )
+        .unwrap();
+        assert!(
+            sql.contains(
+                "STRUCT(customer_id AS id, status, o.amount AS amount, s.a.b AS b, 1 + 1, x AS status, o.id2 AS id2)"
+            ),
+            "{sql}"
+        );
+        // (`status` is taken by `x AS status`: left anonymous.) Typed STRUCTs
+        // and tuples keep their own names.
+        let sql = rewrite("SELECT STRUCT<a INT64>(x), (y, z) FROM t").unwrap();
+        assert!(
+            sql.contains("STRUCT(CAST(x AS BIGINT) AS a) AS `f0_`, (y, z) AS"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn typed_struct_literals_take_values_by_position() {
+        let sql = rewrite(
+            "SELECT ARRAY<STRUCT<country STRING, vat_rate FLOAT64>>[('PL', 0.23), NULL], STRUCT<a INT64, n NUMERIC>(1, 1.5)",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("[STRUCT(CAST('PL' AS STRING) AS country, CAST(0.23 AS DOUBLE) AS vat_rate), CAST(NULL AS STRUCT<country STRING, vat_rate DOUBLE>)]"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("STRUCT(CAST(1 AS BIGINT) AS a, CAST('1.5' AS DECIMAL(38,9)) AS n)"),
+            "{sql}"
+        );
+        // A type parameter's limit would go unchecked: left to the engine,
+        // which refuses the typed constructor.
+        let sql = rewrite("SELECT STRUCT<s STRING(2)>('abc')").unwrap();
+        assert!(sql.contains("STRUCT<s STRING(2)>('abc')"), "{sql}");
+    }
+
+    #[test]
+    fn join_unnest_with_a_condition() {
+        // An UNNEST of a constant array is an ordinary FROM item.
+        let sql = rewrite(
+            "SELECT c.name FROM customers c JOIN UNNEST([STRUCT('PL' AS country)]) AS v ON v.country = c.country",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("JOIN (SELECT `__bq_u`.`__bq_u`.`country` AS `country` FROM UNNEST"),
+            "{sql}"
+        );
+        // Of a column, INNER: the condition goes to WHERE.
+        let sql = rewrite(
+            "SELECT p.sku FROM products p JOIN UNNEST(p.tags) AS t ON t <> 'new' WHERE p.sku > 'P'",
+        )
+        .unwrap();
+        assert!(
+            sql.contains("WHERE (p.sku > 'P') AND (t <> 'new')"),
+            "{sql}"
+        );
+        // LEFT, or before a FULL JOIN: refused.
+        for sql in [
+            "SELECT 1 FROM products p LEFT JOIN UNNEST(p.tags) AS t ON t = 'x'",
+            "SELECT 1 FROM products p JOIN UNNEST(p.tags) AS t ON t = 'x' FULL JOIN q ON TRUE",
+        ] {
+            let e = rewrite(sql).unwrap_err().to_string();
+            assert!(
+                e.contains("UNNEST(…) of a column with an ON condition"),
+                "{e}"
+            );
+        }
     }
 }
