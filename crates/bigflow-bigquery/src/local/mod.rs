@@ -11,6 +11,7 @@
 //! - [`limits`]: nesting, string size, recursion and date range limits, so
 //!   that no input crashes, exhausts memory or runs forever.
 
+mod calendar;
 pub mod dialect;
 mod dml;
 pub mod functions;
@@ -20,6 +21,7 @@ mod literals;
 mod overflow;
 mod ranges;
 pub mod storage;
+mod text;
 mod typed;
 
 use std::collections::BTreeMap;
@@ -620,6 +622,8 @@ impl LocalWarehouse {
             .into_iter()
             .chain(json::udfs())
             .chain(ranges::udfs())
+            .chain(calendar::udfs())
+            .chain(text::udfs())
         {
             ctx.register_udf(f);
         }
