@@ -557,6 +557,11 @@ fn format_follows_bigquery() {
         "Utf8,Utf8,Utf8,Utf8,Boolean,Utf8 | 2015-09-01,\"DATE \"\"2015-09-01\"\"\",\"\"\"abc\"\"\",00-NULL-00,true,3.926500e+02|392.65|610|7fa|7FA"
     );
     assert_eq!(
+        run("SELECT FORMAT('%t|%T|%t', NUMERIC '1.5', NUMERIC '-2', CAST(NULL AS NUMERIC))")
+            .unwrap(),
+        "Utf8 | \"1.5|NUMERIC \"\"-2\"\"|NULL\""
+    );
+    assert_eq!(
         run("SELECT FORMAT('%s has id %d', name, id) FROM UNNEST([STRUCT('Alice' AS name, 1 AS id)])")
             .unwrap(),
         "Utf8 | Alice has id 1"

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
 };
 
 use super::limits::{MAX_BATCH_BYTES, MAX_STRING_BYTES};
-use super::typed::{float_to_string, to_bq_string, type_name};
+use super::typed::{to_bq_string, type_name};
 
 type DfResult<T> = datafusion::common::Result<T>;
 
@@ -595,9 +595,9 @@ fn parse_format(fmt: &str) -> DfResult<Vec<Piece>> {
             }
             other => return Err(bad(format!("an invalid specifier %{other}"))),
         }
-        if flags.group && !matches!(conv, 'd' | 'i') {
+        if flags.group && !matches!(conv, 'd' | 'i' | 'o' | 'x' | 'X') {
             return Err(exec_err(format!(
-                "FORMAT: the ' flag is supported with %d and %i only, not %{conv}"
+                "FORMAT: the ' flag is supported with %d, %i, %o, %x and %X only, not %{conv}"
             )));
         }
         if !lit.is_empty() {
@@ -642,17 +642,6 @@ fn pad(sign: &str, body: &str, width: usize, flags: Flags, zero_ok: bool) -> Str
     } else {
         format!("{}{sign}{body}", " ".repeat(fill))
     }
-}
-
-fn group_thousands(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (k, c) in digits.chars().enumerate() {
-        if k > 0 && (digits.len() - k) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn sign_of(negative: bool, flags: Flags) -> &'static str {
@@ -716,33 +705,73 @@ fn c_general(v: f64, precision: usize, upper: bool, alt: bool) -> String {
     if alt { s } else { strip_zeros(&s) }
 }
 
-/// `%T` of a STRING: a GoogleSQL string literal.
-fn string_literal(s: &str) -> String {
-    let quote = if s.contains('"') && !s.contains('\'') {
-        '\''
-    } else {
-        '"'
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
+/// C's `%d` (ZetaSQL formats `%d`/`%i` without `'` with printf).
+fn c_integer(v: i64, flags: Flags, width: usize, precision: Option<usize>) -> String {
+    let magnitude = v.unsigned_abs();
+    let mut digits = magnitude.to_string();
+    if let Some(p) = precision {
+        if p == 0 && magnitude == 0 {
+            digits.clear();
+        } else if digits.len() < p {
+            digits = format!("{}{digits}", "0".repeat(p - digits.len()));
         }
     }
-    out.push(quote);
-    out
+    pad(
+        sign_of(v < 0, flags),
+        &digits,
+        width,
+        flags,
+        precision.is_none(),
+    )
+}
+
+/// ZetaSQL's own integer conversion, for `%o`, `%x`, `%X` and the `'`
+/// flag: a sign for negative values, `#` always prefixes, groups of 3 (`,`)
+/// for decimals and of 4 for the others (`:` in hexadecimal), zero padding
+/// even with a precision.
+fn grouped_integer(
+    v: i64,
+    conv: char,
+    flags: Flags,
+    width: usize,
+    precision: Option<usize>,
+) -> String {
+    let magnitude = v.unsigned_abs();
+    let (digits, sep, group, mut prefix) = match conv {
+        'o' => (format!("{magnitude:o}"), ',', 4, "0"),
+        'x' => (format!("{magnitude:x}"), ':', 4, "0x"),
+        'X' => (format!("{magnitude:X}"), ':', 4, "0X"),
+        _ => (magnitude.to_string(), ',', 3, ""),
+    };
+    let mut digits = digits;
+    if let Some(p) = precision.filter(|p| *p > digits.len()) {
+        if conv == 'o' {
+            prefix = "";
+        }
+        digits = format!("{}{digits}", "0".repeat(p - digits.len()));
+    }
+    if flags.group {
+        let mut out = String::with_capacity(digits.len() * 2);
+        let lead = (digits.len() - 1) % group + 1;
+        for (k, c) in digits.chars().enumerate() {
+            if k >= lead && (k - lead) % group == 0 {
+                out.push(sep);
+            }
+            out.push(c);
+        }
+        digits = out;
+    }
+    let sign = sign_of(v < 0, flags);
+    let prefix = if flags.alt { prefix } else { "" };
+    let len = sign.len() + prefix.len() + digits.len();
+    let fill = width.saturating_sub(len);
+    if flags.left {
+        format!("{sign}{prefix}{digits}{}", " ".repeat(fill))
+    } else if flags.zero {
+        format!("{sign}{prefix}{}{digits}", "0".repeat(fill))
+    } else {
+        format!("{}{sign}{prefix}{digits}", " ".repeat(fill))
+    }
 }
 
 /// One formatted specifier; `None`: the result is NULL.
@@ -775,41 +804,11 @@ fn format_one(
             let Arg::Int(v) = *arg else {
                 return Err(wrong("INT64"));
             };
-            if v < 0 && conv != 'd' && conv != 'i' {
-                return Err(exec_err(format!(
-                    "FORMAT: a negative value for %{conv} is not supported here"
-                )));
-            }
-            let magnitude = v.unsigned_abs();
-            let mut digits = match conv {
-                'o' => format!("{magnitude:o}"),
-                'x' => format!("{magnitude:x}"),
-                'X' => format!("{magnitude:X}"),
-                _ => magnitude.to_string(),
-            };
-            if let Some(p) = precision {
-                if p == 0 && magnitude == 0 {
-                    digits.clear();
-                } else if digits.len() < p {
-                    digits = format!("{}{digits}", "0".repeat(p - digits.len()));
-                }
-            }
-            if flags.group {
-                digits = group_thousands(&digits);
-            }
-            let prefix = match conv {
-                'o' if flags.alt && !digits.starts_with('0') => "0",
-                'x' if flags.alt && magnitude != 0 => "0x",
-                'X' if flags.alt && magnitude != 0 => "0X",
-                _ => "",
-            };
-            let sign = if matches!(conv, 'd' | 'i') {
-                sign_of(v < 0, flags)
+            if matches!(conv, 'd' | 'i') && !flags.group {
+                c_integer(v, flags, width, precision)
             } else {
-                ""
-            };
-            let sign = format!("{sign}{prefix}");
-            pad(&sign, &digits, width, flags, precision.is_none())
+                grouped_integer(v, conv, flags, width, precision)
+            }
         }
         'f' | 'F' | 'e' | 'E' | 'g' | 'G' => {
             let Arg::Float(v) = *arg else {
@@ -833,6 +832,13 @@ fn format_one(
                 pad(sign, body, width, flags, false)
             } else {
                 let p = precision.unwrap_or(6);
+                // ZetaSQL's limits: %f/%e at most 1074 digits, %g capped.
+                if p > 1074 && !matches!(conv, 'g' | 'G') {
+                    return Err(exec_err(format!(
+                        "FORMAT: the precision {p} of %{conv} is too big (at most 1074)"
+                    )));
+                }
+                let p = p.min(1074);
                 let body = match conv {
                     'f' | 'F' => {
                         let mut s = format!("{a:.p$}");
@@ -848,13 +854,11 @@ fn format_one(
             }
         }
         's' => {
-            let text = match arg {
-                Arg::Str(s) | Arg::Other(s, _) => s.clone(),
-                Arg::Int(v) => v.to_string(),
-                Arg::Bool(b) => b.to_string(),
-                Arg::Float(v) => float_to_string(*v),
-                Arg::Null => return Err(wrong("a value")),
+            // STRING only (ZetaSQL's type check); text after a NUL is cut.
+            let Arg::Str(s) = arg else {
+                return Err(wrong("STRING"));
             };
+            let text = s.split('\0').next().unwrap_or_default().to_string();
             let text: String = match precision {
                 Some(p) => text.chars().take(p).collect(),
                 None => text,
@@ -864,7 +868,15 @@ fn format_one(
         't' | 'T' => {
             let text = match (arg, conv) {
                 (Arg::Str(s), 't') => s.clone(),
-                (Arg::Str(s), _) => string_literal(s),
+                // Quotes, backslashes and control characters are escaped in
+                // ways not reproduced here.
+                (Arg::Str(s), _)
+                    if !s.chars().any(|c| {
+                        matches!(c, '"' | '\'' | '\\') || !(c.is_ascii_graphic() || c == ' ')
+                    }) =>
+                {
+                    format!("\"{s}\"")
+                }
                 (Arg::Int(v), _) => v.to_string(),
                 (Arg::Bool(b), _) => b.to_string(),
                 (Arg::Other(s, t), 't') if t == "DATE" || t == "NUMERIC" => s.clone(),
@@ -1078,10 +1090,16 @@ impl ScalarUDFImpl for Format {
                         }
                         DataType::Boolean => Arg::Bool(a.as_boolean().value(r)),
                         t => {
-                            let text = texts[k]
+                            let mut text = texts[k]
                                 .as_ref()
                                 .map(|x| x.as_string::<i32>().value(row(x, i)).to_string())
                                 .unwrap_or_default();
+                            // NUMERIC's text has no trailing zeros (`1.5`).
+                            if matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+                                && text.contains('.')
+                            {
+                                text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+                            }
                             Arg::Other(text, type_name(t))
                         }
                     }
@@ -1219,11 +1237,54 @@ mod tests {
             "   1|2  "
         );
         assert_eq!(ok("%.2s|%5s|%%", &[s("abc"), s("é")]), "ab|    é|%");
-        assert_eq!(ok("%s %s", &[Arg::Int(3), Arg::Bool(true)]), "3 true");
         assert_eq!(
-            ok("%t|%T|%T", &[s("a\"b"), s("a\"b"), s("x")]),
-            "a\"b|'a\"b'|\"x\""
+            ok(
+                "%t|%T|%T|%t",
+                &[s("a\"b"), s("x"), Arg::Int(3), Arg::Bool(true)]
+            ),
+            "a\"b|\"x\"|3|true"
         );
+        // ZetaSQL's integer conversion for %o/%x/%X and the ' flag.
+        assert_eq!(
+            ok(
+                "%x|%+x|%#x|%#o|%#X",
+                &[
+                    Arg::Int(-255),
+                    Arg::Int(10),
+                    Arg::Int(0),
+                    Arg::Int(0),
+                    Arg::Int(255)
+                ]
+            ),
+            "-ff|+a|0x0|00|0XFF"
+        );
+        assert_eq!(
+            ok(
+                "%'x|%'o|%'d|%'.7d",
+                &[
+                    Arg::Int(0x12345678),
+                    Arg::Int(0o12345),
+                    Arg::Int(1234),
+                    Arg::Int(5)
+                ]
+            ),
+            "1234:5678|1,2345|1,234|0,000,005"
+        );
+        assert_eq!(
+            ok(
+                "%08.3x|%-6x|%#.5o|%.0d|%.0x",
+                &[
+                    Arg::Int(10),
+                    Arg::Int(10),
+                    Arg::Int(8),
+                    Arg::Int(0),
+                    Arg::Int(0)
+                ]
+            ),
+            "0000000a|a     |00010||0"
+        );
+        // %s stops at a NUL.
+        assert_eq!(ok("%s|", &[s("ab\0cd")]), "ab|");
         assert_eq!(ok("%T %t", &[Arg::Null, Arg::Null]), "NULL NULL");
         assert_eq!(
             ok("%T", &[Arg::Other("2024-01-01".into(), "DATE".into())]),
@@ -1273,6 +1334,7 @@ mod tests {
 
     #[test]
     fn format_refuses_what_it_cannot_answer() {
+        let s = |v: &str| Arg::Str(v.into());
         let bad = |f: &str, args: &[Arg]| fmt(f, args).unwrap_err().to_string();
         assert!(bad("%d", &[Arg::Float(1.5)]).contains("%d takes INT64"));
         assert!(bad("%f", &[Arg::Int(1)]).contains("%f takes FLOAT64"));
@@ -1283,7 +1345,10 @@ mod tests {
         assert!(bad("%q", &[Arg::Int(1)]).contains("invalid specifier"));
         assert!(bad("%p", &[Arg::Int(1)]).contains("not supported"));
         assert!(bad("abc%", &[]).contains("at the end"));
-        assert!(bad("%x", &[Arg::Int(-1)]).contains("negative"));
+        assert!(bad("%s", &[Arg::Int(1)]).contains("%s takes STRING"));
+        assert!(bad("%T", &[s("it's")]).contains("not supported"));
+        assert!(bad("%.1075f", &[Arg::Float(1.0)]).contains("too big"));
+        assert_eq!(ok("%.2000g", &[Arg::Float(0.5)]), "0.5");
         assert!(bad("%t", &[Arg::Float(1.0)]).contains("not supported"));
     }
 }
