@@ -123,6 +123,10 @@ fn ascii_classes(pattern: &str) -> String {
     out
 }
 
+/// A match: (end of the whole match, whether it is empty, the extracted
+/// part's range if it took part).
+type Found = (usize, bool, Option<(usize, usize)>);
+
 enum Compiled {
     Text(regex::Regex),
     Bytes(regex::bytes::Regex),
@@ -164,7 +168,7 @@ impl Compiled {
 
     /// The first match at or after `start` of `hay`: (end of the whole
     /// match, whether it is empty, the extracted part if it took part).
-    fn find_at(&self, hay: &[u8], start: usize) -> Option<(usize, bool, Option<(usize, usize)>)> {
+    fn find_at(&self, hay: &[u8], start: usize) -> Option<Found> {
         let pick = |whole: (usize, usize), group: Option<Option<(usize, usize)>>| {
             let part = match group {
                 None => Some(whole),
@@ -1301,9 +1305,9 @@ mod tests {
         assert_eq!(
             ok(
                 "%.2f|%8.3f|%-8.1f|%+.1f",
-                &[f(3.14159), f(2.5), f(2.25), f(1.0)]
+                &[f(3.14659), f(2.5), f(2.25), f(1.0)]
             ),
-            "3.14|   2.500|2.2     |+1.0"
+            "3.15|   2.500|2.2     |+1.0"
         );
         assert_eq!(
             ok("%e|%E", &[f(392.65), f(0.000123)]),
