@@ -189,14 +189,21 @@ fn trunc_naive(function: &str, t: NaiveDateTime, part: Part) -> DfResult<NaiveDa
 /// `TIMESTAMP_TRUNC(ts, part, zone)`: µs from the epoch.
 fn trunc_in_zone(micros: i64, part: Part, zone: Zone) -> DfResult<i64> {
     const F: &str = "TIMESTAMP_TRUNC";
+    // Seconds and their fractions do not depend on the zone (as ZetaSQL,
+    // also for the odd historical offsets with seconds).
+    if let Part::Time(unit) = part
+        && unit <= 1_000_000
+    {
+        return Ok(micros - micros.rem_euclid(unit));
+    }
     let utc = DateTime::<Utc>::from_timestamp_micros(micros)
         .ok_or_else(|| exec_err(format!("{F}: timestamp {micros} is out of range")))?;
     let local = zone.at(utc);
     let naive = local.naive_local();
     let truncated = trunc_naive(F, naive, part)?;
     match part {
-        // Within the hour: the same offset as the value (the right one of
-        // the two when clocks go back).
+        // HOUR and MINUTE: the same offset as the value (the right one of
+        // the two when clocks go back), as ZetaSQL does.
         Part::Time(_) => {
             let offset = i64::from(local.offset().local_minus_utc()) * 1_000_000;
             Ok(checked_micros(F, truncated)? - offset)
@@ -605,6 +612,17 @@ mod tests {
         assert_eq!(
             t("2024-10-27 01:30:00", "HOUR"),
             micros("2024-10-27 01:00:00")
+        );
+        // Seconds are the same in every zone (Warsaw's local mean time was
+        // UTC+01:24).
+        assert_eq!(
+            trunc_in_zone(
+                micros("1890-01-01 10:10:10") + 5,
+                Part::Time(1_000_000),
+                warsaw
+            )
+            .unwrap(),
+            micros("1890-01-01 10:10:10")
         );
         // A zone half an hour off UTC truncates hours on its own clock.
         let kolkata = Zone::parse("Asia/Kolkata", "T").unwrap();
