@@ -571,6 +571,8 @@ fn format_follows_bigquery() {
         ("SELECT FORMAT('%d %d', 1)", "too few arguments"),
         ("SELECT FORMAT('%999999999d', 1)", "too large"),
         ("SELECT FORMAT('%y', 1)", "invalid specifier"),
+        ("SELECT FORMAT('%s', 1)", "%s takes STRING"),
+        ("SELECT FORMAT('%f', NUMERIC '1.5')", "unsupported"),
     ] {
         let e = error(sql);
         assert!(e.contains(says), "{sql}: {e}");
@@ -628,4 +630,12 @@ fn safe_divide_keeps_numeric() {
             .unwrap(),
         "Decimal128(38, 9),Decimal128(38, 9),Boolean,Float64,Float64 | 3.333333333,-0.666666667,true,0.5,3.5"
     );
+    // Past NUMERIC's range: NULL.
+    assert_eq!(
+        run("SELECT SAFE_DIVIDE(NUMERIC '99999999999999999999999999999.999999999', NUMERIC '0.1') IS NULL")
+            .unwrap(),
+        "Boolean | true"
+    );
+    let e = error("SELECT SAFE_DIVIDE(BIGNUMERIC '7.5', 2)");
+    assert!(e.starts_with("unsupported"), "{e}");
 }

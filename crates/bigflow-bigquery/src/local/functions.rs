@@ -736,8 +736,8 @@ impl datafusion::logical_expr::ScalarUDFImpl for SafeDivide {
             return Ok(vec![DataType::Float64; 2]);
         }
         if [x, y].iter().any(|t| matches!(t, DataType::Decimal256(..))) {
-            return Err(DataFusionError::NotImplemented(
-                "SAFE_DIVIDE of BIGNUMERIC values".into(),
+            return Err(DataFusionError::Plan(
+                "unsupported: SAFE_DIVIDE of BIGNUMERIC values".into(),
             ));
         }
         if [x, y].iter().any(|t| matches!(t, DataType::Decimal128(..))) {
