@@ -630,6 +630,15 @@ fn safe_divide_keeps_numeric() {
             .unwrap(),
         "Decimal128(38, 9),Decimal128(38, 9),Boolean,Float64,Float64 | 3.333333333,-0.666666667,true,0.5,3.5"
     );
+    // DIV of NUMERIC is NUMERIC.
+    assert_eq!(
+        run("SELECT DIV(NUMERIC '7.5', NUMERIC '2.5'), DIV(NUMERIC '-7.5', 2), DIV(7, 2)").unwrap(),
+        "Decimal128(38, 9),Decimal128(38, 9),Int64 | 3.000000000,-3.000000000,3"
+    );
+    let e = error("SELECT DIV(NUMERIC '1', 0)");
+    assert!(e.contains("division by zero"), "{e}");
+    let e = error("SELECT DIV(1.5, 2)");
+    assert!(e.contains("DIV takes INT64 or NUMERIC"), "{e}");
     // Past NUMERIC's range: NULL.
     assert_eq!(
         run("SELECT SAFE_DIVIDE(NUMERIC '99999999999999999999999999999.999999999', NUMERIC '0.1') IS NULL")

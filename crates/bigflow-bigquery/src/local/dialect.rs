@@ -1663,7 +1663,7 @@ impl Rewriter<'_> {
                 Some(call(udf, args))
             }
             "safe_divide" => Some(call("bq_safe_divide", args)),
-            "div" if args.len() == 2 => Some(call("bq_int64_div", args)),
+            "div" if args.len() == 2 => Some(call("bq_div", args)),
             "ieee_divide" if args.len() == 2 => Some(call("bq_ieee_divide", args)),
             // LOG(x, base); DataFusion's log takes the base first.
             "log" if args.len() == 2 => Some(call("bq_log", args)),

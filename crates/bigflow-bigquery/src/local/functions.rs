@@ -792,6 +792,119 @@ impl datafusion::logical_expr::ScalarUDFImpl for SafeDivide {
     }
 }
 
+/// `DIV(x, y)`: INT64 division of INT64s, NUMERIC of NUMERIC and NUMERIC or
+/// INT64 (the integer part of the quotient, rounding toward zero); by zero
+/// and past the type's range an error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Div {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Div {
+    fn name(&self) -> &str {
+        "bq_div"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [x, y] = arg_types else {
+            return Err(DataFusionError::Plan("DIV takes (x, y)".into()));
+        };
+        let int = |t: &DataType| t.is_integer() || t.is_null();
+        if int(x) && int(y) {
+            return Ok(vec![DataType::Int64; 2]);
+        }
+        let numeric = |t: &DataType| int(t) || matches!(t, DataType::Decimal128(..));
+        if numeric(x) && numeric(y) {
+            return Ok(vec![NUMERIC; 2]);
+        }
+        if [x, y].iter().any(|t| matches!(t, DataType::Decimal256(..))) {
+            return Err(DataFusionError::Plan(
+                "unsupported: DIV of BIGNUMERIC values".into(),
+            ));
+        }
+        Err(DataFusionError::Plan(format!(
+            "DIV takes INT64 or NUMERIC values, got {} and {}",
+            super::typed::type_name(x),
+            super::typed::type_name(y)
+        )))
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<ColumnarValue> {
+        let args = &args.args;
+        let a = arrays(args)?;
+        let n = a[0].len().max(a[1].len());
+        let at = |k: usize, i: usize| if a[k].len() == 1 { 0 } else { i };
+        if *a[0].data_type() == DataType::Int64 {
+            let x = downcast::<Int64Array>(&a[0], "DIV")?;
+            let y = downcast::<Int64Array>(&a[1], "DIV")?;
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                let (xi, yi) = (at(0, i), at(1, i));
+                if x.is_null(xi) || y.is_null(yi) {
+                    out.push(None);
+                    continue;
+                }
+                let (p, q) = (x.value(xi), y.value(yi));
+                if q == 0 {
+                    return Err(exec_err(format!("division by zero: DIV({p}, 0)")));
+                }
+                out.push(Some(p.checked_div(q).ok_or_else(|| {
+                    exec_err(format!("int64 overflow: DIV({p}, {q})"))
+                })?));
+            }
+            return finish(args, Arc::new(Int64Array::from(out)));
+        }
+        let x = downcast::<arrow::array::Decimal128Array>(&a[0], "DIV")?;
+        let y = downcast::<arrow::array::Decimal128Array>(&a[1], "DIV")?;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let (xi, yi) = (at(0, i), at(1, i));
+            if x.is_null(xi) || y.is_null(yi) {
+                out.push(None);
+                continue;
+            }
+            let (p, q) = (x.value(xi), y.value(yi));
+            out.push(Some(numeric_div(p, q)?));
+        }
+        let out = arrow::array::Decimal128Array::from(out).with_precision_and_scale(38, 9)?;
+        finish(args, Arc::new(out))
+    }
+}
+
+/// NUMERIC `DIV(x, y)` (both scaled by 10^9): the integer part of x / y.
+fn numeric_div(x: i128, y: i128) -> DfResult<i128> {
+    let text = |v: i128| {
+        let s = format!("{:010}", v.unsigned_abs());
+        let (int, frac) = s.split_at(s.len() - 9);
+        let frac = frac.trim_end_matches('0');
+        let sign = if v < 0 { "-" } else { "" };
+        if frac.is_empty() {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        }
+    };
+    if y == 0 {
+        return Err(exec_err(format!("division by zero: DIV({}, 0)", text(x))));
+    }
+    // Scaled alike, the quotient of the raw values is x / y's integer part.
+    x.checked_div(y)
+        .and_then(|q| q.checked_mul(1_000_000_000))
+        .filter(|q| q.unsigned_abs() < 10u128.pow(38))
+        .ok_or_else(|| exec_err(format!("numeric overflow: DIV({}, {})", text(x), text(y))))
+}
+
 /// NUMERIC `x / y` (both scaled by 10^9), rounded half away from zero to 9
 /// decimal places; `None` by zero or outside NUMERIC's range.
 fn numeric_divide(x: i128, y: i128) -> Option<i128> {
@@ -961,6 +1074,9 @@ pub fn udfs() -> Vec<ScalarUDF> {
             Volatility::Immutable,
             Arc::new(from_zone),
         ),
+        ScalarUDF::new_from_impl(Div {
+            signature: datafusion::logical_expr::Signature::user_defined(Volatility::Immutable),
+        }),
         ScalarUDF::new_from_impl(SafeDivide {
             signature: datafusion::logical_expr::Signature::user_defined(Volatility::Immutable),
         }),
@@ -977,6 +1093,18 @@ pub fn register(ctx: &SessionContext) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_div_keeps_the_integer_part() {
+        let n = |v: i128| v * 1_000_000_000;
+        assert_eq!(numeric_div(n(7) + 500_000_000, n(2)).unwrap(), n(3));
+        assert_eq!(numeric_div(-n(7), n(2)).unwrap(), n(-3));
+        assert_eq!(numeric_div(n(1), 1).unwrap(), n(1_000_000_000));
+        let e = numeric_div(n(1), 0).unwrap_err().to_string();
+        assert!(e.contains("division by zero: DIV(1, 0)"), "{e}");
+        let e = numeric_div(10i128.pow(38) - 1, 1).unwrap_err().to_string();
+        assert!(e.contains("numeric overflow"), "{e}");
+    }
 
     #[test]
     fn numeric_division_rounds_half_away_from_zero() {
