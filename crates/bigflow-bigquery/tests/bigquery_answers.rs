@@ -562,6 +562,10 @@ fn format_follows_bigquery() {
         "Utf8 | \"1.5|NUMERIC \"\"-2\"\"|NULL\""
     );
     assert_eq!(
+        run("SELECT FORMAT('%t|%T', TIMESTAMP '2008-12-25 15:30:00.5+00', DATETIME '2008-12-25 15:30:00')").unwrap(),
+        "Utf8 | \"2008-12-25 15:30:00.500+00|DATETIME \"\"2008-12-25 15:30:00\"\"\""
+    );
+    assert_eq!(
         run("SELECT FORMAT('%s has id %d', name, id) FROM UNNEST([STRUCT('Alice' AS name, 1 AS id)])")
             .unwrap(),
         "Utf8 | Alice has id 1"

@@ -784,6 +784,9 @@ fn grouped_integer(
     }
 }
 
+/// Types `%t` writes as their CAST AS STRING text and `%T` as `TYPE "text"`.
+const LITERAL_TYPES: [&str; 4] = ["DATE", "DATETIME", "TIMESTAMP", "NUMERIC"];
+
 /// One formatted specifier; `None`: the result is NULL.
 fn format_one(
     conv: char,
@@ -893,13 +896,15 @@ fn format_one(
                 }
                 (Arg::Int(v), _) => v.to_string(),
                 (Arg::Bool(b), _) => b.to_string(),
-                (Arg::Other(s, t), 't') if t == "DATE" || t == "NUMERIC" => s.clone(),
-                (Arg::Other(s, t), _) if t == "DATE" || t == "NUMERIC" => {
+                // Their CAST AS STRING text (ZetaSQL's DebugString), and as
+                // a literal with the type's name.
+                (Arg::Other(s, t), 't') if LITERAL_TYPES.contains(&t.as_str()) => s.clone(),
+                (Arg::Other(s, t), _) if LITERAL_TYPES.contains(&t.as_str()) => {
                     format!("{t} \"{s}\"")
                 }
                 _ => {
                     return Err(not_here(format!(
-                        "FORMAT: %{conv} of this value (only of STRING, INT64, BOOL, DATE, NUMERIC; of STRING only plain printable ASCII for %T)"
+                        "FORMAT: %{conv} of this value (only of STRING, INT64, BOOL, DATE, DATETIME, TIMESTAMP, NUMERIC; of STRING only plain printable ASCII for %T)"
                     )));
                 }
             };
