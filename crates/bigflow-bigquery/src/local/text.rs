@@ -784,6 +784,46 @@ fn grouped_integer(
     }
 }
 
+/// `%T` of a STRING: ZetaSQL's `ToStringLiteral` — double quotes, or single
+/// ones when the text has `"` and no `'`; `\n`, `\r`, `\t`, `\\`, the
+/// quote, and other ASCII control characters as `\xNN` (a hex digit right
+/// after one too); other characters as they are.
+fn string_literal(s: &str) -> String {
+    let quote = if s.contains('"') && !s.contains('\'') {
+        '\''
+    } else {
+        '"'
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    let mut last_hex = false;
+    for c in s.chars() {
+        let mut hex = false;
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            '\'' | '"' | '`' => {
+                if c == quote {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            c if c.is_ascii()
+                && (!(c.is_ascii_graphic() || c == ' ') || (last_hex && c.is_ascii_hexdigit())) =>
+            {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+                hex = true;
+            }
+            c => out.push(c),
+        }
+        last_hex = hex;
+    }
+    out.push(quote);
+    out
+}
+
 /// Types `%t` writes as their CAST AS STRING text and `%T` as `TYPE "text"`.
 const LITERAL_TYPES: [&str; 4] = ["DATE", "DATETIME", "TIMESTAMP", "NUMERIC"];
 
@@ -885,15 +925,7 @@ fn format_one(
         't' | 'T' => {
             let text = match (arg, conv) {
                 (Arg::Str(s), 't') => s.clone(),
-                // Quotes, backslashes and control characters are escaped in
-                // ways not reproduced here.
-                (Arg::Str(s), _)
-                    if !s.chars().any(|c| {
-                        matches!(c, '"' | '\'' | '\\') || !(c.is_ascii_graphic() || c == ' ')
-                    }) =>
-                {
-                    format!("\"{s}\"")
-                }
+                (Arg::Str(s), _) => string_literal(s),
                 (Arg::Int(v), _) => v.to_string(),
                 (Arg::Bool(b), _) => b.to_string(),
                 // Their CAST AS STRING text (ZetaSQL's DebugString), and as
@@ -904,7 +936,7 @@ fn format_one(
                 }
                 _ => {
                     return Err(not_here(format!(
-                        "FORMAT: %{conv} of this value (only of STRING, INT64, BOOL, DATE, DATETIME, TIMESTAMP, NUMERIC; of STRING only plain printable ASCII for %T)"
+                        "FORMAT: %{conv} of this value (only of STRING, INT64, BOOL, DATE, DATETIME, TIMESTAMP, NUMERIC)"
                     )));
                 }
             };
@@ -1361,7 +1393,13 @@ mod tests {
         assert!(bad("%u", &[Arg::Int(1)]).contains("invalid specifier"));
         assert!(bad("abc%", &[]).contains("at the end"));
         assert!(bad("%s", &[Arg::Int(1)]).contains("%s takes STRING"));
-        assert!(bad("%T", &[s("it's")]).contains("only of STRING"));
+        assert_eq!(
+            ok(
+                "%T|%T|%T|%T",
+                &[s("it's"), s("say \"hi\""), s("a\"b'c"), s("é\n\u{1}a\\`")]
+            ),
+            "\"it's\"|'say \"hi\"'|\"a\\\"b'c\"|\"é\\n\\x01\\x61\\\\`\""
+        );
         assert!(bad("%.1075f", &[Arg::Float(1.0)]).contains("too big"));
         assert_eq!(ok("%.2000g", &[Arg::Float(0.5)]), "0.5");
         assert!(bad("%t", &[Arg::Float(1.0)]).contains("only of STRING"));
