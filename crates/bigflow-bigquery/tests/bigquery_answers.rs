@@ -566,6 +566,11 @@ fn format_follows_bigquery() {
         "Utf8 | \"2008-12-25 15:30:00.500+00|DATETIME \"\"2008-12-25 15:30:00\"\"\""
     );
     assert_eq!(
+        run("SELECT FORMAT('%.*f|%t', -1, 1.5, NULL), FORMAT(NULL, 1) IS NULL, FORMAT('%d|%x', 9223372036854775807, -9223372036854775807 - 1), FORMAT('%*d', NULL, 1) IS NULL")
+            .unwrap(),
+        "Utf8,Boolean,Utf8,Boolean | 1.500000|NULL,true,9223372036854775807|-8000000000000000,true"
+    );
+    assert_eq!(
         run("SELECT FORMAT('%s has id %d', name, id) FROM UNNEST([STRUCT('Alice' AS name, 1 AS id)])")
             .unwrap(),
         "Utf8 | Alice has id 1"
@@ -575,6 +580,7 @@ fn format_follows_bigquery() {
         ("SELECT FORMAT('%d %d', 1)", "too few arguments"),
         ("SELECT FORMAT('%999999999d', 1)", "too large"),
         ("SELECT FORMAT('%y', 1)", "invalid specifier"),
+        ("SELECT FORMAT('%5%', 1)", "invalid specifier"),
         ("SELECT FORMAT('%s', 1)", "%s takes STRING"),
         ("SELECT FORMAT('%f', NUMERIC '1.5')", "unsupported"),
     ] {

@@ -1071,7 +1071,8 @@ impl ScalarUDFImpl for Format {
         let mut out = vec![DataType::Utf8];
         for t in &arg_types[1..] {
             out.push(match t {
-                DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                // A NULL of no type (Arrow's NullArray has no null bitmap).
+                DataType::Utf8View | DataType::LargeUtf8 | DataType::Null => DataType::Utf8,
                 t if t.is_integer() => DataType::Int64,
                 DataType::Float16 | DataType::Float32 => DataType::Float64,
                 DataType::Timestamp(_, tz) => {
