@@ -512,6 +512,8 @@ fn comparisons_of_values_that_cannot_be_nan() {
         )
         .unwrap(),
         "Boolean,Boolean,Boolean | false,false,true"
+    );
+}
 
 /// A USING column is one column: for FULL JOIN `COALESCE(left, right)`,
 /// for RIGHT JOIN the right side's; `SELECT *` has it first, once
@@ -687,4 +689,172 @@ fn typed_struct_literals_and_join_unnest_on() {
         .unwrap(),
         "Utf8,Utf8 | a,PL;b,US;c,DE"
     );
+}
+
+/// REGEXP_EXTRACT (REGEXP_SUBSTR) and REGEXP_EXTRACT_ALL: the capturing
+/// group's match or the whole match, from a position, the nth occurrence;
+/// NULL when nothing matches (BigQuery's documented examples).
+#[test]
+fn regexp_extraction_follows_bigquery() {
+    assert_eq!(
+        run(
+            r"SELECT REGEXP_EXTRACT('foo@example.com', r'^[a-zA-Z0-9_.+-]+'),
+                     REGEXP_EXTRACT('foo@example.com', r'@(.+)$'),
+                     REGEXP_EXTRACT('foo', r'x'),
+                     REGEXP_SUBSTR('abc', 'b')"
+        )
+        .unwrap(),
+        "Utf8,Utf8,Utf8,Utf8 | foo,example.com,,b"
+    );
+    let v = "'Hello Helloo and Hellooo', 'H?ello+'";
+    assert_eq!(
+        run(&format!(
+            "SELECT REGEXP_EXTRACT({v}, 1, 1), REGEXP_EXTRACT({v}, 1, 2), REGEXP_EXTRACT({v}, 1, 3),
+                    REGEXP_EXTRACT({v}, 1, 4) IS NULL, REGEXP_EXTRACT({v}, 2, 1), REGEXP_EXTRACT({v}, 3, 1),
+                    REGEXP_EXTRACT({v}, 3, 2), REGEXP_EXTRACT({v}, 30, 1) IS NULL"
+        ))
+        .unwrap(),
+        "Utf8,Utf8,Utf8,Boolean,Utf8,Utf8,Utf8,Boolean | Hello,Helloo,Hellooo,true,ello,Helloo,Hellooo,true"
+    );
+    assert_eq!(
+        run(r"SELECT ARRAY_TO_STRING(REGEXP_EXTRACT_ALL('Try `func(x)` or `func(y)`', '`(.+?)`'), '|'),
+                     ARRAY_LENGTH(REGEXP_EXTRACT_ALL('abc', 'x')),
+                     REGEXP_EXTRACT_ALL(CAST(NULL AS STRING), 'x') IS NULL")
+        .unwrap(),
+        "Utf8,Int64,Boolean | func(x)|func(y),0,true"
+    );
+    assert_eq!(
+        run(r"SELECT REGEXP_EXTRACT(b'\x01ab', b'a(.)')").unwrap(),
+        "Binary | 62"
+    );
+    let e = error("SELECT REGEXP_EXTRACT('ab', '(a)(b)')");
+    assert!(
+        e.contains("must not have more than 1 capturing group"),
+        "{e}"
+    );
+    let e = error("SELECT REGEXP_EXTRACT('ab', '(')");
+    assert!(e.contains("Cannot parse regular expression"), "{e}");
+    let e = error("SELECT REGEXP_EXTRACT('ab', 'a', 0)");
+    assert!(e.contains("position must be positive"), "{e}");
+    let e = error("SELECT REGEXP_EXTRACT('ab', b'a')");
+    assert!(e.contains("both STRING or both BYTES"), "{e}");
+}
+
+/// FORMAT: printf-like specifiers, BigQuery's documented examples.
+#[test]
+fn format_follows_bigquery() {
+    assert_eq!(
+        run(r#"SELECT FORMAT('%d', 10), FORMAT('|%10d|', 11), FORMAT('+%010d+', 12),
+                      FORMAT("%'d", 123456789), FORMAT('-%s-', 'abcd efg'), FORMAT('%f %E', 1.1, 2.2)"#)
+        .unwrap(),
+        "Utf8,Utf8,Utf8,Utf8,Utf8,Utf8 | 10,|        11|,+0000000012+,\"123,456,789\",-abcd efg-,1.100000 2.200000E+00"
+    );
+    assert_eq!(
+        run(r#"SELECT FORMAT('%t', DATE '2015-09-01'), FORMAT('%T', DATE '2015-09-01'), FORMAT('%T', 'abc'),
+                      FORMAT('00-%t-00', CAST(NULL AS INT64)), FORMAT('00-%s-00', CAST(NULL AS STRING)) IS NULL,
+                      FORMAT('%e|%g|%o|%x|%X', 392.65, 392.65, 392, 2042, 2042)"#)
+        .unwrap(),
+        "Utf8,Utf8,Utf8,Utf8,Boolean,Utf8 | 2015-09-01,\"DATE \"\"2015-09-01\"\"\",\"\"\"abc\"\"\",00-NULL-00,true,3.926500e+02|392.65|610|7fa|7FA"
+    );
+    assert_eq!(
+        run("SELECT FORMAT('%t|%T|%t', NUMERIC '1.5', NUMERIC '-2', CAST(NULL AS NUMERIC))")
+            .unwrap(),
+        "Utf8 | \"1.5|NUMERIC \"\"-2\"\"|NULL\""
+    );
+    assert_eq!(
+        run("SELECT FORMAT('%t|%T', TIMESTAMP '2008-12-25 15:30:00.5+00', DATETIME '2008-12-25 15:30:00')").unwrap(),
+        "Utf8 | \"2008-12-25 15:30:00.500+00|DATETIME \"\"2008-12-25 15:30:00\"\"\""
+    );
+    assert_eq!(
+        run("SELECT FORMAT('%.*f|%t', -1, 1.5, NULL), FORMAT(NULL, 1) IS NULL, FORMAT('%d|%x', 9223372036854775807, -9223372036854775807 - 1), FORMAT('%*d', NULL, 1) IS NULL")
+            .unwrap(),
+        "Utf8,Boolean,Utf8,Boolean | 1.500000|NULL,true,9223372036854775807|-8000000000000000,true"
+    );
+    assert_eq!(
+        run("SELECT FORMAT('%s has id %d', name, id) FROM UNNEST([STRUCT('Alice' AS name, 1 AS id)])")
+            .unwrap(),
+        "Utf8 | Alice has id 1"
+    );
+    for (sql, says) in [
+        ("SELECT FORMAT('%d', 1.5)", "%d takes INT64"),
+        ("SELECT FORMAT('%d %d', 1)", "too few arguments"),
+        ("SELECT FORMAT('%999999999d', 1)", "too large"),
+        ("SELECT FORMAT('%y', 1)", "invalid specifier"),
+        ("SELECT FORMAT('%5%', 1)", "invalid specifier"),
+        ("SELECT FORMAT('%s', 1)", "%s takes STRING"),
+        ("SELECT FORMAT('%f', NUMERIC '1.5')", "unsupported"),
+    ] {
+        let e = error(sql);
+        assert!(e.contains(says), "{sql}: {e}");
+    }
+}
+
+/// DATE_TRUNC with WEEK(<weekday>) and ISOYEAR, TIMESTAMP_TRUNC in a time
+/// zone, LAST_DAY, UNIX_SECONDS and its kin (BigQuery's documented examples).
+#[test]
+fn calendar_parts_follow_bigquery() {
+    assert_eq!(
+        run("SELECT DATE_TRUNC(DATE '2017-11-05', WEEK(MONDAY)), DATE_TRUNC('2015-06-15', ISOYEAR),
+                    DATE_TRUNC(DATE '2024-03-14', WEEK(friday)), DATETIME_TRUNC(DATETIME '2024-03-14 10:00:00', WEEK(MONDAY))")
+            .unwrap(),
+        "Date32,Date32,Date32,Timestamp(µs) | 2017-10-30,2014-12-29,2024-03-08,2024-03-11T00:00:00"
+    );
+    assert_eq!(
+        run(
+            "SELECT TIMESTAMP_TRUNC(TIMESTAMP '2008-12-25 15:30:00+00', DAY, 'UTC'),
+                    TIMESTAMP_TRUNC(TIMESTAMP '2008-12-25 15:30:00+00', DAY, 'America/Los_Angeles'),
+                    TIMESTAMP_TRUNC(TIMESTAMP '2017-11-06 00:00:00+12', ISOWEEK),
+                    TIMESTAMP_TRUNC(TIMESTAMP '2024-03-31 12:00:00+00', DAY, 'Europe/Warsaw')"
+        )
+        .unwrap(),
+        "Timestamp(µs, \"UTC\"),Timestamp(µs, \"UTC\"),Timestamp(µs, \"UTC\"),Timestamp(µs, \"UTC\") | 2008-12-25T00:00:00Z,2008-12-25T08:00:00Z,2017-10-30T00:00:00Z,2024-03-30T23:00:00Z"
+    );
+    assert_eq!(
+        run("SELECT LAST_DAY(DATE '2008-11-25'), LAST_DAY(DATE '2008-11-25', YEAR),
+                    LAST_DAY(DATE '2008-11-10', WEEK(MONDAY)), LAST_DAY(DATETIME '2008-11-25 15:30:00', MONTH),
+                    LAST_DAY(DATE '2024-02-10', QUARTER), LAST_DAY(DATE '2008-11-25', ISOYEAR)")
+            .unwrap(),
+        "Date32,Date32,Date32,Date32,Date32,Date32 | 2008-11-30,2008-12-31,2008-11-16,2008-11-30,2024-03-31,2008-12-28"
+    );
+    assert_eq!(
+        run("SELECT UNIX_SECONDS(TIMESTAMP '2008-12-25 15:30:00+00'), UNIX_MILLIS(TIMESTAMP '2008-12-25 15:30:00+00'),
+                    UNIX_MICROS(TIMESTAMP '2008-12-25 15:30:00+00'), UNIX_SECONDS(TIMESTAMP '1969-12-31 23:59:59.5+00'),
+                    TIMESTAMP_SECONDS(1230219000), TIMESTAMP_MILLIS(1230219000000), TIMESTAMP_MICROS(1230219000000000)")
+            .unwrap(),
+        "Int64,Int64,Int64,Int64,Timestamp(µs, \"UTC\"),Timestamp(µs, \"UTC\"),Timestamp(µs, \"UTC\") | 1230219000,1230219000000,1230219000000000,-1,2008-12-25T15:30:00Z,2008-12-25T15:30:00Z,2008-12-25T15:30:00Z"
+    );
+    let e = error("SELECT LAST_DAY(DATE '2008-11-25', DAY)");
+    assert!(e.contains("DAY"), "{e}");
+    let e =
+        error("SELECT TIMESTAMP_TRUNC(TIMESTAMP '2008-12-25 15:30:00+00', DAY, 'Mars/Olympus')");
+    assert!(e.contains("time zone"), "{e}");
+}
+
+/// SAFE_DIVIDE's type is its arguments' supertype: NUMERIC with NUMERIC
+/// or INT64, rounded half away from zero to 9 decimal places.
+#[test]
+fn safe_divide_keeps_numeric() {
+    assert_eq!(
+        run("SELECT SAFE_DIVIDE(NUMERIC '10', 3), SAFE_DIVIDE(NUMERIC '2', NUMERIC '-3'),
+                    SAFE_DIVIDE(NUMERIC '1', 0) IS NULL, SAFE_DIVIDE(NUMERIC '1', 2.0), SAFE_DIVIDE(7, 2)")
+            .unwrap(),
+        "Decimal128(38, 9),Decimal128(38, 9),Boolean,Float64,Float64 | 3.333333333,-0.666666667,true,0.5,3.5"
+    );
+    // DIV of NUMERIC is NUMERIC.
+    assert_eq!(
+        run("SELECT DIV(NUMERIC '7.5', NUMERIC '2.5'), DIV(NUMERIC '-7.5', 2), DIV(7, 2)").unwrap(),
+        "Decimal128(38, 9),Decimal128(38, 9),Int64 | 3.000000000,-3.000000000,3"
+    );
+    let e = error("SELECT DIV(NUMERIC '1', 0)");
+    assert!(e.contains("division by zero"), "{e}");
+    let e = error("SELECT DIV(1.5, 2)");
+    assert!(e.contains("DIV takes INT64 or NUMERIC"), "{e}");
+    // Past NUMERIC's range: NULL.
+    assert_eq!(
+        run("SELECT SAFE_DIVIDE(NUMERIC '99999999999999999999999999999.999999999', NUMERIC '0.1') IS NULL")
+            .unwrap(),
+        "Boolean | true"
+    );
+    let e = error("SELECT SAFE_DIVIDE(BIGNUMERIC '7.5', 2)");
+    assert!(e.starts_with("unsupported"), "{e}");
 }

@@ -931,6 +931,36 @@ fn arg_expr(a: &FunctionArg) -> Option<&Expr> {
     }
 }
 
+/// The date part `WEEK(MONDAY)` of `DATE_TRUNC` and its kin, which would
+/// read as a call of a function `WEEK`, becomes the part name `WEEK(MONDAY)`
+/// (an identifier, as `MONTH` is).
+fn week_part_arguments(e: &mut Expr) {
+    let Expr::Function(f) = e else {
+        return;
+    };
+    let name = object_name_text(&f.name).to_ascii_lowercase();
+    if !matches!(
+        name.as_str(),
+        "date_trunc" | "datetime_trunc" | "timestamp_trunc" | "last_day"
+    ) {
+        return;
+    }
+    let Some(args) = plain_args(f) else {
+        return;
+    };
+    if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(part @ Expr::Function(_)))) =
+        args.get_mut(1)
+        && let Expr::Function(w) = &*part
+        && object_name_text(&w.name).eq_ignore_ascii_case("week")
+        && let FunctionArguments::List(l) = &w.args
+        && let [a] = l.args.as_slice()
+        && let Some(Expr::Identifier(day)) = arg_expr(a)
+    {
+        let text = format!("WEEK({})", day.value.to_ascii_uppercase());
+        *part = Expr::Identifier(Ident::with_span(day.span, text));
+    }
+}
+
 /// `DAY` (an identifier) → `'DAY'`.
 fn part_to_string(e: &Expr) -> Option<Expr> {
     match e {
@@ -1965,7 +1995,7 @@ impl Rewriter<'_> {
                 Some(call(udf, args))
             }
             "safe_divide" => Some(call("bq_safe_divide", args)),
-            "div" if args.len() == 2 => Some(call("bq_int64_div", args)),
+            "div" if args.len() == 2 => Some(call("bq_div", args)),
             "ieee_divide" if args.len() == 2 => Some(call("bq_ieee_divide", args)),
             // LOG(x, base); DataFusion's log takes the base first.
             "log" if args.len() == 2 => Some(call("bq_log", args)),
@@ -2154,6 +2184,62 @@ impl Rewriter<'_> {
                 args[0].clone(),
                 SqlType::Timestamp(Some(6), TimezoneInfo::None),
             )),
+            // Weeks beginning on another day, ISO years, and truncation on
+            // a time zone's clock: `bq_trunc`.
+            "timestamp_trunc" | "datetime_trunc" | "date_trunc"
+                if (args.len() == 3 && name == "timestamp_trunc")
+                    || (args.len() == 2
+                        && matches!(&args[1], Expr::Identifier(i)
+                            if i.value.contains('(') || i.value.eq_ignore_ascii_case("isoyear"))) =>
+            {
+                let part = match &args[1] {
+                    Expr::Identifier(i) => string_lit(&i.value.to_ascii_uppercase()),
+                    _ => return Err(bad_args("(value, DATE_PART [, time zone])")),
+                };
+                let value = match name.as_str() {
+                    "timestamp_trunc" => cast(
+                        args[0].clone(),
+                        SqlType::Timestamp(Some(6), TimezoneInfo::WithTimeZone),
+                    ),
+                    "datetime_trunc" if is_string_literal(&args[0]) => cast(
+                        args[0].clone(),
+                        SqlType::Timestamp(Some(6), TimezoneInfo::None),
+                    ),
+                    "date_trunc" if is_string_literal(&args[0]) => {
+                        cast(args[0].clone(), SqlType::Date)
+                    }
+                    _ => args[0].clone(),
+                };
+                let mut a = vec![value, part];
+                a.extend(args.get(2).cloned());
+                Some(call("bq_trunc", a))
+            }
+            "last_day" if matches!(args.len(), 1 | 2) => {
+                let part = match args.get(1) {
+                    None => string_lit("MONTH"),
+                    Some(Expr::Identifier(i)) => string_lit(&i.value.to_ascii_uppercase()),
+                    Some(_) => return Err(bad_args("(value [, DATE_PART])")),
+                };
+                let value = if is_string_literal(&args[0]) {
+                    cast(args[0].clone(), SqlType::Date)
+                } else {
+                    args[0].clone()
+                };
+                Some(call("bq_last_day", vec![value, part]))
+            }
+            "unix_seconds" | "unix_millis" | "unix_micros" if args.len() == 1 => {
+                let unit = match name.as_str() {
+                    "unix_seconds" => "SECOND",
+                    "unix_millis" => "MILLISECOND",
+                    _ => "MICROSECOND",
+                };
+                Some(call("bq_unix", vec![args[0].clone(), string_lit(unit)]))
+            }
+            "regexp_extract" | "regexp_substr" if matches!(args.len(), 2..=4) => {
+                Some(call("bq_regexp_extract", args))
+            }
+            "regexp_extract_all" if args.len() == 2 => Some(call("bq_regexp_extract_all", args)),
+            "format" if !args.is_empty() => Some(call("bq_format", args)),
             "timestamp_trunc" | "datetime_trunc" | "date_trunc" if args.len() == 2 => {
                 let part = match &args[1] {
                     Expr::Identifier(i) => i.value.to_ascii_lowercase(),
@@ -4237,6 +4323,7 @@ impl VisitorMut for Rewriter<'_> {
             return ControlFlow::Break(e);
         }
         name_struct_fields(expr);
+        week_part_arguments(expr);
         dots_to_subscripts(expr);
         array_subscripts(expr);
         note_json_kinds(expr);

@@ -459,13 +459,13 @@ fn format_datetime(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
 
 /// A BigQuery time zone: an IANA name (`Europe/Warsaw`, `UTC`) or an offset (`+02:00`).
 #[derive(Clone, Copy)]
-enum Zone {
+pub(super) enum Zone {
     Named(chrono_tz::Tz),
     Fixed(FixedOffset),
 }
 
 impl Zone {
-    fn parse(name: &str, function: &str) -> DfResult<Zone> {
+    pub(super) fn parse(name: &str, function: &str) -> DfResult<Zone> {
         if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
             return Ok(Zone::Named(tz));
         }
@@ -503,7 +503,7 @@ impl Zone {
     }
 
     /// The instant `utc` as a date-time with this zone's offset at that instant.
-    fn at(self, utc: DateTime<Utc>) -> DateTime<FixedOffset> {
+    pub(super) fn at(self, utc: DateTime<Utc>) -> DateTime<FixedOffset> {
         match self {
             Zone::Named(tz) => utc.with_timezone(&tz).fixed_offset(),
             Zone::Fixed(off) => utc.with_timezone(&off),
@@ -512,7 +512,7 @@ impl Zone {
 
     /// The instant a wall-clock time in this zone names (the earlier one when
     /// clocks go back; `None` in the hour skipped when they go forward).
-    fn instant(self, local: &NaiveDateTime) -> Option<DateTime<Utc>> {
+    pub(super) fn instant(self, local: &NaiveDateTime) -> Option<DateTime<Utc>> {
         match self {
             Zone::Named(tz) => tz.from_local_datetime(local).earliest().map(|t| t.to_utc()),
             Zone::Fixed(off) => off.from_local_datetime(local).single().map(|t| t.to_utc()),
@@ -777,23 +777,243 @@ fn parse_micros(args: &[ColumnarValue], safe: bool, datetime: bool) -> DfResult<
     finish(args, Arc::new(arr))
 }
 
-fn safe_divide(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
-    let a = arrays(args)?;
-    let x = downcast::<Float64Array>(&a[0], "SAFE_DIVIDE")?;
-    let y = downcast::<Float64Array>(&a[1], "SAFE_DIVIDE")?;
-    let out: Float64Array = (0..x.len())
-        .map(|i| {
-            if x.is_null(i) || y.is_null(i) || y.value(i) == 0.0 {
-                None
-            } else {
-                // NULL where `/` fails: by zero (above) or overflowing FLOAT64.
-                let (a, b) = (x.value(i), y.value(i));
-                let q = a / b;
-                (!(q.is_infinite() && a.is_finite() && b.is_finite())).then_some(q)
+/// `SAFE_DIVIDE(x, y)`: NULL instead of an error (by zero, on overflow).
+/// Its type is the arguments' supertype, FLOAT64 for two INT64s: NUMERIC
+/// when one is NUMERIC and the other NUMERIC or INT64, FLOAT64 when one is
+/// FLOAT64.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SafeDivide {
+    signature: datafusion::logical_expr::Signature,
+}
+
+const NUMERIC: DataType = DataType::Decimal128(38, 9);
+
+impl datafusion::logical_expr::ScalarUDFImpl for SafeDivide {
+    fn name(&self) -> &str {
+        "bq_safe_divide"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [x, y] = arg_types else {
+            return Err(DataFusionError::Plan("SAFE_DIVIDE takes (x, y)".into()));
+        };
+        let numeric = |t: &DataType| {
+            t.is_integer()
+                || t.is_floating()
+                || t.is_null()
+                || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+        };
+        for t in [x, y] {
+            if !numeric(t) {
+                return Err(DataFusionError::Plan(format!(
+                    "SAFE_DIVIDE takes numbers, got {}",
+                    super::typed::type_name(t)
+                )));
             }
-        })
-        .collect();
-    finish(args, Arc::new(out))
+        }
+        if [x, y].iter().any(|t| t.is_floating()) {
+            return Ok(vec![DataType::Float64; 2]);
+        }
+        if [x, y].iter().any(|t| matches!(t, DataType::Decimal256(..))) {
+            return Err(DataFusionError::Plan(
+                "unsupported: SAFE_DIVIDE of BIGNUMERIC values".into(),
+            ));
+        }
+        if [x, y].iter().any(|t| matches!(t, DataType::Decimal128(..))) {
+            return Ok(vec![NUMERIC; 2]);
+        }
+        Ok(vec![DataType::Float64; 2])
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<ColumnarValue> {
+        let args = &args.args;
+        let a = arrays(args)?;
+        let n = a[0].len().max(a[1].len());
+        let at = |k: usize, i: usize| if a[k].len() == 1 { 0 } else { i };
+        if *a[0].data_type() == DataType::Float64 {
+            let x = downcast::<Float64Array>(&a[0], "SAFE_DIVIDE")?;
+            let y = downcast::<Float64Array>(&a[1], "SAFE_DIVIDE")?;
+            let out: Float64Array = (0..n)
+                .map(|i| {
+                    let (xi, yi) = (at(0, i), at(1, i));
+                    if x.is_null(xi) || y.is_null(yi) || y.value(yi) == 0.0 {
+                        None
+                    } else {
+                        // NULL where `/` fails: by zero (above) or overflowing FLOAT64.
+                        let (a, b) = (x.value(xi), y.value(yi));
+                        let q = a / b;
+                        (!(q.is_infinite() && a.is_finite() && b.is_finite())).then_some(q)
+                    }
+                })
+                .collect();
+            return finish(args, Arc::new(out));
+        }
+        let x = downcast::<arrow::array::Decimal128Array>(&a[0], "SAFE_DIVIDE")?;
+        let y = downcast::<arrow::array::Decimal128Array>(&a[1], "SAFE_DIVIDE")?;
+        let out: arrow::array::Decimal128Array = (0..n)
+            .map(|i| {
+                let (xi, yi) = (at(0, i), at(1, i));
+                if x.is_null(xi) || y.is_null(yi) {
+                    None
+                } else {
+                    numeric_divide(x.value(xi), y.value(yi))
+                }
+            })
+            .collect();
+        finish(args, Arc::new(out.with_precision_and_scale(38, 9)?))
+    }
+}
+
+/// `DIV(x, y)`: INT64 division of INT64s, NUMERIC of NUMERIC and NUMERIC or
+/// INT64 (the integer part of the quotient, rounding toward zero); by zero
+/// and past the type's range an error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Div {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Div {
+    fn name(&self) -> &str {
+        "bq_div"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [x, y] = arg_types else {
+            return Err(DataFusionError::Plan("DIV takes (x, y)".into()));
+        };
+        let int = |t: &DataType| t.is_integer() || t.is_null();
+        if int(x) && int(y) {
+            return Ok(vec![DataType::Int64; 2]);
+        }
+        let numeric = |t: &DataType| int(t) || matches!(t, DataType::Decimal128(..));
+        if numeric(x) && numeric(y) {
+            return Ok(vec![NUMERIC; 2]);
+        }
+        if [x, y].iter().any(|t| matches!(t, DataType::Decimal256(..))) {
+            return Err(DataFusionError::Plan(
+                "unsupported: DIV of BIGNUMERIC values".into(),
+            ));
+        }
+        Err(DataFusionError::Plan(format!(
+            "DIV takes INT64 or NUMERIC values, got {} and {}",
+            super::typed::type_name(x),
+            super::typed::type_name(y)
+        )))
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<ColumnarValue> {
+        let args = &args.args;
+        let a = arrays(args)?;
+        let n = a[0].len().max(a[1].len());
+        let at = |k: usize, i: usize| if a[k].len() == 1 { 0 } else { i };
+        if *a[0].data_type() == DataType::Int64 {
+            let x = downcast::<Int64Array>(&a[0], "DIV")?;
+            let y = downcast::<Int64Array>(&a[1], "DIV")?;
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                let (xi, yi) = (at(0, i), at(1, i));
+                if x.is_null(xi) || y.is_null(yi) {
+                    out.push(None);
+                    continue;
+                }
+                let (p, q) = (x.value(xi), y.value(yi));
+                if q == 0 {
+                    return Err(exec_err(format!("division by zero: DIV({p}, 0)")));
+                }
+                out.push(Some(p.checked_div(q).ok_or_else(|| {
+                    exec_err(format!("int64 overflow: DIV({p}, {q})"))
+                })?));
+            }
+            return finish(args, Arc::new(Int64Array::from(out)));
+        }
+        let x = downcast::<arrow::array::Decimal128Array>(&a[0], "DIV")?;
+        let y = downcast::<arrow::array::Decimal128Array>(&a[1], "DIV")?;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let (xi, yi) = (at(0, i), at(1, i));
+            if x.is_null(xi) || y.is_null(yi) {
+                out.push(None);
+                continue;
+            }
+            let (p, q) = (x.value(xi), y.value(yi));
+            out.push(Some(numeric_div(p, q)?));
+        }
+        let out = arrow::array::Decimal128Array::from(out).with_precision_and_scale(38, 9)?;
+        finish(args, Arc::new(out))
+    }
+}
+
+/// NUMERIC `DIV(x, y)` (both scaled by 10^9): the integer part of x / y.
+fn numeric_div(x: i128, y: i128) -> DfResult<i128> {
+    let text = |v: i128| {
+        let s = format!("{:010}", v.unsigned_abs());
+        let (int, frac) = s.split_at(s.len() - 9);
+        let frac = frac.trim_end_matches('0');
+        let sign = if v < 0 { "-" } else { "" };
+        if frac.is_empty() {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        }
+    };
+    if y == 0 {
+        return Err(exec_err(format!("division by zero: DIV({}, 0)", text(x))));
+    }
+    // Scaled alike, the quotient of the raw values is x / y's integer part.
+    x.checked_div(y)
+        .and_then(|q| q.checked_mul(1_000_000_000))
+        .filter(|q| q.unsigned_abs() < 10u128.pow(38))
+        .ok_or_else(|| exec_err(format!("numeric overflow: DIV({}, {})", text(x), text(y))))
+}
+
+/// NUMERIC `x / y` (both scaled by 10^9), rounded half away from zero to 9
+/// decimal places; `None` by zero or outside NUMERIC's range.
+fn numeric_divide(x: i128, y: i128) -> Option<i128> {
+    use arrow::datatypes::i256;
+    if y == 0 {
+        return None;
+    }
+    let scale = i256::from_i128(1_000_000_000);
+    let num = i256::from_i128(x).checked_mul(scale)?;
+    let den = i256::from_i128(y);
+    let q = num.checked_div(den)?;
+    let r = num.checked_rem(den)?;
+    // |2r| >= |den|: away from zero.
+    let twice = r.checked_mul(i256::from_i128(2))?.checked_abs()?;
+    let q = if twice >= den.checked_abs()? {
+        if (x < 0) != (y < 0) {
+            q.checked_sub(i256::ONE)?
+        } else {
+            q.checked_add(i256::ONE)?
+        }
+    } else {
+        q
+    };
+    let q = q.to_i128()?;
+    // NUMERIC holds 29 digits before the point and 9 after.
+    (q.unsigned_abs() < 10u128.pow(38)).then_some(q)
 }
 
 /// The UDFs, for registration in a session.
@@ -937,13 +1157,12 @@ pub fn udfs() -> Vec<ScalarUDF> {
             Volatility::Immutable,
             Arc::new(from_zone),
         ),
-        create_udf(
-            "bq_safe_divide",
-            vec![DataType::Float64, DataType::Float64],
-            DataType::Float64,
-            Volatility::Immutable,
-            Arc::new(safe_divide),
-        ),
+        ScalarUDF::new_from_impl(Div {
+            signature: datafusion::logical_expr::Signature::user_defined(Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(SafeDivide {
+            signature: datafusion::logical_expr::Signature::user_defined(Volatility::Immutable),
+        }),
     ]
 }
 
@@ -1001,6 +1220,45 @@ mod tests {
             micros("%Y-%m-%d %H", "2020-01-05 13").as_deref(),
             Ok("2020-01-05 13:00:00")
         );
+    }
+
+    #[test]
+    fn numeric_div_keeps_the_integer_part() {
+        let n = |v: i128| v * 1_000_000_000;
+        assert_eq!(numeric_div(n(7) + 500_000_000, n(2)).unwrap(), n(3));
+        assert_eq!(numeric_div(-n(7), n(2)).unwrap(), n(-3));
+        assert_eq!(numeric_div(n(1), 1).unwrap(), n(1_000_000_000));
+        let e = numeric_div(n(1), 0).unwrap_err().to_string();
+        assert!(e.contains("division by zero: DIV(1, 0)"), "{e}");
+        let e = numeric_div(10i128.pow(38) - 1, 1).unwrap_err().to_string();
+        assert!(e.contains("numeric overflow"), "{e}");
+    }
+
+    #[test]
+    fn numeric_division_rounds_half_away_from_zero() {
+        let n = |s: &str| {
+            let (i, f) = s.split_once('.').unwrap_or((s, ""));
+            let neg = i.starts_with('-');
+            let v = i.trim_start_matches('-').parse::<i128>().unwrap() * 1_000_000_000
+                + format!("{f:0<9}").parse::<i128>().unwrap();
+            if neg { -v } else { v }
+        };
+        assert_eq!(numeric_divide(n("350.5"), n("3")), Some(n("116.833333333")));
+        assert_eq!(numeric_divide(n("2"), n("3")), Some(n("0.666666667")));
+        assert_eq!(numeric_divide(n("-2"), n("3")), Some(n("-0.666666667")));
+        assert_eq!(numeric_divide(n("1"), n("-8")), Some(n("-0.125")));
+        assert_eq!(
+            numeric_divide(n("0.000000001"), n("2")),
+            Some(n("0.000000001"))
+        );
+        assert_eq!(
+            numeric_divide(n("-0.000000001"), n("2")),
+            Some(n("-0.000000001"))
+        );
+        assert_eq!(numeric_divide(n("1"), 0), None);
+        let max = 10i128.pow(38) - 1;
+        assert_eq!(numeric_divide(max, n("0.1")), None);
+        assert_eq!(numeric_divide(max, n("1")), Some(max));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`limits`]: nesting, string size, recursion and date range limits, so
 //!   that no input crashes, exhausts memory or runs forever.
 
+mod calendar;
 mod casts;
 pub mod dialect;
 mod dml;
@@ -23,6 +24,7 @@ mod ranges;
 mod regexp;
 pub mod storage;
 mod string_agg;
+mod text;
 mod typed;
 
 use std::collections::BTreeMap;
@@ -673,6 +675,8 @@ impl LocalWarehouse {
             .chain(regexp::udfs())
             .chain(json::udfs())
             .chain(ranges::udfs())
+            .chain(calendar::udfs())
+            .chain(text::udfs())
         {
             ctx.register_udf(f);
         }
@@ -1143,7 +1147,8 @@ impl LocalWarehouse {
             position: position(span),
         };
         if stmt.temporary {
-            return Err(unsupported("CREATE TEMP TABLE"));
+            // Only a script makes temporary tables (see `TempTables`).
+            return Err(unsupported("CREATE TEMP TABLE outside a script"));
         }
         if stmt.like.is_some() || stmt.clone.is_some() {
             return Err(unsupported("CREATE TABLE LIKE/CLONE"));
@@ -1620,6 +1625,103 @@ fn partition_spec(e: &SqlExpr, fields: &[Field]) -> std::result::Result<Partitio
     }
 }
 
+/// The temporary tables of one script (one `execute`): `CREATE TEMP TABLE t`
+/// makes a table in a dataset of its own, which the script's later
+/// statements name `t` (without a dataset), and which is dropped when the
+/// script ends, however it ends.
+#[derive(Default)]
+struct TempTables {
+    /// Where they are: project and dataset, once the first is created.
+    dataset: Option<(String, String)>,
+    /// Their names (lower case, as BigQuery's table names in a script
+    /// compare) and where they are.
+    tables: Vec<(String, TableId)>,
+}
+
+impl TempTables {
+    /// Points the statement's names of temporary tables at them; a
+    /// `CREATE TEMP TABLE` makes a name one (as a plain `CREATE TABLE` there).
+    fn rewrite(&mut self, stmt: &mut Statement, ctx: &QueryContext) -> Result<()> {
+        use datafusion::sql::sqlparser::ast::{
+            Ident, ObjectName, ObjectNamePart, visit_relations_mut,
+        };
+        if let Statement::CreateTable(ct) = stmt
+            && ct.temporary
+        {
+            let span = object_name_span(&ct.name);
+            let [ObjectNamePart::Identifier(name)] = ct.name.0.as_slice() else {
+                return Err(BqError::Sql {
+                    message: format!(
+                        "a temporary table's name has no dataset: `{}`",
+                        object_name_text(&ct.name)
+                    ),
+                    position: position(span),
+                });
+            };
+            let key = name.value.to_lowercase();
+            if !self.tables.iter().any(|(n, _)| *n == key) {
+                let (project, dataset) = self
+                    .dataset
+                    .get_or_insert_with(|| {
+                        let project = if ctx.default_project.is_empty() {
+                            "_local".to_string()
+                        } else {
+                            ctx.default_project.clone()
+                        };
+                        let unique = storage::unique_name("t").replace(['-', '.'], "_");
+                        (project, format!("_script_{unique}"))
+                    })
+                    .clone();
+                let id = TableId::new(&project, &dataset, &name.value)?;
+                self.tables.push((key, id));
+            }
+            ct.temporary = false;
+        }
+        if self.tables.is_empty() {
+            return Ok(());
+        }
+        let tables = &self.tables;
+        let point = |name: &mut ObjectName| {
+            if let [ObjectNamePart::Identifier(i)] = name.0.as_slice()
+                && let Some((_, id)) = tables.iter().find(|(n, _)| *n == i.value.to_lowercase())
+            {
+                let span = i.span;
+                name.0 = [&id.project, &id.dataset, &id.table]
+                    .into_iter()
+                    .map(|p| ObjectNamePart::Identifier(Ident::with_span(span, p.as_str())))
+                    .collect();
+            }
+        };
+        if let Statement::CreateTable(ct) = stmt {
+            point(&mut ct.name);
+        }
+        if let Statement::Drop { names, .. } = stmt {
+            names.iter_mut().for_each(point);
+        }
+        let _ = visit_relations_mut(stmt, |name| {
+            point(name);
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        Ok(())
+    }
+
+    /// Drops every temporary table and their dataset.
+    fn drop_all(&self, storage: &Storage) -> Result<()> {
+        let mut first_error = None;
+        for (_, id) in &self.tables {
+            if let Err(e) = storage.commit(id, vec![], |_| Ok((None, ()))) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some((project, dataset)) = &self.dataset
+            && let Err(e) = storage.delete_dataset(project, dataset)
+        {
+            first_error.get_or_insert(e);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
 impl Backend for LocalWarehouse {
     fn name(&self) -> &str {
         "local"
@@ -1628,10 +1730,19 @@ impl Backend for LocalWarehouse {
     fn execute(&self, sql: &str, ctx: &QueryContext) -> Result<QueryResult> {
         limits::on_large_stack(|| {
             let stmts = dialect::parse(sql)?;
-            let mut last = empty_result();
-            for stmt in stmts {
-                last = self.run_statement(stmt, ctx)?;
-            }
+            let mut temps = TempTables::default();
+            let run = (|| {
+                let mut last = empty_result();
+                for mut stmt in stmts {
+                    temps.rewrite(&mut stmt, ctx)?;
+                    last = self.run_statement(stmt, ctx)?;
+                }
+                Ok(last)
+            })();
+            // The script's temporary tables go with it, also after an error.
+            let dropped = temps.drop_all(&self.storage);
+            let last = run?;
+            dropped?;
             Ok(last)
         })
         .map_err(|e| dialect::within(e, sql))
@@ -1891,6 +2002,59 @@ mod tests {
             .unwrap();
         let r = rt.block_on(async { w.execute("SELECT 1 AS one", &QueryContext::default()) });
         assert_eq!(r.unwrap().num_rows(), 1);
+    }
+
+    #[test]
+    fn temp_tables_live_for_their_script() {
+        let (dir, w, ctx) = test_warehouse();
+        w.execute(
+            "CREATE TABLE t (x INT64); INSERT INTO t VALUES (1), (2), (3)",
+            &ctx,
+        )
+        .unwrap();
+        let r = w
+            .execute(
+                "CREATE TEMP TABLE big AS SELECT x FROM t WHERE x > 1;
+                 INSERT INTO Big VALUES (10);
+                 CREATE TEMPORARY TABLE other (y INT64);
+                 INSERT INTO other SELECT x * 2 FROM big;
+                 SELECT SUM(y) AS s FROM other",
+                &ctx,
+            )
+            .unwrap();
+        let s = r.batches[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0);
+        assert_eq!(s, 30);
+        // Gone after the script, with their dataset, even when it fails.
+        let e = w
+            .execute("SELECT * FROM big", &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("big"), "{e}");
+        let e = w
+            .execute(
+                "CREATE TEMP TABLE big AS SELECT 1 AS x; SELECT * FROM nowhere",
+                &ctx,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nowhere"), "{e}");
+        assert_eq!(w.list_tables("p", "d"), ["t"]);
+        let datasets: Vec<_> = std::fs::read_dir(dir.path().join("p"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(datasets, ["d"]);
+        // A temporary table has no dataset.
+        let e = w
+            .execute("CREATE TEMP TABLE d.x AS SELECT 1 AS a", &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no dataset"), "{e}");
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl Civil {
     }
 }
 
-fn weekday(name: &str) -> Option<Weekday> {
+pub(super) fn weekday(name: &str) -> Option<Weekday> {
     Some(match name {
         "SUNDAY" => Weekday::Sun,
         "MONDAY" => Weekday::Mon,
