@@ -637,8 +637,11 @@ impl CheckedInt64 {
             }
             return None;
         }
+        // (Not into a type only DataFusion's coercion makes, DECIMAL(38, 15):
+        // `uncoerce_decimals`/`uncoerce_union` retype those, seeing the cast.)
         if src.is_floating()
             && let Some(scale) = decimal_scale(dst)
+            && !coerced_decimal(dst)
         {
             let text = call(
                 &self.float_decimal_text[safe as usize],
