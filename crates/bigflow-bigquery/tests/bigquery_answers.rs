@@ -858,3 +858,26 @@ fn safe_divide_keeps_numeric() {
     let e = error("SELECT SAFE_DIVIDE(BIGNUMERIC '7.5', 2)");
     assert!(e.starts_with("unsupported"), "{e}");
 }
+
+/// A NUMERIC compared with an expression DataFusion types DECIMAL(38, 15)
+/// (a FLOAT64 literal times an AVG of NUMERIC, as in TPC-H Q17) compares
+/// as NUMERIC instead of failing on two decimal types.
+#[test]
+fn numeric_compared_with_a_scaled_average() {
+    assert_eq!(
+        run(
+            "SELECT x, x < (SELECT 0.2 * AVG(y) FROM UNNEST([NUMERIC '10', NUMERIC '20']) y) \
+             FROM UNNEST([NUMERIC '2.5', NUMERIC '3.5']) x ORDER BY x"
+        )
+        .unwrap(),
+        "Decimal128(38, 9),Boolean | 2.500000000,true;3.500000000,false"
+    );
+    assert_eq!(
+        run(
+            "SELECT COUNT(*) FROM UNNEST([NUMERIC '1', NUMERIC '2']) x \
+             WHERE x > (SELECT SUM(y) * 0.0001 FROM UNNEST([NUMERIC '10000', NUMERIC '5000']) y)"
+        )
+        .unwrap(),
+        "Int64 | 1"
+    );
+}

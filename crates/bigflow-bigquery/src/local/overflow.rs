@@ -1059,11 +1059,36 @@ fn uncoerce_decimals(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> 
         return Ok(Transformed::no(e));
     }
     let to = numeric_or_float(sources.iter().map(|e| (e, schema)));
-    e.map_children(|c| match c {
+    let t = e.map_children(|c| match c {
         Expr::Cast(cast) if coerced_decimal(cast.field.data_type()) => {
             Ok(Transformed::yes(recast(*cast.expr, &to, schema)))
         }
         c => Ok(Transformed::no(c)),
+    })?;
+    // The other operand of a binary operator may be of such a type without
+    // a cast (`x < 0.2 * AVG(y)`, AVG of NUMERIC being DECIMAL(38, 13)
+    // here): it becomes the recast one's type too, as Arrow's kernels take
+    // operands of one type (BigQuery's NUMERIC has 9 decimal places).
+    t.transform_data(|e| match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (lt, rt) = (left.get_type(schema)?, right.get_type(schema)?);
+            let fix = |e: Box<Expr>, t: &DataType, other: &DataType| {
+                if lt != rt && coerced_decimal(t) && !coerced_decimal(other) {
+                    (Box::new(recast(*e, other, schema)), true)
+                } else {
+                    (e, false)
+                }
+            };
+            let (left, l) = fix(left, &lt, &rt);
+            let (right, r) = fix(right, &rt, &lt);
+            let e = Expr::BinaryExpr(BinaryExpr { left, op, right });
+            Ok(if l || r {
+                Transformed::yes(e)
+            } else {
+                Transformed::no(e)
+            })
+        }
+        e => Ok(Transformed::no(e)),
     })
 }
 
