@@ -873,10 +873,8 @@ fn numeric_compared_with_a_scaled_average() {
         "Decimal128(38, 9),Boolean | 2.500000000,true;3.500000000,false"
     );
     assert_eq!(
-        run(
-            "SELECT COUNT(*) FROM UNNEST([NUMERIC '1', NUMERIC '2']) x \
-             WHERE x > (SELECT SUM(y) * 0.0001 FROM UNNEST([NUMERIC '10000', NUMERIC '5000']) y)"
-        )
+        run("SELECT COUNT(*) FROM UNNEST([NUMERIC '1', NUMERIC '2']) x \
+             WHERE x > (SELECT SUM(y) * 0.0001 FROM UNNEST([NUMERIC '10000', NUMERIC '5000']) y)")
         .unwrap(),
         "Int64 | 1"
     );

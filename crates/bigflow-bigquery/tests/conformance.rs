@@ -25,7 +25,6 @@ mod peer;
 #[path = "conformance/runner.rs"]
 mod runner;
 
-
 use runner::{
     FileResult, Outcome, Target, data_dir, markdown, markdown_pair, run_file, test_files,
 };

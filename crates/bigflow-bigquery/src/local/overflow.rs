@@ -86,6 +86,44 @@ fn binary_udf(name: &str, kernel: Kernel) -> ScalarUDF {
     )
 }
 
+/// `a op b` of FLOAT64 values as IEEE compares them, as BigQuery does: a
+/// NaN operand makes the comparison false (`!=`: true), a NULL one NULL
+/// (Arrow's kernels order NaN above everything). One call, so an operand
+/// that is a subquery is planned once.
+fn ieee_compare_udf(op: Operator) -> ScalarUDF {
+    let (name, f): (&str, fn(f64, f64) -> bool) = match op {
+        Operator::Lt => ("bq_float_lt", |a, b| a < b),
+        Operator::LtEq => ("bq_float_le", |a, b| a <= b),
+        Operator::Gt => ("bq_float_gt", |a, b| a > b),
+        Operator::GtEq => ("bq_float_ge", |a, b| a >= b),
+        Operator::Eq => ("bq_float_eq", |a, b| a == b),
+        _ => ("bq_float_ne", |a, b| a != b),
+    };
+    create_udf(
+        name,
+        vec![DataType::Float64, DataType::Float64],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let scalars = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (x, y) = (
+                arrays[0].as_primitive::<Float64Type>(),
+                arrays[1].as_primitive::<Float64Type>(),
+            );
+            let values =
+                arrow::buffer::BooleanBuffer::collect_bool(x.len(), |i| f(x.value(i), y.value(i)));
+            let nulls = arrow::buffer::NullBuffer::union(x.nulls(), y.nulls());
+            let out: ArrayRef = Arc::new(BooleanArray::new(values, nulls));
+            if scalars {
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+            } else {
+                Ok(ColumnarValue::Array(out))
+            }
+        }),
+    )
+}
+
 /// `a / b` of FLOAT64 values (INT64 operands are cast first: BigQuery's `/`
 /// always divides as FLOAT64): division by zero and a finite quotient
 /// too large for FLOAT64 are errors, as in BigQuery.
@@ -319,8 +357,9 @@ pub struct CheckedInt64 {
     safe_string_to_bool: Arc<ScalarUDF>,
     round: Arc<ScalarUDF>,
     to_string: Arc<ScalarUDF>,
-    isnan: Arc<ScalarUDF>,
     float_order: Arc<ScalarUDF>,
+    /// [`ieee_compare_udf`] of each comparison operator.
+    float_compare: Vec<(Operator, Arc<ScalarUDF>)>,
     /// BigQuery's casts ([`super::casts`]), each as `[plain, safe]`.
     to_civil: Vec<(super::casts::Civil, [Arc<ScalarUDF>; 2])>,
     to_int64: [Arc<ScalarUDF>; 2],
@@ -343,8 +382,18 @@ impl Default for CheckedInt64 {
             safe_string_to_bool: Arc::new(super::typed::string_to_bool(true)),
             round: datafusion::functions::math::round(),
             to_string: Arc::new(super::typed::to_string_udf()),
-            isnan: datafusion::functions::math::isnan(),
             float_order: Arc::new(float_order_udf()),
+            float_compare: [
+                Operator::Lt,
+                Operator::LtEq,
+                Operator::Gt,
+                Operator::GtEq,
+                Operator::Eq,
+                Operator::NotEq,
+            ]
+            .into_iter()
+            .map(|op| (op, Arc::new(ieee_compare_udf(op))))
+            .collect(),
             to_civil: [Civil::Date, Civil::Time, Civil::DateTime]
                 .into_iter()
                 .map(|k| {
@@ -562,22 +611,16 @@ impl CheckedInt64 {
         if !may_be_nan(&l, schema) && !may_be_nan(&r, schema) {
             return Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r)));
         }
-        let isnan = |e: &Expr| {
-            Expr::ScalarFunction(ScalarFunction::new_udf(
-                self.isnan.clone(),
-                vec![datafusion::logical_expr::cast(e.clone(), DataType::Float64)],
-            ))
-        };
-        let either = Expr::or(isnan(&l), isnan(&r));
-        let either_null = Expr::or(l.clone().is_null(), r.clone().is_null());
-        datafusion::logical_expr::when(either_null, Expr::Literal(ScalarValue::Boolean(None), None))
-            .when(either, datafusion::logical_expr::lit(op == Operator::NotEq))
-            .otherwise(Expr::BinaryExpr(BinaryExpr::new(
-                Box::new(l),
-                op,
-                Box::new(r),
-            )))
-            .unwrap_or_else(|_| Expr::Literal(ScalarValue::Boolean(None), None))
+        match self.float_compare.iter().find(|(o, _)| *o == op) {
+            Some((_, udf)) => Expr::ScalarFunction(ScalarFunction::new_udf(
+                udf.clone(),
+                vec![
+                    datafusion::logical_expr::cast(l, DataType::Float64),
+                    datafusion::logical_expr::cast(r, DataType::Float64),
+                ],
+            )),
+            None => Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r))),
+        }
     }
 
     /// The UDFs the rule calls (registered so plans can be shown and re-planned).
@@ -594,6 +637,9 @@ impl CheckedInt64 {
             self.to_string.clone(),
             self.float_order.clone(),
         ]
+        .into_iter()
+        .chain(self.float_compare.iter().map(|(_, f)| f.clone()))
+        .collect()
     }
 
     /// BigQuery's conversion of `e` to `dst` where Arrow's cast differs
