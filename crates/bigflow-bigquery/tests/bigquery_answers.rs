@@ -879,3 +879,19 @@ fn numeric_compared_with_a_scaled_average() {
         "Int64 | 1"
     );
 }
+
+/// A NUMERIC compared with FLOAT64 literals is compared as NUMERIC (the
+/// literals coerce), with a FLOAT64 expression of literals (`0.06 + 0.01`,
+/// 0.06999999999999999) as FLOAT64 (NUMERIC coerces to FLOAT64, never the
+/// other way): 0.07 is then outside the range.
+#[test]
+fn numeric_against_float64_literals_and_expressions() {
+    assert_eq!(
+        run(
+            "SELECT x BETWEEN 0.05 AND 0.07, x BETWEEN 0.06 - 0.01 AND 0.06 + 0.01 \
+             FROM UNNEST([NUMERIC '0.07']) x"
+        )
+        .unwrap(),
+        "Boolean,Boolean | true,false"
+    );
+}
