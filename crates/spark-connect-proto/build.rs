@@ -4,7 +4,13 @@ use std::path::PathBuf;
 mod protoc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto");
+    // The directory cargo runs this script for (read when it runs, not
+    // when it is compiled: one compiled script may serve checkouts at other
+    // paths that share a target directory).
+    let proto_root = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?,
+    )
+    .join("proto");
     let connect_dir = proto_root.join("spark").join("connect");
 
     // The vendored Spark Connect .proto files. Keep in sync with proto/PROTO_VERSION.txt.

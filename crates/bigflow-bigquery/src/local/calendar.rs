@@ -16,23 +16,14 @@ use chrono::{
     DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc,
     Weekday,
 };
-use datafusion::common::{DataFusionError, ScalarValue};
+
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::functions::{MAX_TIMESTAMP_MICROS, MIN_TIMESTAMP_MICROS, Zone};
 use super::typed::{type_name, weekday};
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn exec_err(msg: String) -> DataFusionError {
-    DataFusionError::Execution(msg)
-}
-
-fn plan_err(msg: String) -> DataFusionError {
-    DataFusionError::Plan(msg)
-}
+use super::udf::{DfResult, exec_err, plan_err, scalar_result};
 
 fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
@@ -150,7 +141,7 @@ fn last_day(d: NaiveDate, part: DatePart) -> DfResult<NaiveDate> {
     let next = match part {
         DatePart::Day => {
             return Err(exec_err(
-                "LAST_DAY: unsupported date part DAY (YEAR, QUARTER, MONTH, WEEK, WEEK(<weekday>), ISOWEEK, ISOYEAR)".into(),
+                "LAST_DAY: unsupported date part DAY (YEAR, QUARTER, MONTH, WEEK, WEEK(<weekday>), ISOWEEK, ISOYEAR)",
             ));
         }
         DatePart::Week(_) => trunc_date("LAST_DAY", d, part)? + Duration::days(7),
@@ -229,14 +220,6 @@ fn trunc_in_zone(micros: i64, part: Part, zone: Zone) -> DfResult<i64> {
     }
 }
 
-fn scalar_result(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarValue> {
-    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) && out.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-    } else {
-        Ok(ColumnarValue::Array(out))
-    }
-}
-
 fn row(a: &ArrayRef, i: usize) -> usize {
     if a.len() == 1 { 0 } else { i }
 }
@@ -269,7 +252,7 @@ impl ScalarUDFImpl for Trunc {
                     type_name(other)
                 )));
             }
-            None => return Err(plan_err("a truncation takes a value".into())),
+            None => return Err(plan_err("a truncation takes a value")),
         };
         match arg_types.len() {
             2 => Ok(vec![value, DataType::Utf8]),
@@ -277,9 +260,9 @@ impl ScalarUDFImpl for Trunc {
                 Ok(vec![value, DataType::Utf8, DataType::Utf8])
             }
             3 => Err(plan_err(
-                "only TIMESTAMP_TRUNC of a TIMESTAMP takes a time zone".into(),
+                "only TIMESTAMP_TRUNC of a TIMESTAMP takes a time zone",
             )),
-            _ => Err(plan_err("a truncation takes (value, part [, zone])".into())),
+            _ => Err(plan_err("a truncation takes (value, part [, zone])")),
         }
     }
 
@@ -395,10 +378,10 @@ impl ScalarUDFImpl for LastDay {
                     type_name(other)
                 )));
             }
-            None => return Err(plan_err("LAST_DAY takes a value".into())),
+            None => return Err(plan_err("LAST_DAY takes a value")),
         };
         if arg_types.len() != 2 {
-            return Err(plan_err("LAST_DAY takes (value [, date part])".into()));
+            return Err(plan_err("LAST_DAY takes (value [, date part])"));
         }
         Ok(vec![value, DataType::Utf8])
     }
@@ -473,7 +456,7 @@ impl ScalarUDFImpl for Unix {
                 type_name(other)
             ))),
             _ => Err(plan_err(
-                "UNIX_SECONDS/UNIX_MILLIS/UNIX_MICROS take one TIMESTAMP".into(),
+                "UNIX_SECONDS/UNIX_MILLIS/UNIX_MICROS take one TIMESTAMP",
             )),
         }
     }

@@ -21,6 +21,7 @@
 
 use std::sync::Arc;
 
+use super::udf::{DfResult, exec_err, scalar_result};
 use arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Int64Array, StringArray, Time64NanosecondArray,
     TimestampMicrosecondArray,
@@ -28,24 +29,10 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
-use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn exec_err(msg: String) -> DataFusionError {
-    DataFusionError::Execution(msg)
-}
-
-fn scalar_result(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarValue> {
-    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) && out.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-    } else {
-        Ok(ColumnarValue::Array(out))
-    }
-}
 
 /// The first argument as a STRING array.
 fn strings(args: &ScalarFunctionArgs) -> DfResult<(Vec<ArrayRef>, ArrayRef)> {
@@ -513,7 +500,7 @@ impl ScalarUDFImpl for FloatDecimalText {
             Some(ColumnarValue::Scalar(ScalarValue::Int64(Some(s)))) if (0..=76).contains(s) => {
                 *s as usize
             }
-            _ => return Err(exec_err("bq_float_decimal_text: bad scale".into())),
+            _ => return Err(exec_err("bq_float_decimal_text: bad scale")),
         };
         let f = cast(&arrays[0], &DataType::Float64)?;
         let mut out = Vec::with_capacity(f.len());
@@ -575,14 +562,14 @@ impl ScalarUDFImpl for DateArg {
         arg_types
             .first()
             .cloned()
-            .ok_or_else(|| exec_err("DATE needs an argument".into()))
+            .ok_or_else(|| exec_err("DATE needs an argument"))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         args.args
             .into_iter()
             .next()
-            .ok_or_else(|| exec_err("DATE needs an argument".into()))
+            .ok_or_else(|| exec_err("DATE needs an argument"))
     }
 }
 
@@ -611,14 +598,14 @@ impl ScalarUDFImpl for Nullable {
         arg_types
             .first()
             .cloned()
-            .ok_or_else(|| exec_err("bq_nullable takes one argument".into()))
+            .ok_or_else(|| exec_err("bq_nullable takes one argument"))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         args.args
             .into_iter()
             .next()
-            .ok_or_else(|| exec_err("bq_nullable takes one argument".into()))
+            .ok_or_else(|| exec_err("bq_nullable takes one argument"))
     }
 }
 

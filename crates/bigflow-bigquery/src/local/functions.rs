@@ -21,13 +21,8 @@ use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 
+use super::udf::{DfResult, exec_err};
 use crate::schema::timestamp_type;
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn exec_err(msg: String) -> DataFusionError {
-    DataFusionError::Execution(msg)
-}
 
 const EPOCH_DAYS_CE: i32 = 719_163; // NaiveDate::from_ymd(1970,1,1).num_days_from_ce()
 

@@ -30,16 +30,7 @@ use datafusion::logical_expr::{
 };
 
 use super::typed::{float_to_string, type_name};
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn exec_err(msg: impl Into<String>) -> DataFusionError {
-    DataFusionError::Execution(msg.into())
-}
-
-fn plan_err(msg: impl Into<String>) -> DataFusionError {
-    DataFusionError::Plan(msg.into())
-}
+use super::udf::{DfResult, exec_err, plan_err};
 
 /// What the local warehouse cannot answer exactly (BqError::Unsupported).
 fn unsupported(what: impl Into<String>) -> DataFusionError {

@@ -48,9 +48,8 @@ use futures_util::StreamExt;
 
 use super::dialect::position;
 use super::functions::{MAX_DATE_DAYS, MAX_TIMESTAMP_MICROS, MIN_DATE_DAYS, MIN_TIMESTAMP_MICROS};
+use super::udf::DfResult;
 use crate::error::{BqError, Result};
-
-type DfResult<T> = datafusion::common::Result<T>;
 
 /// How deep expressions may nest (a chain `a + b + c + …` of n terms nests n deep).
 pub const MAX_EXPRESSION_DEPTH: usize = 1_000;

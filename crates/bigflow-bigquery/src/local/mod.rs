@@ -26,6 +26,7 @@ pub mod storage;
 mod string_agg;
 mod text;
 mod typed;
+mod udf;
 
 use std::collections::BTreeMap;
 use std::fs::File;

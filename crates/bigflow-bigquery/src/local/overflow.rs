@@ -26,6 +26,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::udf::DfResult;
 use arrow::array::Float64Array;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
 use arrow::compute::kernels::numeric;
@@ -46,8 +47,6 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
-
-type DfResult<T> = datafusion::common::Result<T>;
 
 fn overflow(what: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Execution(format!("int64 overflow: {what}"))
@@ -452,11 +451,11 @@ fn may_be_nan(e: &Expr, schema: &DFSchema) -> bool {
     }
     match e {
         Expr::Literal(..) | Expr::Cast(_) | Expr::TryCast(_) => !finite(e, schema),
-        Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) =>
-        {
-            !(finite(left, schema) && finite(right, schema))
-        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Plus | Operator::Minus | Operator::Multiply,
+            right,
+        }) => !(finite(left, schema) && finite(right, schema)),
         _ => true,
     }
 }

@@ -18,22 +18,13 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, TimestampMicrosecondType};
-use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::udf::{DfResult, exec_err, plan_err};
 use crate::range::{self, Bound, Element};
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn plan_err(msg: String) -> DataFusionError {
-    DataFusionError::Plan(msg)
-}
-
-fn exec_err(msg: String) -> DataFusionError {
-    DataFusionError::Execution(msg)
-}
 
 /// The element a bound of type `t` has (any timestamp unit), if any.
 fn bound_element(t: &DataType) -> Option<Element> {
@@ -114,12 +105,12 @@ impl ScalarUDFImpl for Construct {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let [a, b] = arg_types else {
-            return Err(plan_err("RANGE takes two arguments, (start, end)".into()));
+            return Err(plan_err("RANGE takes two arguments, (start, end)"));
         };
         let element = match (a, b) {
             (DataType::Null, DataType::Null) => {
                 return Err(plan_err(
-                    "RANGE(NULL, NULL) has no element type: give a DATE, DATETIME or TIMESTAMP bound".into(),
+                    "RANGE(NULL, NULL) has no element type: give a DATE, DATETIME or TIMESTAMP bound",
                 ));
             }
             (DataType::Null, t) | (t, DataType::Null) => bound_element(t),
@@ -136,8 +127,7 @@ impl ScalarUDFImpl for Construct {
             }) =>
             {
                 Err(plan_err(
-                    "unsupported: RANGE of bounds of two different types or of STRING literals"
-                        .into(),
+                    "unsupported: RANGE of bounds of two different types or of STRING literals",
                 ))
             }
             None => Err(plan_err(format!(
@@ -152,14 +142,14 @@ impl ScalarUDFImpl for Construct {
         let e = arg_types
             .iter()
             .find_map(bound_element)
-            .ok_or_else(|| plan_err("RANGE needs DATE, DATETIME or TIMESTAMP bounds".into()))?;
+            .ok_or_else(|| plan_err("RANGE needs DATE, DATETIME or TIMESTAMP bounds"))?;
         Ok(e.range_type())
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let e = bound_element(arrays[0].data_type())
-            .ok_or_else(|| exec_err("RANGE needs DATE, DATETIME or TIMESTAMP bounds".into()))?;
+            .ok_or_else(|| exec_err("RANGE needs DATE, DATETIME or TIMESTAMP bounds"))?;
         let n = arrays[0].len();
         let mut rows = Vec::with_capacity(n);
         for i in 0..n {
@@ -196,10 +186,10 @@ impl ScalarUDFImpl for RangeCast {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let [v, target] = arg_types else {
-            return Err(plan_err("a cast takes one value".into()));
+            return Err(plan_err("a cast takes one value"));
         };
         if range::element_of(target).is_none() {
-            return Err(plan_err("a cast to RANGE needs a RANGE type".into()));
+            return Err(plan_err("a cast to RANGE needs a RANGE type"));
         }
         match v {
             DataType::Null => Ok(vec![target.clone(), target.clone()]),
@@ -223,7 +213,7 @@ impl ScalarUDFImpl for RangeCast {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let target = arrays[1].data_type().clone();
         let e = range::element_of(&target)
-            .ok_or_else(|| exec_err("a cast to RANGE needs a RANGE type".into()))?;
+            .ok_or_else(|| exec_err("a cast to RANGE needs a RANGE type"))?;
         let v = &arrays[0];
         if v.data_type() == &target {
             return finish(&args.args, v.clone());
@@ -299,14 +289,14 @@ impl ScalarUDFImpl for Side {
     fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
         range::element_of(&arg_types[0])
             .map(Element::data_type)
-            .ok_or_else(|| plan_err("a RANGE function takes a RANGE".into()))
+            .ok_or_else(|| plan_err("a RANGE function takes a RANGE"))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let r = &arrays[0];
         let e = range::element_of(r.data_type())
-            .ok_or_else(|| exec_err("a RANGE function takes a RANGE".into()))?;
+            .ok_or_else(|| exec_err("a RANGE function takes a RANGE"))?;
         let values: Vec<Option<i64>> = (0..r.len())
             .map(|i| {
                 raw_at(r, i).and_then(|raw| {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::udf::{DfResult, exec_err};
 use arrow::array::{Array, AsArray, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
@@ -16,12 +17,6 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use regex::Regex;
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn exec_err(msg: String) -> DataFusionError {
-    DataFusionError::Execution(msg)
-}
 
 /// The 1-based character position BigQuery's REGEXP_INSTR gives for the
 /// `occurrence`-th match of `re` in `value` from character `position`
@@ -38,12 +33,12 @@ pub fn regexp_instr(
 ) -> DfResult<i64> {
     if position <= 0 || occurrence <= 0 {
         return Err(exec_err(
-            "REGEXP_INSTR: the position and the occurrence must be positive".into(),
+            "REGEXP_INSTR: the position and the occurrence must be positive",
         ));
     }
     if re.captures_len() > 2 {
         return Err(exec_err(
-            "REGEXP_INSTR: the regular expression must not have more than 1 capturing group".into(),
+            "REGEXP_INSTR: the regular expression must not have more than 1 capturing group",
         ));
     }
     let chars = value.chars().count() as i64;

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::udf::DfResult;
 use arrow::array::{ArrayRef, AsArray, BinaryArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef};
@@ -17,8 +18,6 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::physical_expr::expressions::Literal;
-
-type DfResult<T> = datafusion::common::Result<T>;
 
 fn is_bytes(t: &DataType) -> bool {
     matches!(

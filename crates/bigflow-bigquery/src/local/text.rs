@@ -16,36 +16,19 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, ListBuilder, StringBuilder};
 use arrow::datatypes::{DataType, Field, TimeUnit};
-use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::common::DataFusionError;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::limits::{MAX_BATCH_BYTES, MAX_STRING_BYTES};
 use super::typed::{to_bq_string, type_name};
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn exec_err(msg: String) -> DataFusionError {
-    DataFusionError::Execution(msg)
-}
-
-fn plan_err(msg: String) -> DataFusionError {
-    DataFusionError::Plan(msg)
-}
+use super::udf::{DfResult, exec_err, plan_err, scalar_result};
 
 /// What BigQuery answers but this warehouse does not (reported as
 /// unsupported, not as the query's error).
 fn not_here(msg: String) -> DataFusionError {
     DataFusionError::NotImplemented(msg)
-}
-
-fn scalar_result(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarValue> {
-    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) && out.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-    } else {
-        Ok(ColumnarValue::Array(out))
-    }
 }
 
 fn row(a: &ArrayRef, i: usize) -> usize {
@@ -210,7 +193,7 @@ impl Compiled {
         mut f: impl FnMut(Option<(usize, usize)>) -> bool,
     ) -> DfResult<()> {
         if self.groups() > 1 {
-            return Err(exec_err(TOO_MANY_GROUPS.into()));
+            return Err(exec_err(TOO_MANY_GROUPS));
         }
         let mut pos = 0usize;
         loop {
@@ -413,7 +396,7 @@ impl ScalarUDFImpl for RegexpExtract {
                     )));
                 }
                 if re.groups() > 1 {
-                    return Err(exec_err(TOO_MANY_GROUPS.into()));
+                    return Err(exec_err(TOO_MANY_GROUPS));
                 }
                 // The search begins at `position` (characters of a STRING,
                 // bytes of BYTES), anchors (`^`) included.
@@ -1057,7 +1040,7 @@ impl ScalarUDFImpl for Format {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let Some(first) = arg_types.first() else {
-            return Err(plan_err("FORMAT takes a format string".into()));
+            return Err(plan_err("FORMAT takes a format string"));
         };
         if !matches!(
             first,

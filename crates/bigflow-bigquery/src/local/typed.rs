@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use super::udf::{DfResult, exec_err, plan_err, scalar_result};
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Int64Array, StringArray, StringBuilder,
 };
@@ -29,16 +30,6 @@ use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-
-type DfResult<T> = datafusion::common::Result<T>;
-
-fn plan_err(msg: String) -> DataFusionError {
-    DataFusionError::Plan(msg)
-}
-
-fn exec_err(msg: String) -> DataFusionError {
-    DataFusionError::Execution(msg)
-}
 
 /// A type's BigQuery name, for messages.
 pub fn type_name(t: &DataType) -> String {
@@ -85,14 +76,6 @@ pub fn type_name(t: &DataType) -> String {
     }
 }
 
-fn scalar_result(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarValue> {
-    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) && out.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-    } else {
-        Ok(ColumnarValue::Array(out))
-    }
-}
-
 // ---------------------------------------------------------------------------
 // IF / CASE WHEN conditions
 
@@ -118,7 +101,7 @@ impl ScalarUDFImpl for Condition {
                 "the condition of IF or CASE WHEN must be BOOL, got {}",
                 type_name(other)
             ))),
-            _ => Err(plan_err("a condition takes one value".into())),
+            _ => Err(plan_err("a condition takes one value")),
         }
     }
 
@@ -236,7 +219,7 @@ impl ScalarUDFImpl for Extract {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let [_, value] = arg_types else {
-            return Err(plan_err("EXTRACT takes one value".into()));
+            return Err(plan_err("EXTRACT takes one value"));
         };
         let value = match value {
             DataType::Date32 | DataType::Date64 => DataType::Date32,
@@ -578,7 +561,7 @@ impl ScalarUDFImpl for ArrayAt {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let [array, index, _] = arg_types else {
-            return Err(plan_err("an array subscript takes one index".into()));
+            return Err(plan_err("an array subscript takes one index"));
         };
         let array = match array {
             DataType::List(_) | DataType::Null => array.clone(),
@@ -805,7 +788,7 @@ fn split_substr(value: &str, delimiter: &str, start: i64, count: Option<i64>) ->
     }
     if count.is_some_and(|c| c < 0) {
         return Err(exec_err(
-            "SPLIT_SUBSTR: the count of splits must not be negative".into(),
+            "SPLIT_SUBSTR: the count of splits must not be negative",
         ));
     }
     let parts: Vec<&str> = value.split(delimiter).collect();
@@ -839,7 +822,7 @@ impl ScalarUDFImpl for SplitSubstr {
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         if !matches!(arg_types.len(), 3 | 4) {
             return Err(plan_err(
-                "SPLIT_SUBSTR takes (value, delimiter, start_split[, count])".into(),
+                "SPLIT_SUBSTR takes (value, delimiter, start_split[, count])",
             ));
         }
         let text = |t: &DataType| {
@@ -940,7 +923,7 @@ impl ScalarUDFImpl for FlatArray {
                 "ARRAY_CONCAT_AGG needs an ARRAY, got {}",
                 type_name(other)
             ))),
-            _ => Err(plan_err("ARRAY_CONCAT_AGG takes one array".into())),
+            _ => Err(plan_err("ARRAY_CONCAT_AGG takes one array")),
         }
     }
 
@@ -988,7 +971,7 @@ impl ScalarUDFImpl for ArrayIsDistinct {
                 "ARRAY_IS_DISTINCT needs an ARRAY, got {}",
                 type_name(other)
             ))),
-            _ => Err(plan_err("ARRAY_IS_DISTINCT takes one array".into())),
+            _ => Err(plan_err("ARRAY_IS_DISTINCT takes one array")),
         }
     }
 
@@ -1064,7 +1047,7 @@ impl ScalarUDFImpl for InArray {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let [value, array] = arg_types else {
-            return Err(plan_err("IN UNNEST takes a value and an array".into()));
+            return Err(plan_err("IN UNNEST takes a value and an array"));
         };
         let elem = match array {
             DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
@@ -1091,9 +1074,7 @@ impl ScalarUDFImpl for InArray {
         if matches!(value, DataType::Struct(_) | DataType::List(_))
             || matches!(elem, DataType::Struct(_) | DataType::List(_))
         {
-            return Err(plan_err(
-                "unsupported: IN UNNEST of STRUCT or ARRAY values".into(),
-            ));
+            return Err(plan_err("unsupported: IN UNNEST of STRUCT or ARRAY values"));
         }
         let common = if *value == elem || *value == DataType::Null {
             elem.clone()
@@ -1198,7 +1179,7 @@ impl ScalarUDFImpl for Length {
                 "LENGTH takes a STRING or BYTES, got {}",
                 type_name(t)
             ))),
-            _ => Err(plan_err("LENGTH takes one value".into())),
+            _ => Err(plan_err("LENGTH takes one value")),
         }
     }
 
@@ -1270,10 +1251,10 @@ impl ScalarUDFImpl for Substr {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         let Some((value, rest)) = arg_types.split_first() else {
-            return Err(plan_err("SUBSTR takes (value, position[, length])".into()));
+            return Err(plan_err("SUBSTR takes (value, position[, length])"));
         };
         if rest.is_empty() || rest.len() > 2 {
-            return Err(plan_err("SUBSTR takes (value, position[, length])".into()));
+            return Err(plan_err("SUBSTR takes (value, position[, length])"));
         }
         let value = if is_binary(value) {
             DataType::Binary
@@ -1394,7 +1375,7 @@ impl ScalarUDFImpl for Split {
                 type_name(a),
                 type_name(b)
             ))),
-            _ => Err(plan_err("SPLIT takes a value and a delimiter".into())),
+            _ => Err(plan_err("SPLIT takes a value and a delimiter")),
         }
     }
 
