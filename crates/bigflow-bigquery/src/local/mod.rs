@@ -118,6 +118,21 @@ fn coercion_refusal(message: &str) -> Option<(&str, &str)> {
 /// it has no plan for), what fails while running is [`BqError::Engine`],
 /// and the refusals of the `bq_*` functions (BigQuery's own rules, e.g. a
 /// condition that is not BOOL) are [`BqError::Sql`].
+/// The longest engine message passed on whole; the rest of a longer one
+/// (a 100 kB value quoted by a cast error) is counted, not repeated.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+fn bounded_message(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!(
+            "{}… ({} more characters)",
+            &message[..cut],
+            message[cut..].chars().count()
+        ),
+        None => message,
+    }
+}
+
 fn df_error(e: DataFusionError) -> BqError {
     let position = e.diagnostic().and_then(|d| d.span).and_then(|s| {
         (s.start.line > 0).then_some(Position {
@@ -128,7 +143,7 @@ fn df_error(e: DataFusionError) -> BqError {
     // The cause, not the planner stage it surfaced in ("Optimizer rule
     // 'simplify_expressions' failed caused by …").
     let root = e.find_root();
-    let message = root.strip_backtrace().to_string();
+    let message = bounded_message(root.strip_backtrace().to_string());
     if let Some((function, cause)) = coercion_refusal(&message) {
         return if let Some(construct) = cause.strip_prefix("unsupported: ") {
             BqError::Unsupported {
@@ -2690,6 +2705,13 @@ mod cast_tests {
             ["-256", "12", ""]
         );
         assert!(err("SELECT CAST('0xFFFFFFFFFFFFFFFF' AS INT64)").contains("Bad int64 value"));
+        // A huge value is quoted in part, not whole.
+        let huge = err("SELECT CAST(REPEAT('9', 100000) AS INT64)");
+        assert!(
+            huge.len() < 3000 && huge.contains("more characters)"),
+            "{}",
+            &huge[..200]
+        );
         assert_eq!(
             ok(
                 "SELECT CAST('01:02:3' AS TIME), CAST('12:59:60.5' AS TIME), \
