@@ -241,52 +241,6 @@ fn ieee_divide_udf() -> ScalarUDF {
     )
 }
 
-/// `DIV(a, b)`: INT64 division rounding toward zero; by zero and
-/// `DIV(-9223372036854775808, -1)` are errors.
-fn int64_div_udf() -> ScalarUDF {
-    create_udf(
-        "bq_int64_div",
-        vec![DataType::Int64, DataType::Int64],
-        DataType::Int64,
-        Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let scalars = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let (x, y) = (
-                arrays[0].as_primitive::<Int64Type>(),
-                arrays[1].as_primitive::<Int64Type>(),
-            );
-            let n = x.len().max(y.len());
-            let at = |a: &Int64Array, i: usize| {
-                let i = if a.len() == 1 { 0 } else { i };
-                (!a.is_null(i)).then(|| a.value(i))
-            };
-            let mut out = Vec::with_capacity(n);
-            for i in 0..n {
-                out.push(match (at(x, i), at(y, i)) {
-                    (Some(_), Some(0)) => {
-                        return Err(DataFusionError::Execution(format!(
-                            "division by zero: DIV({}, 0)",
-                            at(x, i).unwrap_or_default()
-                        )));
-                    }
-                    (Some(a), Some(b)) => Some(
-                        a.checked_div(b)
-                            .ok_or_else(|| overflow(format_args!("DIV({a}, {b})")))?,
-                    ),
-                    _ => None,
-                });
-            }
-            let out: ArrayRef = Arc::new(Int64Array::from(out));
-            if scalars {
-                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-            } else {
-                Ok(ColumnarValue::Array(out))
-            }
-        }),
-    )
-}
-
 fn neg_udf() -> ScalarUDF {
     create_udf(
         "bq_int64_neg",
@@ -351,7 +305,6 @@ pub struct CheckedInt64 {
     mul: Arc<ScalarUDF>,
     neg: Arc<ScalarUDF>,
     div: Arc<ScalarUDF>,
-    int_div: Arc<ScalarUDF>,
     string_to_bool: Arc<ScalarUDF>,
     safe_string_to_bool: Arc<ScalarUDF>,
     round: Arc<ScalarUDF>,
@@ -376,7 +329,6 @@ impl Default for CheckedInt64 {
             mul: Arc::new(binary_udf("bq_int64_mul", numeric::mul)),
             neg: Arc::new(neg_udf()),
             div: Arc::new(divide_udf()),
-            int_div: Arc::new(int64_div_udf()),
             string_to_bool: Arc::new(super::typed::string_to_bool(false)),
             safe_string_to_bool: Arc::new(super::typed::string_to_bool(true)),
             round: datafusion::functions::math::round(),
@@ -630,7 +582,6 @@ impl CheckedInt64 {
             self.mul.clone(),
             self.neg.clone(),
             self.div.clone(),
-            self.int_div.clone(),
             self.string_to_bool.clone(),
             self.safe_string_to_bool.clone(),
             self.to_string.clone(),
